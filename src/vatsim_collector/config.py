@@ -1,0 +1,113 @@
+"""One validated settings object, read from ``VATSIM_*`` environment variables, ``.env`` and flags.
+
+Nothing here is instantiated at import time: the CLI or a test builds a ``Settings`` and passes
+it down, so two collectors with different settings can live in one process (the tests do this).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LIVE_STATUS_URL = "https://status.vatsim.net/status.json"
+LIVE_DATA_FALLBACK_URL = "https://data.vatsim.net/v3/vatsim-data.json"
+LIVE_TRANSCEIVERS_FALLBACK_URL = "https://data.vatsim.net/v3/transceivers-data.json"
+# VATSIM regenerates the feed every 15 s; asking more often only loads their servers.
+LIVE_MIN_POLL_SECONDS = 15.0
+
+
+def is_live_vatsim_host(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host == "vatsim.net" or host.endswith(".vatsim.net")
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{Path('data') / 'vatsim.db'}"
+
+
+class SettingsError(ValueError):
+    """Raised with a message that names the setting and what it accepts."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VATSIM_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    database_url: str = Field(default_factory=default_database_url)
+    status_url: str = LIVE_STATUS_URL
+    data_fallback_url: str = LIVE_DATA_FALLBACK_URL
+    transceivers_fallback_url: str = LIVE_TRANSCEIVERS_FALLBACK_URL
+    poll_interval: float = Field(default=15.0, gt=0, description="seconds between feed polls")
+    status_refresh_interval: float = Field(default=3600.0, gt=0)
+    http_timeout: float = Field(default=10.0, gt=0)
+    user_agent: str = "vatsim-collector/0.1 (+https://github.com/vatsim-collector)"
+    fetch_transceivers: bool = True
+
+    missed_snapshots_to_end: int = Field(default=4, ge=1, le=1000)
+    flight_reconnect_minutes: float = Field(default=30.0, ge=0)
+    sanity_min_pilots: int = Field(default=10, ge=0)
+    sanity_max_drop_fraction: float = Field(default=0.5, gt=0, le=1)
+    sanity_accept_after: int = Field(
+        default=3,
+        ge=1,
+        description="consecutive quarantined snapshots after which the new level is believed",
+    )
+    stale_after_seconds: float = Field(default=120.0, gt=0)
+    store_names: bool = False
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0]
+        if scheme not in {"sqlite", "postgresql", "postgresql+psycopg"}:
+            raise ValueError(
+                "must start with sqlite:/// or postgresql:// (postgresql+psycopg:// also accepted)"
+            )
+        if scheme == "postgresql":
+            value = "postgresql+psycopg" + value[len("postgresql") :]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return upper
+
+    @model_validator(mode="after")
+    def _polite_to_vatsim(self) -> Settings:
+        if self.poll_interval < LIVE_MIN_POLL_SECONDS and is_live_vatsim_host(self.status_url):
+            raise ValueError(
+                f"poll_interval {self.poll_interval:g}s is faster than the"
+                f" {LIVE_MIN_POLL_SECONDS:g}s the live VATSIM feed allows;"
+                " use a local simulator for faster polling"
+            )
+        return self
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, letting explicit (CLI) overrides win over the environment.
+
+    Validation failures become one readable ``SettingsError`` naming each bad setting.
+    """
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            env = f"VATSIM_{name.upper()}" if err["loc"] else ""
+            where = f"{name} ({env})" if env else name
+            lines.append(f"{where}: {err['msg']}")
+        raise SettingsError("invalid configuration: " + "; ".join(lines)) from None

@@ -1,0 +1,260 @@
+"""Decode → sanity gate → tracking → one committed transaction, for one fetched snapshot.
+
+The in-memory state is advanced before the database write; if the write fails, the state is
+rebuilt from the database, which the rolled-back transaction left untouched.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine, insert, select
+
+from vatsim_collector.feed.decode import FeedDecodeError, decode_snapshot, decode_transceivers
+from vatsim_collector.feed.models import Snapshot, StationTransceivers
+from vatsim_collector.feed.sanity import SanityGate
+from vatsim_collector.store import schema as t
+from vatsim_collector.store.restore import load_live_state
+from vatsim_collector.store.writer import SnapshotWriter
+from vatsim_collector.tracking.changes import Changeset
+from vatsim_collector.tracking.state import LiveState
+from vatsim_collector.tracking.tracker import Tracker
+
+log = structlog.get_logger(__name__)
+
+
+class Outcome(StrEnum):
+    INGESTED = "ingested"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    QUARANTINED = "quarantined"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: Outcome
+    update_timestamp: datetime | None = None
+    reason: str | None = None
+    snapshot_id: int | None = None
+    changes: Changeset | None = field(default=None, repr=False)
+
+
+@dataclass
+class IngestStats:
+    snapshots_ingested: int = 0
+    snapshots_duplicate: int = 0
+    snapshots_rejected: int = 0
+    snapshots_quarantined: int = 0
+    pilot_sessions_opened: int = 0
+    pilot_sessions_closed: int = 0
+    controller_sessions_opened: int = 0
+    controller_sessions_closed: int = 0
+    atis_sessions_opened: int = 0
+    atis_sessions_closed: int = 0
+    flights_opened: int = 0
+    flight_plan_revisions: int = 0
+    positions_written: int = 0
+    transceivers_written: int = 0
+    prefiles_seen: int = 0
+
+    def count(self, changes: Changeset) -> None:
+        self.snapshots_ingested += 1
+        self.pilot_sessions_opened += len(changes.opened_pilots)
+        self.pilot_sessions_closed += len(changes.closed_pilots)
+        self.controller_sessions_opened += len(changes.opened_controllers)
+        self.controller_sessions_closed += len(changes.closed_controllers)
+        self.atis_sessions_opened += len(changes.opened_atis)
+        self.atis_sessions_closed += len(changes.closed_atis)
+        self.flights_opened += len(changes.new_flights)
+        self.flight_plan_revisions += len(changes.plan_revisions)
+        self.positions_written += len(changes.present_pilots)
+        self.transceivers_written += changes.transceiver_count
+        self.prefiles_seen += len(changes.new_prefiles)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    missed_snapshots_to_end: int = 4
+    flight_reconnect_minutes: float = 30.0
+    sanity_min_pilots: int = 10
+    sanity_max_drop_fraction: float = 0.5
+    sanity_accept_after: int = 3
+    store_names: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> IngestConfig:
+        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
+
+
+class Ingestor:
+    def __init__(self, engine: Engine, config: IngestConfig) -> None:
+        self.engine = engine
+        self.config = config
+        self.stats = IngestStats()
+        self.gate = SanityGate(
+            min_pilots=config.sanity_min_pilots,
+            max_drop_fraction=config.sanity_max_drop_fraction,
+            accept_after=config.sanity_accept_after,
+        )
+        self.writer = SnapshotWriter(store_names=config.store_names)
+        self.state = LiveState()
+        self.tracker = self._tracker(self.state)
+        self.last_snapshot: Snapshot | None = None
+        self.last_transceivers: list[StationTransceivers] | None = None
+
+    def _tracker(self, state: LiveState) -> Tracker:
+        return Tracker(
+            state,
+            missed_to_end=self.config.missed_snapshots_to_end,
+            reconnect_window=timedelta(minutes=self.config.flight_reconnect_minutes),
+        )
+
+    def restore(self) -> LiveState:
+        """Load open sessions from the database; call before the first ingest."""
+        with self.engine.connect() as conn:
+            self.state = load_live_state(
+                conn,
+                missed_to_end=self.config.missed_snapshots_to_end,
+                reconnect_window=timedelta(minutes=self.config.flight_reconnect_minutes),
+            )
+        self.tracker = self._tracker(self.state)
+        return self.state
+
+    def ingest(
+        self,
+        raw: bytes,
+        *,
+        transceivers_raw: bytes | None = None,
+        fetched_at: datetime | None = None,
+        source: str = "feed",
+    ) -> IngestResult:
+        fetched_at = fetched_at or datetime.now(UTC)
+        try:
+            snapshot = decode_snapshot(raw)
+        except FeedDecodeError as exc:
+            return self._reject(raw, str(exc), source, fetched_at)
+        transceivers: list[StationTransceivers] | None = None
+        if transceivers_raw is not None:
+            try:
+                transceivers = decode_transceivers(transceivers_raw)
+            except FeedDecodeError as exc:
+                # The snapshot is still good; keep the bad transceivers document for inspection.
+                self._hold(transceivers_raw, "rejected", f"transceivers: {exc}", source, fetched_at)
+        return self.ingest_snapshot(snapshot, transceivers, raw=raw, fetched_at=fetched_at)
+
+    def ingest_snapshot(
+        self,
+        snapshot: Snapshot,
+        transceivers: list[StationTransceivers] | None,
+        *,
+        raw: bytes,
+        fetched_at: datetime,
+        source: str = "feed",
+    ) -> IngestResult:
+        at = snapshot.update_timestamp
+        last = self.state.last_snapshot_at
+        if last is not None and at <= last:
+            if at == last or self._stored(at):
+                self.stats.snapshots_duplicate += 1
+                return IngestResult(Outcome.DUPLICATE, at)
+            stale = f"snapshot {at.isoformat()} is older than the latest stored {last.isoformat()}"
+            return self._reject(raw, stale, source, fetched_at)
+        reason = self.gate.check(snapshot, self.state.last_accepted_clients)
+        if reason is not None:
+            return self._quarantine(snapshot, raw, reason, source, fetched_at)
+        changes = self.tracker.apply(snapshot, transceivers)
+        try:
+            with self.engine.begin() as conn:
+                snapshot_id = self.writer.write(
+                    conn,
+                    changes,
+                    fetched_at=fetched_at,
+                    transceivers_fetched=transceivers is not None,
+                )
+        except BaseException:
+            # The transaction rolled back; the state must not remember what was not stored.
+            self.restore()
+            raise
+        self.stats.count(changes)
+        self.last_snapshot = snapshot
+        self.last_transceivers = transceivers
+        return IngestResult(Outcome.INGESTED, at, snapshot_id=snapshot_id, changes=changes)
+
+    def _stored(self, at: datetime) -> bool:
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(t.snapshots.c.id).where(t.snapshots.c.update_timestamp == at)
+            ).first()
+        return found is not None
+
+    def _hold(
+        self,
+        raw: bytes,
+        kind: str,
+        reason: str,
+        source: str,
+        received_at: datetime,
+        snapshot_id: int | None = None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(t.held_documents).values(
+                    received_at=received_at,
+                    kind=kind,
+                    source=source,
+                    reason=reason,
+                    snapshot_id=snapshot_id,
+                    body_gzip=gzip.compress(raw, compresslevel=6),
+                )
+            )
+
+    def _reject(self, raw: bytes, reason: str, source: str, fetched_at: datetime) -> IngestResult:
+        log.warning("snapshot rejected", source=source, reason=reason)
+        self._hold(raw, "rejected", reason, source, fetched_at)
+        self.stats.snapshots_rejected += 1
+        return IngestResult(Outcome.REJECTED, reason=reason)
+
+    def _quarantine(
+        self, snapshot: Snapshot, raw: bytes, reason: str, source: str, fetched_at: datetime
+    ) -> IngestResult:
+        at = snapshot.update_timestamp
+        if self._stored(at):
+            self.stats.snapshots_duplicate += 1
+            return IngestResult(Outcome.DUPLICATE, at)
+        log.warning("snapshot quarantined", update_timestamp=at.isoformat(), reason=reason)
+        with self.engine.begin() as conn:
+            (snapshot_id,) = conn.execute(
+                insert(t.snapshots)
+                .values(
+                    update_timestamp=at,
+                    fetched_at=fetched_at,
+                    status="quarantined",
+                    reason=reason,
+                    pilots=len(snapshot.pilots),
+                    controllers=len(snapshot.controllers),
+                    atis=len(snapshot.atis),
+                    prefiles=len(snapshot.prefiles),
+                    transceivers=None,
+                )
+                .returning(t.snapshots.c.id)
+            ).one()
+            conn.execute(
+                insert(t.held_documents).values(
+                    received_at=fetched_at,
+                    kind="quarantined",
+                    source=source,
+                    reason=reason,
+                    snapshot_id=snapshot_id,
+                    body_gzip=gzip.compress(raw, compresslevel=6),
+                )
+            )
+        self.stats.snapshots_quarantined += 1
+        return IngestResult(Outcome.QUARANTINED, at, reason=reason, snapshot_id=snapshot_id)

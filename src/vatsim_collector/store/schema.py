@@ -1,0 +1,227 @@
+"""The database schema, shared by SQLite and PostgreSQL. Migrations create it; tests may too.
+
+Positions are the volume table (one row per pilot per 15 s): they are keyed by
+``(pilot_session_id, snapshot_id)`` without a separate row id on SQLite, so a track is a range
+read and a row costs little more than its values.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from vatsim_collector.store.types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+# SQLite stores an INTEGER PRIMARY KEY as the rowid only when the type is exactly INTEGER.
+IdType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _plan_columns() -> list[Column[object]]:
+    return [
+        Column("flight_rules", String(4)),
+        Column("aircraft", Text),
+        Column("aircraft_faa", Text),
+        Column("aircraft_short", String(16)),
+        Column("departure", String(8)),
+        Column("arrival", String(8)),
+        Column("alternate", String(8)),
+        Column("cruise_tas", String(8)),
+        Column("altitude", String(16)),
+        Column("deptime", String(8)),
+        Column("enroute_time", String(8)),
+        Column("fuel_time", String(8)),
+        Column("remarks", Text),
+        Column("route", Text),
+        Column("revision_id", Integer),
+        Column("assigned_transponder", String(8)),
+    ]
+
+
+def _session_columns() -> list[Column[object]]:
+    return [
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("cid", Integer, nullable=False),
+        Column("callsign", String(32), nullable=False),
+        Column("logon_time", UTCDateTime, nullable=False),
+        Column("first_seen_at", UTCDateTime, nullable=False),
+        # Always the time of the last accepted snapshot the session was in.
+        Column("last_seen_at", UTCDateTime, nullable=False),
+        # NULL while the session is online (or missing for fewer than N snapshots).
+        Column("ended_at", UTCDateTime),
+        Column("name", Text),
+        Column("server", String(32)),
+    ]
+
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("update_timestamp", UTCDateTime, nullable=False, unique=True),
+    Column("fetched_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # accepted | quarantined
+    Column("reason", Text),
+    Column("pilots", Integer, nullable=False),
+    Column("controllers", Integer, nullable=False),
+    Column("atis", Integer, nullable=False),
+    Column("prefiles", Integer, nullable=False),
+    Column("transceivers", Integer),
+    Index("ix_snapshots_status_update_timestamp", "status", "update_timestamp"),
+)
+
+# Documents kept for inspection: quarantined snapshots and rejected (undecodable) documents.
+held_documents = Table(
+    "held_documents",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("kind", String(16), nullable=False),  # quarantined | rejected
+    Column("source", Text),
+    Column("reason", Text, nullable=False),
+    Column("snapshot_id", IdType, ForeignKey("snapshots.id", ondelete="CASCADE")),
+    Column("body_gzip", LargeBinary, nullable=False),
+)
+
+flights = Table(
+    "flights",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("cid", Integer, nullable=False),
+    Column("callsign", String(32), nullable=False),
+    Column("departure", String(8)),
+    Column("arrival", String(8)),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Index("ix_flights_callsign_started_at", "callsign", "started_at"),
+    Index("ix_flights_cid_callsign", "cid", "callsign"),
+)
+
+pilot_sessions = Table(
+    "pilot_sessions",
+    metadata,
+    *_session_columns(),
+    Column("flight_id", IdType, ForeignKey("flights.id"), nullable=False),
+    Column("pilot_rating", SmallInteger),
+    Column("military_rating", SmallInteger),
+    UniqueConstraint("cid", "callsign", "logon_time"),
+    Index("ix_pilot_sessions_flight_id", "flight_id"),
+    Index("ix_pilot_sessions_ended_at", "ended_at"),
+)
+
+flight_plans = Table(
+    "flight_plans",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("pilot_session_id", IdType, ForeignKey("pilot_sessions.id"), nullable=False),
+    Column("flight_id", IdType, ForeignKey("flights.id"), nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    *_plan_columns(),
+    Index("ix_flight_plans_pilot_session_id", "pilot_session_id"),
+    Index("ix_flight_plans_flight_id", "flight_id"),
+)
+
+positions = Table(
+    "positions",
+    metadata,
+    Column("pilot_session_id", IdType, ForeignKey("pilot_sessions.id"), primary_key=True),
+    Column("snapshot_id", IdType, ForeignKey("snapshots.id"), primary_key=True),
+    Column("latitude", Float, nullable=False),
+    Column("longitude", Float, nullable=False),
+    Column("altitude", Integer, nullable=False),
+    Column("groundspeed", SmallInteger, nullable=False),
+    Column("heading", SmallInteger, nullable=False),
+    # Squawk as an integer of its four octal digits (e.g. 7000); NULL if the feed sent junk.
+    Column("transponder", SmallInteger),
+    Column("qnh_mb", SmallInteger),
+    sqlite_with_rowid=False,
+)
+
+
+def _controller_like(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        *_session_columns(),
+        Column("frequency", String(16)),
+        Column("facility", SmallInteger, nullable=False),
+        Column("rating", SmallInteger),
+        Column("visual_range", Integer),
+        Column("is_observer", Boolean, nullable=False),
+        Column("is_supervisor", Boolean, nullable=False),
+        # Centroid of the station's transceivers: v3 controllers carry no position of their own.
+        Column("latitude", Float),
+        Column("longitude", Float),
+        UniqueConstraint("cid", "callsign", "logon_time"),
+        Index(f"ix_{name}_ended_at", "ended_at"),
+    )
+
+
+controller_sessions = _controller_like("controller_sessions")
+atis_sessions = _controller_like("atis_sessions")
+
+atis_revisions = Table(
+    "atis_revisions",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("atis_session_id", IdType, ForeignKey("atis_sessions.id"), nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("atis_code", String(4)),
+    Column("text_atis", Text),
+    Index("ix_atis_revisions_atis_session_id", "atis_session_id"),
+)
+
+prefiles = Table(
+    "prefiles",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("cid", Integer, nullable=False),
+    Column("callsign", String(32), nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Column("name", Text),
+    *_plan_columns(),
+    Index("ix_prefiles_cid_callsign", "cid", "callsign"),
+    Index("ix_prefiles_ended_at", "ended_at"),
+)
+
+transceivers = Table(
+    "transceivers",
+    metadata,
+    Column("snapshot_id", IdType, ForeignKey("snapshots.id"), primary_key=True),
+    Column("callsign", String(32), primary_key=True),
+    Column("transceiver_id", SmallInteger, primary_key=True),
+    Column("frequency_hz", Integer, nullable=False),
+    Column("latitude", Float),
+    Column("longitude", Float),
+    Column("height_msl_m", Float),
+    Column("height_agl_m", Float),
+    Column("pilot_session_id", IdType, ForeignKey("pilot_sessions.id")),
+    Column("controller_session_id", IdType, ForeignKey("controller_sessions.id")),
+    Column("atis_session_id", IdType, ForeignKey("atis_sessions.id")),
+    sqlite_with_rowid=False,
+)

@@ -1,0 +1,283 @@
+"""Persists one snapshot's changes in the caller's transaction.
+
+Everything a snapshot changes is written through one connection inside one transaction, so
+a failure anywhere leaves the database exactly as it was before the snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, insert, update
+
+from vatsim_collector.store import schema as t
+from vatsim_collector.store.rows import (
+    controller_session_row,
+    pilot_session_row,
+    plan_row,
+    position_row,
+)
+from vatsim_collector.tracking.changes import Changeset
+from vatsim_collector.tracking.state import ControllerSession, Flight, Kind
+
+# SQLite allows 32,766 bound parameters per statement; stay far below it.
+_IN_CHUNK = 5000
+
+
+def _insert_returning_ids(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    if not rows:
+        return []
+    stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return [row[0] for row in conn.execute(stmt, rows)]
+
+
+def _touch(conn: Connection, table: Table, maybe_ids: Iterable[int | None], at: datetime) -> None:
+    """Set ``last_seen_at`` for the given rows in a few statements rather than one per row."""
+    ids = [i for i in maybe_ids if i is not None]
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        conn.execute(update(table).where(table.c.id.in_(chunk)).values(last_seen_at=at))
+
+
+def _end(conn: Connection, table: Table, rows: Iterable[tuple[int | None, datetime]]) -> None:
+    params = [{"row_id": row_id, "ended": ended} for row_id, ended in rows if row_id is not None]
+    if params:
+        conn.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values(ended_at=bindparam("ended"), last_seen_at=bindparam("ended")),
+            params,
+        )
+
+
+class SnapshotWriter:
+    def __init__(self, *, store_names: bool) -> None:
+        self.store_names = store_names
+
+    def write(
+        self,
+        conn: Connection,
+        changes: Changeset,
+        *,
+        fetched_at: datetime,
+        transceivers_fetched: bool,
+    ) -> int:
+        snap = changes.snapshot
+        at = changes.at
+        (snapshot_id,) = _insert_returning_ids(
+            conn,
+            t.snapshots,
+            [
+                {
+                    "update_timestamp": at,
+                    "fetched_at": fetched_at,
+                    "status": "accepted",
+                    "reason": None,
+                    "pilots": len(snap.pilots),
+                    "controllers": len(snap.controllers),
+                    "atis": len(snap.atis),
+                    "prefiles": len(snap.prefiles),
+                    "transceivers": changes.transceiver_count if transceivers_fetched else None,
+                }
+            ],
+        )
+        self._write_flights(conn, changes)
+        self._write_pilots(conn, changes, snapshot_id)
+        self._write_controllers(conn, changes)
+        self._write_prefiles(conn, changes)
+        self._write_transceivers(conn, changes, snapshot_id)
+        return snapshot_id
+
+    def _write_flights(self, conn: Connection, changes: Changeset) -> None:
+        new: list[Flight] = changes.new_flights
+        ids = _insert_returning_ids(
+            conn,
+            t.flights,
+            [
+                {
+                    "cid": f.cid,
+                    "callsign": f.callsign,
+                    "departure": f.departure,
+                    "arrival": f.arrival,
+                    "started_at": f.started_at,
+                    "ended_at": f.ended_at,
+                }
+                for f in new
+            ],
+        )
+        for flight, flight_id in zip(new, ids, strict=True):
+            flight.id = flight_id
+        changed = [
+            {"row_id": f.id, "dep": f.departure, "arr": f.arrival, "ended": f.ended_at}
+            for f in changes.changed_flights
+        ]
+        if changed:
+            conn.execute(
+                update(t.flights)
+                .where(t.flights.c.id == bindparam("row_id"))
+                .values(
+                    departure=bindparam("dep"),
+                    arrival=bindparam("arr"),
+                    ended_at=bindparam("ended"),
+                ),
+                changed,
+            )
+
+    def _write_pilots(self, conn: Connection, changes: Changeset, snapshot_id: int) -> None:
+        at = changes.at
+        opened = changes.opened_pilots
+        ids = _insert_returning_ids(
+            conn, t.pilot_sessions, [pilot_session_row(s, self.store_names) for s in opened]
+        )
+        for session, session_id in zip(opened, ids, strict=True):
+            session.id = session_id
+        _end(conn, t.pilot_sessions, ((s.id, s.last_seen) for s in changes.closed_pilots))
+        present = changes.present_pilots
+        opened_ids = set(ids)
+        _touch(conn, t.pilot_sessions, [s.id for s in present if s.id not in opened_ids], at)
+        if present:
+            conn.execute(
+                insert(t.positions),
+                [position_row(s.id, snapshot_id, s.latest) for s in present],  # type: ignore[arg-type]
+            )
+        if changes.plan_revisions:
+            conn.execute(
+                insert(t.flight_plans),
+                [
+                    {
+                        "pilot_session_id": session.id,
+                        "flight_id": session.flight.id,
+                        "first_seen_at": at,
+                        **plan_row(plan),
+                    }
+                    for session, plan in changes.plan_revisions
+                ],
+            )
+
+    def _write_controllers(self, conn: Connection, changes: Changeset) -> None:
+        at = changes.at
+        for table, opened, present, closed in (
+            (
+                t.controller_sessions,
+                changes.opened_controllers,
+                changes.present_controllers,
+                changes.closed_controllers,
+            ),
+            (t.atis_sessions, changes.opened_atis, changes.present_atis, changes.closed_atis),
+        ):
+            ids = _insert_returning_ids(
+                conn, table, [controller_session_row(s, self.store_names) for s in opened]
+            )
+            for session, session_id in zip(opened, ids, strict=True):
+                session.id = session_id
+            _end(conn, table, ((s.id, s.last_seen) for s in closed))
+            opened_ids = set(ids)
+            _touch(conn, table, [s.id for s in present if s.id not in opened_ids], at)
+        self._update_controllers(conn, changes.changed_controllers)
+        if changes.atis_revisions:
+            conn.execute(
+                insert(t.atis_revisions),
+                [
+                    {
+                        "atis_session_id": s.id,
+                        "first_seen_at": at,
+                        "atis_code": s.atis_code,
+                        "text_atis": "\n".join(s.text_atis) if s.text_atis else None,
+                    }
+                    for s in changes.atis_revisions
+                ],
+            )
+
+    @staticmethod
+    def _update_controllers(conn: Connection, sessions: list[ControllerSession]) -> None:
+        for kind, table in ((Kind.CONTROLLER, t.controller_sessions), (Kind.ATIS, t.atis_sessions)):
+            params = [
+                {
+                    "row_id": s.id,
+                    "freq": s.frequency,
+                    "fac": s.facility,
+                    "lat": s.latitude,
+                    "lon": s.longitude,
+                }
+                for s in sessions
+                if s.kind is kind and s.id is not None
+            ]
+            if params:
+                conn.execute(
+                    update(table)
+                    .where(table.c.id == bindparam("row_id"))
+                    .values(
+                        frequency=bindparam("freq"),
+                        facility=bindparam("fac"),
+                        latitude=bindparam("lat"),
+                        longitude=bindparam("lon"),
+                    ),
+                    params,
+                )
+
+    def _write_prefiles(self, conn: Connection, changes: Changeset) -> None:
+        at = changes.at
+        new = changes.new_prefiles
+        ids = _insert_returning_ids(
+            conn,
+            t.prefiles,
+            [
+                {
+                    "cid": p.cid,
+                    "callsign": p.callsign,
+                    "first_seen_at": at,
+                    "last_seen_at": at,
+                    "name": p.name if self.store_names else None,
+                    **plan_row(p.plan),
+                }
+                for p in new
+            ],
+        )
+        for entry, entry_id in zip(new, ids, strict=True):
+            entry.id = entry_id
+        new_ids = set(ids)
+        _touch(
+            conn, t.prefiles, [p.id for p in changes.present_prefiles if p.id not in new_ids], at
+        )
+        changed = [p for p in changes.changed_prefiles if p.id is not None]
+        if changed:
+            conn.execute(
+                update(t.prefiles)
+                .where(t.prefiles.c.id == bindparam("row_id"))
+                .values({name: bindparam(f"p_{name}") for name in plan_row(None)}),
+                [
+                    {"row_id": p.id, **{f"p_{k}": v for k, v in plan_row(p.plan).items()}}
+                    for p in changed
+                ],
+            )
+        _end(conn, t.prefiles, ((p.id, p.last_seen) for p in changes.ended_prefiles))
+
+    @staticmethod
+    def _write_transceivers(conn: Connection, changes: Changeset, snapshot_id: int) -> None:
+        rows: list[dict[str, Any]] = []
+        seen: set[tuple[str, int]] = set()
+        for link in changes.transceivers:
+            callsign = link.station.callsign
+            for tx in link.station.transceivers:
+                if (callsign, tx.id) in seen:
+                    continue  # the feed repeating a station would break the primary key
+                seen.add((callsign, tx.id))
+                rows.append(
+                    {
+                        "snapshot_id": snapshot_id,
+                        "callsign": link.station.callsign,
+                        "transceiver_id": tx.id,
+                        "frequency_hz": tx.frequency,
+                        "latitude": tx.latDeg,
+                        "longitude": tx.lonDeg,
+                        "height_msl_m": tx.heightMslM,
+                        "height_agl_m": tx.heightAglM,
+                        "pilot_session_id": link.pilot.id if link.pilot else None,
+                        "controller_session_id": link.controller.id if link.controller else None,
+                        "atis_session_id": link.atis.id if link.atis else None,
+                    }
+                )
+        if rows:
+            conn.execute(insert(t.transceivers), rows)

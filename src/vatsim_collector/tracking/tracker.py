@@ -1,0 +1,357 @@
+"""Turns each accepted snapshot into session, flight and plan changes against the live state.
+
+Rules (DESIGN §4): a session is ``(cid, callsign, logon_time)``; it ends after being absent
+from ``missed_to_end`` consecutive accepted snapshots, at the time it was last seen. A new
+session continues the previous flight when cid, callsign, departure and arrival match and it
+logged on within ``reconnect_window`` of that flight's end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from vatsim_collector.feed.models import (
+    Atis,
+    Controller,
+    FlightPlan,
+    Pilot,
+    Prefile,
+    Snapshot,
+    StationTransceivers,
+)
+from vatsim_collector.tracking.changes import Changeset, LinkedTransceivers
+from vatsim_collector.tracking.state import (
+    ControllerSession,
+    Flight,
+    Kind,
+    LiveState,
+    PilotSession,
+    PrefileEntry,
+    SessionKey,
+    is_observer,
+    is_supervisor,
+    normalise_text_atis,
+)
+
+
+def _airport(code: str) -> str | None:
+    code = code.strip().upper()
+    return code or None
+
+
+def route_of(plan: FlightPlan | None) -> tuple[str | None, str | None]:
+    if plan is None:
+        return (None, None)
+    return (_airport(plan.departure), _airport(plan.arrival))
+
+
+def transceiver_centroid(station: StationTransceivers) -> tuple[float, float] | None:
+    """Mean position on the unit sphere, so stations either side of 180° average correctly."""
+    x = y = z = 0.0
+    n = 0
+    for t in station.transceivers:
+        if t.latDeg is None or t.lonDeg is None:
+            continue
+        lat, lon = math.radians(t.latDeg), math.radians(t.lonDeg)
+        x += math.cos(lat) * math.cos(lon)
+        y += math.cos(lat) * math.sin(lon)
+        z += math.sin(lat)
+        n += 1
+    if n == 0:
+        return None
+    lon = math.degrees(math.atan2(y, x))
+    lat = math.degrees(math.atan2(z, math.hypot(x, y)))
+    return (round(lat, 6), round(lon, 6))
+
+
+class Tracker:
+    def __init__(
+        self,
+        state: LiveState,
+        *,
+        missed_to_end: int,
+        reconnect_window: timedelta,
+    ) -> None:
+        self.state = state
+        self.missed_to_end = missed_to_end
+        self.reconnect_window = reconnect_window
+
+    def apply(
+        self, snapshot: Snapshot, transceivers: list[StationTransceivers] | None
+    ) -> Changeset:
+        at = snapshot.update_timestamp
+        changes = Changeset(snapshot=snapshot, at=at)
+        pilots_by_callsign = self._apply_pilots(snapshot.pilots, at, changes)
+        controllers_by_callsign = self._apply_controllers(
+            Kind.CONTROLLER, snapshot.controllers, at, changes
+        )
+        atis_by_callsign = self._apply_controllers(Kind.ATIS, snapshot.atis, at, changes)
+        self._apply_prefiles(snapshot.prefiles, at, changes)
+        if transceivers is not None:
+            self._link_transceivers(
+                transceivers, pilots_by_callsign, controllers_by_callsign, atis_by_callsign, changes
+            )
+        self._forget_old(at)
+        self.state.last_snapshot_at = at
+        self.state.last_accepted_clients = snapshot.client_count
+        return changes
+
+    # pilots -----------------------------------------------------------------------------
+
+    def _apply_pilots(
+        self, pilots: Iterable[Pilot], at: datetime, changes: Changeset
+    ) -> dict[str, PilotSession]:
+        live = self.state.pilots
+        present: dict[SessionKey, PilotSession] = {}
+        by_callsign: dict[str, PilotSession] = {}
+        for pilot in pilots:
+            key = (pilot.cid, pilot.callsign, pilot.logon_time)
+            if key in present:
+                continue  # the feed has repeated a record within one document; keep the first
+            session = live.get(key)
+            if session is None:
+                session = self._open_pilot(pilot, at, changes)
+            else:
+                session.missed = 0
+                session.last_seen = at
+                session.latest = pilot
+                if pilot.flight_plan != session.plan:
+                    self._revise_plan(session, pilot.flight_plan, changes)
+            present[key] = session
+            by_callsign[pilot.callsign] = session
+        changes.present_pilots = list(present.values())
+        for key, session in list(live.items()):
+            if key in present:
+                continue
+            session.missed += 1
+            if session.missed >= self.missed_to_end:
+                self._close_pilot(session, changes)
+        return by_callsign
+
+    def _open_pilot(self, pilot: Pilot, at: datetime, changes: Changeset) -> PilotSession:
+        # VATSIM allows one connection per callsign: a new logon means the old one is gone,
+        # even if it has not yet been missing long enough to be closed by the N-missed rule.
+        other = self.state.pilot_by_ident.get((pilot.cid, pilot.callsign))
+        if other is not None:
+            self._close_pilot(other, changes)
+        departure, arrival = route_of(pilot.flight_plan)
+        flight = self._continued_flight(pilot, departure, arrival, changes)
+        if flight is None:
+            flight = Flight(
+                cid=pilot.cid,
+                callsign=pilot.callsign,
+                departure=departure,
+                arrival=arrival,
+                started_at=min(pilot.logon_time, at),
+            )
+            changes.add_new_flight(flight)
+        session = PilotSession(
+            cid=pilot.cid,
+            callsign=pilot.callsign,
+            logon_time=pilot.logon_time,
+            first_seen=at,
+            last_seen=at,
+            flight=flight,
+            latest=pilot,
+            plan=None,
+        )
+        self.state.pilots[session.key] = session
+        self.state.pilot_by_ident[(session.cid, session.callsign)] = session
+        changes.opened_pilots.append(session)
+        if pilot.flight_plan is not None:
+            self._revise_plan(session, pilot.flight_plan, changes)
+        return session
+
+    def _continued_flight(
+        self, pilot: Pilot, departure: str | None, arrival: str | None, changes: Changeset
+    ) -> Flight | None:
+        flight = self.state.recent_flights.get((pilot.cid, pilot.callsign))
+        if flight is None or flight.ended_at is None:
+            return None
+        if (flight.departure, flight.arrival) != (departure, arrival):
+            return None
+        if pilot.logon_time - flight.ended_at > self.reconnect_window:
+            return None
+        del self.state.recent_flights[(pilot.cid, pilot.callsign)]
+        flight.ended_at = None
+        changes.mark_flight_changed(flight)
+        return flight
+
+    def _revise_plan(
+        self, session: PilotSession, plan: FlightPlan | None, changes: Changeset
+    ) -> None:
+        session.plan = plan
+        if plan is None:
+            return  # a withdrawn plan is not a revision; the next filed plan will be
+        changes.plan_revisions.append((session, plan))
+        route = route_of(plan)
+        flight = session.flight
+        if route != (flight.departure, flight.arrival):
+            flight.departure, flight.arrival = route
+            changes.mark_flight_changed(flight)
+
+    def _close_pilot(self, session: PilotSession, changes: Changeset) -> None:
+        del self.state.pilots[session.key]
+        if self.state.pilot_by_ident.get((session.cid, session.callsign)) is session:
+            del self.state.pilot_by_ident[(session.cid, session.callsign)]
+        changes.closed_pilots.append(session)
+        flight = session.flight
+        flight.ended_at = session.last_seen
+        changes.mark_flight_changed(flight)
+        self.state.recent_flights[(session.cid, session.callsign)] = flight
+        self.state.recent_plans[(session.cid, session.callsign)] = (session.last_seen, session.plan)
+
+    # controllers and ATIS ---------------------------------------------------------------
+
+    def _apply_controllers(
+        self,
+        kind: Kind,
+        records: Iterable[Controller | Atis],
+        at: datetime,
+        changes: Changeset,
+    ) -> dict[str, ControllerSession]:
+        live = self.state.controllers if kind is Kind.CONTROLLER else self.state.atis
+        opened, present_out, closed = (
+            (changes.opened_controllers, changes.present_controllers, changes.closed_controllers)
+            if kind is Kind.CONTROLLER
+            else (changes.opened_atis, changes.present_atis, changes.closed_atis)
+        )
+        present: dict[SessionKey, ControllerSession] = {}
+        by_callsign: dict[str, ControllerSession] = {}
+        for record in records:
+            key = (record.cid, record.callsign, record.logon_time)
+            if key in present:
+                continue
+            session = live.get(key)
+            if session is None:
+                session = ControllerSession(
+                    kind=kind,
+                    cid=record.cid,
+                    callsign=record.callsign,
+                    logon_time=record.logon_time,
+                    first_seen=at,
+                    last_seen=at,
+                    latest=record,
+                    frequency=record.frequency,
+                    facility=record.facility,
+                    is_observer=is_observer(record.callsign, record.facility, record.frequency),
+                    is_supervisor=is_supervisor(record.callsign, record.rating),
+                )
+                live[key] = session
+                opened.append(session)
+            else:
+                session.missed = 0
+                session.last_seen = at
+                session.latest = record
+                if (record.frequency, record.facility) != (session.frequency, session.facility):
+                    session.frequency, session.facility = record.frequency, record.facility
+                    changes.changed_controllers.append(session)
+            if isinstance(record, Atis):
+                code = (record.atis_code or "").strip() or None
+                text = normalise_text_atis(record.text_atis)
+                if session.first_seen == at or (code, text) != (
+                    session.atis_code,
+                    session.text_atis,
+                ):
+                    session.atis_code, session.text_atis = code, text
+                    changes.atis_revisions.append(session)
+            present[key] = session
+            by_callsign[record.callsign] = session
+        present_out.extend(present.values())
+        for key, session in list(live.items()):
+            if key in present:
+                continue
+            session.missed += 1
+            if session.missed >= self.missed_to_end:
+                del live[key]
+                closed.append(session)
+        return by_callsign
+
+    # prefiles ---------------------------------------------------------------------------
+
+    def _is_ghost(self, prefile: Prefile) -> bool:
+        """A plan VATSIM re-publishes as a prefile for a pilot who is (or just was) online."""
+        ident = (prefile.cid, prefile.callsign)
+        if ident in self.state.pilot_by_ident:
+            return True
+        recent = self.state.recent_plans.get(ident)
+        if recent is None:
+            return False
+        _, plan = recent
+        return route_of(plan) == route_of(prefile.flight_plan)
+
+    def _apply_prefiles(
+        self, prefiles: Iterable[Prefile], at: datetime, changes: Changeset
+    ) -> None:
+        live = self.state.prefiles
+        seen: set[tuple[int, str]] = set()
+        for prefile in prefiles:
+            ident = (prefile.cid, prefile.callsign)
+            if ident in seen or self._is_ghost(prefile):
+                continue
+            seen.add(ident)
+            entry = live.get(ident)
+            if entry is None:
+                entry = PrefileEntry(
+                    cid=prefile.cid,
+                    callsign=prefile.callsign,
+                    name=prefile.name,
+                    plan=prefile.flight_plan,
+                    first_seen=at,
+                    last_seen=at,
+                )
+                live[ident] = entry
+                changes.new_prefiles.append(entry)
+            else:
+                entry.missed = 0
+                entry.last_seen = at
+                if prefile.flight_plan != entry.plan:
+                    entry.plan = prefile.flight_plan
+                    changes.changed_prefiles.append(entry)
+            changes.present_prefiles.append(entry)
+        for ident, entry in list(live.items()):
+            if ident in seen:
+                continue
+            entry.missed += 1
+            if entry.missed >= self.missed_to_end:
+                del live[ident]
+                changes.ended_prefiles.append(entry)
+
+    # transceivers -----------------------------------------------------------------------
+
+    def _link_transceivers(
+        self,
+        stations: list[StationTransceivers],
+        pilots: dict[str, PilotSession],
+        controllers: dict[str, ControllerSession],
+        atis: dict[str, ControllerSession],
+        changes: Changeset,
+    ) -> None:
+        moved: list[ControllerSession] = []
+        for station in stations:
+            link = LinkedTransceivers(
+                station=station,
+                pilot=pilots.get(station.callsign),
+                controller=controllers.get(station.callsign),
+                atis=atis.get(station.callsign),
+            )
+            changes.transceivers.append(link)
+            if link.controller is not None:
+                centre = transceiver_centroid(station)
+                session = link.controller
+                if centre is not None and centre != (session.latitude, session.longitude):
+                    session.latitude, session.longitude = centre
+                    moved.append(session)
+        already = set(map(id, changes.changed_controllers))
+        changes.changed_controllers.extend(s for s in moved if id(s) not in already)
+
+    def _forget_old(self, at: datetime) -> None:
+        horizon = at - self.reconnect_window
+        recent = self.state.recent_flights
+        for ident in [k for k, f in recent.items() if f.ended_at is None or f.ended_at < horizon]:
+            del recent[ident]
+        plans = self.state.recent_plans
+        for ident in [k for k, (ended, _) in plans.items() if ended < horizon]:
+            del plans[ident]
