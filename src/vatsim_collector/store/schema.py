@@ -18,7 +18,6 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     SmallInteger,
-    String,
     Table,
     Text,
     UniqueConstraint,
@@ -42,22 +41,22 @@ IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 def _plan_columns() -> list[Column[object]]:
     return [
-        Column("flight_rules", String(4)),
+        Column("flight_rules", Text),
         Column("aircraft", Text),
         Column("aircraft_faa", Text),
-        Column("aircraft_short", String(16)),
-        Column("departure", String(8)),
-        Column("arrival", String(8)),
-        Column("alternate", String(8)),
-        Column("cruise_tas", String(8)),
-        Column("altitude", String(16)),
-        Column("deptime", String(8)),
-        Column("enroute_time", String(8)),
-        Column("fuel_time", String(8)),
+        Column("aircraft_short", Text),
+        Column("departure", Text),
+        Column("arrival", Text),
+        Column("alternate", Text),
+        Column("cruise_tas", Text),
+        Column("altitude", Text),
+        Column("deptime", Text),
+        Column("enroute_time", Text),
+        Column("fuel_time", Text),
         Column("remarks", Text),
         Column("route", Text),
         Column("revision_id", Integer),
-        Column("assigned_transponder", String(8)),
+        Column("assigned_transponder", Text),
     ]
 
 
@@ -65,7 +64,7 @@ def _session_columns() -> list[Column[object]]:
     return [
         Column("id", IdType, primary_key=True, autoincrement=True),
         Column("cid", Integer, nullable=False),
-        Column("callsign", String(32), nullable=False),
+        Column("callsign", Text, nullable=False),
         Column("logon_time", UTCDateTime, nullable=False),
         Column("first_seen_at", UTCDateTime, nullable=False),
         # Always the time of the last accepted snapshot the session was in.
@@ -73,7 +72,7 @@ def _session_columns() -> list[Column[object]]:
         # NULL while the session is online (or missing for fewer than N snapshots).
         Column("ended_at", UTCDateTime),
         Column("name", Text),
-        Column("server", String(32)),
+        Column("server", Text),
     ]
 
 
@@ -83,7 +82,7 @@ snapshots = Table(
     Column("id", IdType, primary_key=True, autoincrement=True),
     Column("update_timestamp", UTCDateTime, nullable=False, unique=True),
     Column("fetched_at", UTCDateTime, nullable=False),
-    Column("status", String(16), nullable=False),  # accepted | quarantined
+    Column("status", Text, nullable=False),  # accepted | quarantined
     Column("reason", Text),
     Column("pilots", Integer, nullable=False),
     Column("controllers", Integer, nullable=False),
@@ -99,7 +98,7 @@ held_documents = Table(
     metadata,
     Column("id", IdType, primary_key=True, autoincrement=True),
     Column("received_at", UTCDateTime, nullable=False),
-    Column("kind", String(16), nullable=False),  # quarantined | rejected
+    Column("kind", Text, nullable=False),  # quarantined | rejected
     Column("source", Text),
     Column("reason", Text, nullable=False),
     Column("snapshot_id", IdType, ForeignKey("snapshots.id", ondelete="CASCADE")),
@@ -111,9 +110,9 @@ flights = Table(
     metadata,
     Column("id", IdType, primary_key=True, autoincrement=True),
     Column("cid", Integer, nullable=False),
-    Column("callsign", String(32), nullable=False),
-    Column("departure", String(8)),
-    Column("arrival", String(8)),
+    Column("callsign", Text, nullable=False),
+    Column("departure", Text),
+    Column("arrival", Text),
     Column("started_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime),
     Index("ix_flights_callsign_started_at", "callsign", "started_at"),
@@ -166,7 +165,7 @@ def _controller_like(name: str) -> Table:
         name,
         metadata,
         *_session_columns(),
-        Column("frequency", String(16)),
+        Column("frequency", Text),
         Column("facility", SmallInteger, nullable=False),
         Column("rating", SmallInteger),
         Column("visual_range", Integer),
@@ -189,7 +188,7 @@ atis_revisions = Table(
     Column("id", IdType, primary_key=True, autoincrement=True),
     Column("atis_session_id", IdType, ForeignKey("atis_sessions.id"), nullable=False),
     Column("first_seen_at", UTCDateTime, nullable=False),
-    Column("atis_code", String(4)),
+    Column("atis_code", Text),
     Column("text_atis", Text),
     Index("ix_atis_revisions_atis_session_id", "atis_session_id"),
 )
@@ -199,7 +198,7 @@ prefiles = Table(
     metadata,
     Column("id", IdType, primary_key=True, autoincrement=True),
     Column("cid", Integer, nullable=False),
-    Column("callsign", String(32), nullable=False),
+    Column("callsign", Text, nullable=False),
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime),
@@ -213,7 +212,7 @@ transceivers = Table(
     "transceivers",
     metadata,
     Column("snapshot_id", IdType, ForeignKey("snapshots.id"), primary_key=True),
-    Column("callsign", String(32), primary_key=True),
+    Column("callsign", Text, primary_key=True),
     Column("transceiver_id", SmallInteger, primary_key=True),
     Column("frequency_hz", Integer, nullable=False),
     Column("latitude", Float),

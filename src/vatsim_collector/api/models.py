@@ -1,0 +1,108 @@
+"""Response models: every endpoint declares one, so /openapi.json documents every response.
+
+Pilot and controller names are personal data and never appear in API responses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+HealthStatus = Literal["ok", "degraded", "down"]
+Freshness = Literal["fresh", "stale", "none"]
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="What went wrong, in words; never a stack trace.")
+
+
+class HealthOut(BaseModel):
+    status: HealthStatus = Field(
+        description="down: the database cannot be queried (HTTP 503); degraded: no snapshot yet"
+        " or the last one is older than the staleness limit; ok otherwise."
+    )
+    reasons: list[str] = Field(default_factory=list, description="Why the status is not ok.")
+
+
+class LiveCounts(BaseModel):
+    pilots: int = Field(description="Pilot sessions present in the latest accepted snapshot.")
+    controllers: int = Field(description="Controller sessions online, observers excluded.")
+    observers: int = Field(description="Observer connections online (facility 0, 199.998, _OBS).")
+    atis: int = Field(description="ATIS stations online.")
+    prefiles: int = Field(
+        description="Prefiled plans in the latest snapshot, not counting the plans VATSIM"
+        " re-publishes as prefiles for pilots who are (or just were) online."
+    )
+
+
+class StatusOut(BaseModel):
+    last_snapshot_at: datetime | None = Field(
+        description="general.update_timestamp of the latest accepted snapshot (UTC)."
+    )
+    age_seconds: float | None = Field(description="Seconds since last_snapshot_at.")
+    freshness: Freshness
+    stale_after_seconds: float
+    live: LiveCounts
+    ingest: dict[str, int] = Field(description="Ingest counters since the process started.")
+
+
+class FlightOut(BaseModel):
+    callsign: str
+    cid: int
+    flight_id: int | None
+    session_id: int | None
+    logon_time: datetime
+    latitude: float
+    longitude: float
+    altitude: int
+    groundspeed: int
+    heading: int
+    transponder: str
+    departure: str | None
+    arrival: str | None
+    aircraft_short: str | None
+    last_seen: datetime
+
+
+class FlightsOut(BaseModel):
+    flights: list[FlightOut]
+
+
+class ControllerOut(BaseModel):
+    callsign: str
+    cid: int
+    session_id: int | None
+    kind: Literal["controller", "atis"]
+    frequency: str
+    facility: int
+    rating: int
+    is_observer: bool
+    is_supervisor: bool
+    latitude: float | None = Field(description="Centroid of the station's transceivers, if known.")
+    longitude: float | None
+    logon_time: datetime
+    last_seen: datetime
+    atis_code: str | None = Field(description="Current ATIS letter; null for controllers.")
+
+
+class ControllersOut(BaseModel):
+    controllers: list[ControllerOut]
+
+
+class TrackPoint(BaseModel):
+    time: datetime = Field(description="update_timestamp of the snapshot the position is from.")
+    latitude: float
+    longitude: float
+    altitude: int
+    groundspeed: int
+    heading: int
+
+
+class TrackOut(BaseModel):
+    flight_id: int
+    callsign: str
+    departure: str | None
+    arrival: str | None
+    positions: list[TrackPoint]

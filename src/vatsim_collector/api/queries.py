@@ -1,0 +1,78 @@
+"""Read-only queries for the API: SQLAlchemy Core ``select()`` with bound parameters only.
+
+They run on SQLite and PostgreSQL alike; nothing here builds SQL text from caller input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, literal, select
+
+from vatsim_collector.store import schema as t
+
+
+@dataclass(frozen=True)
+class FlightRow:
+    id: int
+    callsign: str
+    departure: str | None
+    arrival: str | None
+
+
+@dataclass(frozen=True)
+class PositionRow:
+    time: datetime
+    latitude: float
+    longitude: float
+    altitude: int
+    groundspeed: int
+    heading: int
+
+
+_FLIGHT_COLUMNS = (t.flights.c.id, t.flights.c.callsign, t.flights.c.departure, t.flights.c.arrival)
+
+
+def ping(conn: Connection) -> None:
+    """``SELECT 1``: raises if the database cannot be queried."""
+    conn.execute(select(literal(1))).scalar_one()
+
+
+def latest_flight(conn: Connection, callsign: str) -> FlightRow | None:
+    """The callsign's most recently started flight (uses ix_flights_callsign_started_at)."""
+    row = conn.execute(
+        select(*_FLIGHT_COLUMNS)
+        .where(t.flights.c.callsign == callsign)
+        .order_by(t.flights.c.started_at.desc(), t.flights.c.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else FlightRow(row.id, row.callsign, row.departure, row.arrival)
+
+
+def flight_by_id(conn: Connection, flight_id: int) -> FlightRow | None:
+    row = conn.execute(select(*_FLIGHT_COLUMNS).where(t.flights.c.id == flight_id)).first()
+    return None if row is None else FlightRow(row.id, row.callsign, row.departure, row.arrival)
+
+
+def flight_track(conn: Connection, flight_id: int) -> list[PositionRow]:
+    """Every stored position of the flight, across all its pilot sessions, in time order."""
+    p, s = t.positions, t.snapshots
+    query = (
+        select(
+            s.c.update_timestamp,
+            p.c.latitude,
+            p.c.longitude,
+            p.c.altitude,
+            p.c.groundspeed,
+            p.c.heading,
+        )
+        .select_from(
+            p.join(t.pilot_sessions, t.pilot_sessions.c.id == p.c.pilot_session_id).join(
+                s, s.c.id == p.c.snapshot_id
+            )
+        )
+        .where(t.pilot_sessions.c.flight_id == flight_id)
+        .order_by(s.c.update_timestamp, p.c.pilot_session_id)
+    )
+    return [PositionRow(*row) for row in conn.execute(query)]

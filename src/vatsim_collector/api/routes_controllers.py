@@ -1,0 +1,46 @@
+"""Live controllers and ATIS stations (from memory)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from vatsim_collector.api.context import Context, live_values
+from vatsim_collector.api.models import ControllerOut, ControllersOut
+from vatsim_collector.tracking.state import ControllerSession, Kind
+
+router = APIRouter(tags=["controllers"])
+
+
+def _controller_out(session: ControllerSession) -> ControllerOut:
+    return ControllerOut(
+        callsign=session.callsign,
+        cid=session.cid,
+        session_id=session.id,
+        kind="atis" if session.kind is Kind.ATIS else "controller",
+        frequency=session.frequency,
+        facility=session.facility,
+        rating=session.latest.rating,
+        is_observer=session.is_observer,
+        is_supervisor=session.is_supervisor,
+        latitude=session.latitude,
+        longitude=session.longitude,
+        logon_time=session.logon_time,
+        last_seen=session.last_seen,
+        atis_code=session.atis_code if session.kind is Kind.ATIS else None,
+    )
+
+
+@router.get(
+    "/api/controllers",
+    response_model=ControllersOut,
+    summary="Controllers and ATIS stations online, sorted by callsign",
+    description="Observers are included and flagged with `is_observer`; positions are the"
+    " centroid of the station's transceivers and null when none were reported.",
+)
+async def list_controllers(ctx: Context) -> ControllersOut:
+    state = ctx.ingestor.state
+    sessions = [
+        s for s in live_values(state.controllers) + live_values(state.atis) if s.missed == 0
+    ]
+    sessions.sort(key=lambda s: (s.callsign, s.cid, s.logon_time))
+    return ControllersOut(controllers=[_controller_out(s) for s in sessions])

@@ -1,0 +1,190 @@
+"""The ``vatsim-collector`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vatsim_collector.config import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    help="Record the VATSIM network into durable history and serve it over HTTP.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL; default sqlite:///data/vatsim.db (env VATSIM_DATABASE_URL).",
+        show_default=False,
+    ),
+]
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _configure_logging(level: str) -> None:
+    from vatsim_collector.logsetup import configure_logging
+
+    configure_logging(level)
+
+
+@app.command()
+def run(
+    database_url: DatabaseUrl = None,
+    status_url: Annotated[
+        str | None,
+        typer.Option("--status-url", help="Feed status.json URL (env VATSIM_STATUS_URL)."),
+    ] = None,
+    host: Annotated[str | None, typer.Option("--host", help="API bind address.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="API port.")] = None,
+    poll_interval: Annotated[
+        float | None, typer.Option("--poll-interval", help="Seconds between polls (≥15 live).")
+    ] = None,
+) -> None:
+    """Collect the live feed into the database and serve the API."""
+    settings = _settings(
+        database_url=database_url,
+        status_url=status_url,
+        api_host=host,
+        api_port=port,
+        poll_interval=poll_interval,
+    )
+    _configure_logging(settings.log_level)
+    from vatsim_collector.service import run_service
+
+    run_service(settings)
+
+
+@app.command()
+def replay(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Snapshot files (.json or .json.gz) or folders of them.")
+    ],
+    database_url: DatabaseUrl = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+    ] = None,
+) -> None:
+    """Ingest recorded snapshots in timestamp order and print a JSON summary line.
+
+    A file named vatsim-data-X.json is paired with transceivers-data-X.json beside it.
+    Exits non-zero only if no file could be ingested at all.
+    """
+    settings = _settings(database_url=database_url)
+    _configure_logging("WARNING")
+    from vatsim_collector.replay import ReplayReport, collect_files, order_files
+    from vatsim_collector.replay import replay as run_replay
+    from vatsim_collector.service import open_ingestor
+
+    report = ReplayReport()
+    files = order_files(collect_files(paths), report)
+    ingestor, engine = open_ingestor(settings)
+    ingestor.stats.snapshots_rejected += len(report.problems)
+    try:
+        show = sys.stderr.isatty() if progress is None else progress
+        if show and files:
+            from rich.progress import Progress
+
+            with Progress(transient=True) as bar:
+                task = bar.add_task("replaying", total=len(files))
+                run_replay(ingestor, files, report, advance=lambda: bar.advance(task))
+        else:
+            run_replay(ingestor, files, report)
+    finally:
+        engine.dispose()
+    for name, problem in report.problems:
+        typer.echo(f"{name}: {problem}", err=True)
+    stats = ingestor.stats.as_dict()
+    typer.echo(json.dumps(stats, sort_keys=True))
+    usable = stats["snapshots_ingested"] + stats["snapshots_duplicate"]
+    usable += stats["snapshots_quarantined"]
+    if usable == 0:
+        raise typer.Exit(1)
+
+
+@app.command()
+def simulate(
+    port: Annotated[int, typer.Option("--port", help="Port to serve the fake feed on.")] = 8765,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    seed_snapshot: Annotated[
+        Path | None, typer.Option("--seed-snapshot", help="A real v3 snapshot to start from.")
+    ] = None,
+    speed: Annotated[
+        float, typer.Option("--speed", min=0.0, help="Feed ticks per 15 s of wall time.")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same feed.")] = 0,
+    start: Annotated[
+        datetime | None,
+        typer.Option("--start", help="Simulated UTC time of the first document (default now)."),
+    ] = None,
+) -> None:
+    """Serve a local fake VATSIM feed (status.json, vatsim-data.json, transceivers-data.json)."""
+    from vatsim_collector.feed.simulator import serve_simulator
+
+    begin = start.replace(tzinfo=UTC) if start and start.tzinfo is None else start
+    serve_simulator(
+        host=host,
+        port=port,
+        seed_snapshot=seed_snapshot,
+        speed=speed,
+        seed=seed,
+        start=begin or datetime.now(UTC).replace(microsecond=0),
+    )
+
+
+@app.command()
+def demo(
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="Default sqlite:///data/demo.db."),
+    ] = None,
+    port: Annotated[int, typer.Option("--port", help="API port.")] = 8000,
+    speed: Annotated[float, typer.Option("--speed", min=0.1, help="Feed speed-up.")] = 15.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Run the simulator and the collector together, fully offline."""
+    from vatsim_collector.service import run_demo
+
+    settings = _settings(
+        database_url=database_url or "sqlite:///data/demo.db",
+        api_port=port,
+        poll_interval=max(15.0 / speed, 0.5),
+    )
+    _configure_logging(settings.log_level)
+    run_demo(settings, speed=speed, seed=seed)
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseUrl = None) -> None:
+    """Apply database migrations up to the latest revision."""
+    settings = _settings(database_url=database_url)
+    from vatsim_collector.store.engine import create_db_engine
+    from vatsim_collector.store.migrate import current_revision, upgrade
+
+    engine = create_db_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        typer.echo(f"database at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,313 @@
+"""HTTP client for the VATSIM feed: mirror selection, failover, dedupe and politeness.
+
+The client only moves bytes; decoding the documents is ``feed.decode``'s job. It reads just
+``general.update_timestamp`` so an unchanged feed is skipped without a full decode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import httpx2
+import msgspec
+import structlog
+
+from vatsim_collector.config import LIVE_MIN_POLL_SECONDS, Settings, is_live_vatsim_host
+from vatsim_collector.feed.schedule import effective_interval
+
+__all__ = ["FeedClient", "FeedError", "FetchedFeed", "redact_url"]
+
+log = structlog.get_logger(__name__)
+
+Document = Literal["data", "transceivers"]
+_T = TypeVar("_T")
+
+
+class FeedError(Exception):
+    """A feed document could not be fetched; the message names the (redacted) URL and why."""
+
+
+@dataclass(frozen=True)
+class FetchedFeed:
+    data: bytes
+    transceivers: bytes | None
+    update_timestamp: datetime
+    # URLs are redacted (no credentials, no query values) so they are safe to log and store.
+    data_url: str
+    transceivers_url: str | None
+    fetched_at: datetime
+    transceivers_error: str | None
+
+
+class _General(msgspec.Struct):
+    update_timestamp: datetime
+
+
+class _Head(msgspec.Struct):
+    general: _General
+
+
+_head_decoder = msgspec.json.Decoder(_Head)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without userinfo, fragment or query values, which may carry tokens."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc.rpartition("@")[2]
+    query = "&".join(f"{k}=***" for k, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _scrub(text: str, url: str) -> str:
+    """Remove anything secret-looking of ``url`` from free text such as an exception message."""
+    text = text.replace(url, redact_url(url))
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return text
+    for secret in (parts.password, parts.query, parts.fragment):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def read_update_timestamp(raw: bytes) -> datetime:
+    """``general.update_timestamp`` of a v3 data document (naive stamps are taken as UTC)."""
+    stamp = _head_decoder.decode(raw).general.update_timestamp
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _Mirrors:
+    data: tuple[str, ...]
+    transceivers: tuple[str, ...]
+
+
+def _url_list(status: Any, key: str) -> tuple[str, ...]:
+    data = status.get("data") if isinstance(status, dict) else None
+    urls = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(urls, list):
+        return ()
+    return tuple(u for u in urls if isinstance(u, str) and u.startswith(("http://", "https://")))
+
+
+class FeedClient:
+    """Fetches ``vatsim-data.json`` (and transceivers) from a mirror listed in status.json.
+
+    Counters: ``fetches`` (data documents downloaded, duplicates included), ``duplicates``
+    (unchanged ``update_timestamp``), ``errors`` (``fetch()`` calls that raised),
+    ``transceivers_errors`` and ``status_refreshes``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self._rng = rng if rng is not None else random.Random()
+        self._clock = clock
+        self._sleep = sleep
+        self._http = httpx2.AsyncClient(
+            transport=transport,
+            headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip"},
+            timeout=settings.http_timeout,
+            follow_redirects=True,
+        )
+        self._mirrors: _Mirrors | None = None
+        self._status_loaded_at = 0.0
+        self._chosen: dict[Document, str] = {}
+        self._last_timestamp: datetime | None = None
+        self._last_live_cycle_at: float | None = None
+        self.fetches = 0
+        self.duplicates = 0
+        self.errors = 0
+        self.transceivers_errors = 0
+        self.status_refreshes = 0
+
+    async def __aenter__(self) -> FeedClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def active_urls(self) -> tuple[str, ...]:
+        """The mirrors currently chosen (empty before the first fetch)."""
+        return tuple(self._chosen.values())
+
+    @property
+    def poll_interval(self) -> float:
+        """``settings.poll_interval``, never below the live floor if a live URL is in use."""
+        return effective_interval(self.settings, self.active_urls)
+
+    async def fetch(self) -> FetchedFeed | None:
+        """One poll cycle. ``None`` means the feed has not changed since the previous cycle."""
+        try:
+            return await self._fetch()
+        except FeedError:
+            self.errors += 1
+            raise
+
+    async def _fetch(self) -> FetchedFeed | None:
+        mirrors = await self._current_mirrors()
+        data_candidates = self._candidates("data", mirrors.data)
+        await self._respect_live_floor(data_candidates)
+        cycle_started = self._clock()
+        if any(is_live_vatsim_host(u) for u in data_candidates):
+            self._last_live_cycle_at = cycle_started
+        data_url, data, stamp = await self._first_good(
+            "data", data_candidates, read_update_timestamp
+        )
+        self.fetches += 1
+        if stamp == self._last_timestamp:
+            self.duplicates += 1
+            return None
+        self._last_timestamp = stamp
+        transceivers: bytes | None = None
+        transceivers_url: str | None = None
+        transceivers_error: str | None = None
+        if self.settings.fetch_transceivers:
+            try:
+                transceivers_url, transceivers, _ = await self._first_good(
+                    "transceivers",
+                    self._candidates("transceivers", mirrors.transceivers),
+                    _check_transceivers,
+                )
+            except FeedError as exc:
+                self.transceivers_errors += 1
+                transceivers_error = str(exc)
+                log.warning("transceivers fetch failed; keeping the data", error=transceivers_error)
+        return FetchedFeed(
+            data=data,
+            transceivers=transceivers,
+            update_timestamp=stamp,
+            data_url=redact_url(data_url),
+            transceivers_url=redact_url(transceivers_url) if transceivers_url else None,
+            fetched_at=datetime.now(UTC),
+            transceivers_error=transceivers_error,
+        )
+
+    async def _respect_live_floor(self, candidates: list[str]) -> None:
+        # The scheduler should already keep the pace; this guards against callers that don't.
+        if self._last_live_cycle_at is None or not any(map(is_live_vatsim_host, candidates)):
+            return
+        wait = self._last_live_cycle_at + LIVE_MIN_POLL_SECONDS - self._clock()
+        if wait > 0:
+            log.warning("polling the live VATSIM feed too fast; waiting", seconds=round(wait, 3))
+            await self._sleep(wait)
+
+    async def _current_mirrors(self) -> _Mirrors:
+        now = self._clock()
+        if (
+            self._mirrors is None
+            or now - self._status_loaded_at >= self.settings.status_refresh_interval
+        ):
+            self._mirrors = await self._load_status()
+            self._status_loaded_at = now
+            self.status_refreshes += 1
+            self._chosen = {
+                "data": self._rng.choice(self._mirrors.data),
+                "transceivers": self._rng.choice(self._mirrors.transceivers),
+            }
+        return self._mirrors
+
+    async def _load_status(self) -> _Mirrors:
+        settings = self.settings
+        fallback = _Mirrors((settings.data_fallback_url,), (settings.transceivers_fallback_url,))
+        url = settings.status_url
+        try:
+            status = msgspec.json.decode(await self._get(url))
+        except (FeedError, msgspec.DecodeError) as exc:
+            log.warning(
+                "status document unavailable; using fallback URLs",
+                status_url=redact_url(url),
+                error=str(exc) if isinstance(exc, FeedError) else "not JSON",
+            )
+            return fallback
+        data, transceivers = _url_list(status, "v3"), _url_list(status, "transceivers")
+        if not data or not transceivers:
+            log.warning(
+                "status document lacks mirror arrays; using fallback URLs for them",
+                status_url=redact_url(url),
+                missing=[k for k, v in (("v3", data), ("transceivers", transceivers)) if not v],
+            )
+        return _Mirrors(data or fallback.data, transceivers or fallback.transceivers)
+
+    def _candidates(self, which: Document, mirrors: tuple[str, ...]) -> list[str]:
+        """The chosen mirror, then the others in random order, then the fallback URL."""
+        chosen = self._chosen[which]
+        others = [u for u in mirrors if u != chosen]
+        self._rng.shuffle(others)
+        fallback = (
+            self.settings.data_fallback_url
+            if which == "data"
+            else self.settings.transceivers_fallback_url
+        )
+        ordered = [chosen, *others]
+        return ordered if fallback in ordered else [*ordered, fallback]
+
+    async def _first_good(
+        self, which: Document, candidates: list[str], check: Callable[[bytes], _T]
+    ) -> tuple[str, bytes, _T]:
+        problems: list[str] = []
+        for url in candidates:
+            try:
+                body = await self._get(url)
+                checked = check(body)
+            except FeedError as exc:
+                problems.append(str(exc))
+                continue
+            except (msgspec.DecodeError, ValueError) as exc:
+                problems.append(f"{redact_url(url)}: unreadable {which} document ({exc})")
+                continue
+            if problems:
+                log.warning("feed mirror failed; another one answered", failures=problems)
+            # Stay on the mirror that works rather than retrying a broken one every cycle.
+            self._chosen[which] = url
+            return url, body, checked
+        raise FeedError(f"could not fetch the {which} document: " + "; ".join(problems))
+
+    async def _get(self, url: str) -> bytes:
+        shown = redact_url(url)
+        try:
+            response = await self._http.get(url)
+        except httpx2.TimeoutException as exc:
+            what = type(exc).__name__
+            raise FeedError(
+                f"{shown}: timed out after {self.settings.http_timeout:g}s ({what})"
+            ) from None
+        except (httpx2.HTTPError, httpx2.InvalidURL) as exc:
+            detail = _scrub(str(exc), url) or type(exc).__name__
+            raise FeedError(f"{shown}: request failed: {detail}") from None
+        if response.status_code != 200:
+            raise FeedError(f"{shown}: HTTP {response.status_code} {response.reason_phrase}")
+        return response.content
+
+
+def _check_transceivers(raw: bytes) -> None:
+    if raw.lstrip()[:1] != b"[":
+        raise ValueError("expected a JSON array")

@@ -1,0 +1,124 @@
+"""Ingests recorded snapshot files in update-timestamp order."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from vatsim_collector.ingest import Ingestor, Outcome
+
+TRANSCEIVERS_MARK = "transceivers"
+
+
+class _GeneralOnly(msgspec.Struct):
+    update_timestamp: datetime | None = None
+
+
+class _Probe(msgspec.Struct):
+    general: _GeneralOnly | None = None
+
+
+_probe = msgspec.json.Decoder(_Probe)
+
+
+@dataclass
+class ReplayFile:
+    path: Path
+    raw: bytes
+    update_timestamp: datetime | None
+    transceivers: Path | None = None
+
+
+@dataclass
+class ReplayReport:
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def read_bytes(path: Path) -> bytes:
+    data = path.read_bytes()
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+def _is_transceivers(path: Path) -> bool:
+    return TRANSCEIVERS_MARK in path.name
+
+
+def _matching_transceivers(path: Path) -> Path | None:
+    """``vatsim-data-X.json`` pairs with ``transceivers-data-X.json`` in the same folder."""
+    if "vatsim-data" not in path.name:
+        return None
+    candidate = path.with_name(path.name.replace("vatsim-data", "transceivers-data"))
+    return candidate if candidate.is_file() else None
+
+
+def collect_files(inputs: Sequence[Path]) -> list[Path]:
+    found: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found.extend(
+                p
+                for p in sorted(item.iterdir())
+                if p.is_file()
+                and (p.name.endswith(".json") or p.name.endswith(".json.gz"))
+                and not _is_transceivers(p)
+            )
+        else:
+            found.append(item)
+    return found
+
+
+def _timestamp(raw: bytes) -> datetime | None:
+    try:
+        probe = _probe.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if probe.general is None or probe.general.update_timestamp is None:
+        return None
+    ts = probe.general.update_timestamp
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def order_files(paths: Iterable[Path], report: ReplayReport) -> list[ReplayFile]:
+    """Read every file once; undecodable ones sort first so they are reported, not lost."""
+    files: list[ReplayFile] = []
+    for path in paths:
+        try:
+            raw = read_bytes(path)
+        except (OSError, gzip.BadGzipFile, EOFError) as exc:
+            report.problems.append((str(path), f"cannot read: {exc}"))
+            continue
+        files.append(ReplayFile(path, raw, _timestamp(raw), _matching_transceivers(path)))
+    epoch = datetime.min.replace(tzinfo=UTC)
+    files.sort(key=lambda f: (f.update_timestamp or epoch, str(f.path)))
+    return files
+
+
+def replay(
+    ingestor: Ingestor,
+    files: Sequence[ReplayFile],
+    report: ReplayReport,
+    *,
+    advance: Callable[[], None] | None = None,
+) -> None:
+    for item in files:
+        transceivers: bytes | None = None
+        if item.transceivers is not None:
+            try:
+                transceivers = read_bytes(item.transceivers)
+            except (OSError, gzip.BadGzipFile, EOFError) as exc:
+                report.problems.append((str(item.transceivers), f"cannot read: {exc}"))
+        result = ingestor.ingest(
+            item.raw,
+            transceivers_raw=transceivers,
+            fetched_at=datetime.now(UTC),
+            source=str(item.path),
+        )
+        if result.outcome in (Outcome.REJECTED, Outcome.QUARANTINED):
+            report.problems.append((str(item.path), f"{result.outcome}: {result.reason}"))
+        if advance is not None:
+            advance()

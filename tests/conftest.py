@@ -1,0 +1,54 @@
+"""Shared fixtures: a real database per test, on SQLite or on a real PostgreSQL server.
+
+Set ``VATSIM_TEST_DATABASE_URL`` to a PostgreSQL server URL (for example
+``postgresql+psycopg://postgres@127.0.0.1/postgres``) to run every database test against a
+fresh database created on that server; without it, each test gets its own SQLite file.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from vatsim_collector.store.engine import create_db_engine
+from vatsim_collector.store.migrate import upgrade
+
+SERVER_ENV = "VATSIM_TEST_DATABASE_URL"
+
+
+def pytest_report_header() -> str:
+    url = os.environ.get(SERVER_ENV)
+    return f"database backend: {make_url(url).get_backend_name() if url else 'sqlite'}"
+
+
+@pytest.fixture
+def database_url(tmp_path: os.PathLike[str]) -> Iterator[str]:
+    server = os.environ.get(SERVER_ENV)
+    if not server:
+        yield f"sqlite:///{tmp_path}/test.db"
+        return
+    name = f"vct_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = create_db_engine(database_url)
+    upgrade(eng)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
