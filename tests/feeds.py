@@ -29,7 +29,7 @@ def feed_time(value: datetime) -> str:
 
 
 def parse_time(value: str) -> datetime:
-    """Feed times carry 0–7 fractional digits; Python keeps six, rounded half up."""
+    """Feed times carry 0 to 7 fractional digits; Python keeps six, rounded half up."""
     body = value.rstrip("Z")
     whole, _, fraction = body.partition(".")
     tenths_of_micros = int((fraction + "0000000")[:7])

@@ -160,7 +160,8 @@ def test_a_quarantined_snapshot_closes_nothing(engine: Engine) -> None:
     glitch["controllers"] = glitch["controllers"][:5]
     result = ingestor.ingest(encode(glitch))
     assert result.outcome is Outcome.QUARANTINED
-    assert result.reason is not None and "drop" in result.reason
+    assert result.reason is not None
+    assert "drop" in result.reason
     assert ingestor.ingest(encode(later(base, 30))).outcome is Outcome.INGESTED
     assert ingestor.stats.pilot_sessions_closed == 0
     assert ingestor.stats.controller_sessions_closed == 0
@@ -175,7 +176,8 @@ def test_too_few_pilots_is_quarantined(engine: Engine) -> None:
     ingestor = make_ingestor(engine, sanity_min_pilots=10_000)
     result = ingestor.ingest(SMALL.read_bytes())
     assert result.outcome is Outcome.QUARANTINED
-    assert result.reason is not None and "fewer than the configured minimum" in result.reason
+    assert result.reason is not None
+    assert "fewer than the configured minimum" in result.reason
     assert row_counts(engine)["pilot_sessions"] == 0
 
 
@@ -203,7 +205,8 @@ def test_an_older_snapshot_than_the_latest_is_rejected_not_applied(engine: Engin
     before = row_counts(engine)
     result = ingestor.ingest(encode(base))
     assert result.outcome is Outcome.REJECTED
-    assert result.reason is not None and "older than the latest" in result.reason
+    assert result.reason is not None
+    assert "older than the latest" in result.reason
     after = row_counts(engine)
     assert after["held_documents"] == before["held_documents"] + 1
     assert {k: v for k, v in after.items() if k != "held_documents"} == {
@@ -244,7 +247,8 @@ def test_observers_and_supervisors_are_flagged(engine: Engine) -> None:
     expected_sup = {c["callsign"] for c in doc["controllers"] if c["rating"] in (11, 12)}
     with engine.connect() as conn:
         rows = conn.execute(select(t.controller_sessions)).all()
-    assert expected_obs and {r.callsign for r in rows if r.is_observer} == expected_obs
+    assert expected_obs
+    assert {r.callsign for r in rows if r.is_observer} == expected_obs
     assert {r.callsign for r in rows if r.is_supervisor} == expected_sup
 
 

@@ -9,6 +9,7 @@ anything unexpected a 500; the exception is logged, not returned.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
 import structlog
@@ -48,12 +49,13 @@ def create_app(
     *,
     stale_after: float,
     clock: Callable[[], datetime] | None = None,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
     """Build the API for ``ingestor``.
 
     ``stale_after``: seconds after which the latest snapshot's ``general.update_timestamp``
     counts as stale (health degraded). ``clock`` returns the current aware UTC time; tests
-    inject one.
+    inject one. ``lifespan`` runs the collector beside the API when the service starts it.
     """
     if stale_after <= 0:
         raise ValueError(f"stale_after must be positive, got {stale_after!r}")
@@ -61,6 +63,7 @@ def create_app(
         title="vatsim-collector",
         version="0.1.0",
         description="Live VATSIM state and recorded history. Names are never returned.",
+        lifespan=lifespan,
     )
     app.state.api_context = ApiContext(
         ingestor=ingestor, stale_after=stale_after, clock=clock or _utc_now

@@ -1,0 +1,90 @@
+"""Wires settings into a running service: database, ingestor, feed poller and API.
+
+The poller lives in the API's lifespan, so uvicorn's own SIGINT/SIGTERM handling stops it in
+order: stop polling, let the in-flight ingest commit, close the HTTP client, then the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx2
+import structlog
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from vatsim_collector.api import create_app
+from vatsim_collector.config import Settings
+from vatsim_collector.feed.client import FeedClient
+from vatsim_collector.feed.schedule import FixedRateSchedule
+from vatsim_collector.feed.sim_thread import running_simulator
+from vatsim_collector.feed.simulator import SimulatedNetwork
+from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.poller import Poller
+from vatsim_collector.store.engine import create_db_engine
+from vatsim_collector.store.migrate import upgrade
+
+log = structlog.get_logger(__name__)
+
+STOP_TIMEOUT_SECONDS = 30.0
+
+
+def open_ingestor(settings: Settings) -> tuple[Ingestor, Engine]:
+    """Engine with migrations applied, and an ingestor holding the restored live state."""
+    engine = create_db_engine(settings.database_url)
+    upgrade(engine)
+    ingestor = Ingestor(engine, IngestConfig.from_settings(settings))
+    ingestor.restore()
+    return ingestor, engine
+
+
+def build_service_app(
+    settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
+) -> FastAPI:
+    ingestor, engine = open_ingestor(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = FeedClient(settings, transport=transport)
+        poller = Poller(client, ingestor, FixedRateSchedule(client.poll_interval))
+        app.state.poller = poller
+        task = asyncio.create_task(poller.run(), name="poller")
+        log.info("collector started", feed=settings.status_url, interval=client.poll_interval)
+        try:
+            yield
+        finally:
+            poller.stop()
+            try:
+                await asyncio.wait_for(task, STOP_TIMEOUT_SECONDS)
+            except TimeoutError:
+                log.error("poller did not stop in time", timeout=STOP_TIMEOUT_SECONDS)
+            await client.aclose()
+            engine.dispose()
+            log.info("collector stopped", **ingestor.stats.as_dict())
+
+    return create_app(ingestor, stale_after=settings.stale_after_seconds, lifespan=lifespan)
+
+
+def run_service(settings: Settings) -> None:
+    app = build_service_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+def run_demo(settings: Settings, *, speed: float, seed: int) -> None:
+    """Serve the simulator on a free local port and collect from it: no network needed."""
+    from datetime import UTC, datetime
+
+    network = SimulatedNetwork(seed=seed, start=datetime.now(UTC).replace(microsecond=0))
+    with running_simulator(network=network, speed=speed) as base_url:
+        demo = settings.model_copy(update={"status_url": f"{base_url}/status.json"})
+        log.info("demo feed", url=demo.status_url, api=f"http://{demo.api_host}:{demo.api_port}")
+        run_service(demo)

@@ -1,0 +1,109 @@
+"""Decoding survives every real file and rejects everything that is not a v3 snapshot."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, func, select
+
+from feeds import ALL_FEEDS, SMALL, load, parse_time
+from vatsim_collector.feed.decode import FeedDecodeError, decode_snapshot, decode_transceivers
+from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.store import schema as t
+
+
+@pytest.mark.parametrize("path", ALL_FEEDS, ids=lambda p: p.name)
+def test_every_shared_file_decodes_completely(path: Path) -> None:
+    raw = path.read_bytes()
+    doc = orjson.loads(raw)
+    snap = decode_snapshot(raw)
+    assert snap.general.version == 3
+    assert snap.update_timestamp == parse_time(doc["general"]["update_timestamp"])
+    assert len(snap.pilots) == len(doc["pilots"])
+    assert len(snap.controllers) == len(doc["controllers"])
+    assert len(snap.atis) == len(doc["atis"])
+    assert len(snap.prefiles) == len(doc["prefiles"])
+    planless = sum(1 for p in doc["pilots"] if p["flight_plan"] is None)
+    assert sum(1 for p in snap.pilots if p.flight_plan is None) == planless
+
+
+def test_quirks_decode() -> None:
+    doc = load(SMALL)
+    doc["general"]["update_timestamp"] = "2021-08-02T10:59:35Z"  # no fraction at all
+    doc["pilots"][0]["flight_plan"] = None
+    doc["pilots"][1]["unknown_new_key"] = {"nested": [1, 2]}
+    doc["controllers"][0]["text_atis"] = None
+    doc["controllers"][1]["text_atis"] = [""]
+    doc["atis"][0]["atis_code"] = None
+    doc["pilots"][2]["flight_plan"].pop("revision_id", None)
+    doc["pilots"][2]["flight_plan"].pop("assigned_transponder", None)
+    snap = decode_snapshot(orjson.dumps(doc))
+    assert snap.pilots[0].flight_plan is None
+    assert snap.pilots[2].flight_plan is not None
+    assert snap.pilots[2].flight_plan.revision_id is None
+    assert snap.update_timestamp.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"", "empty document"),
+        (b"[]", "got a JSON array"),
+        (b"; VATSIM legacy data file\n!GENERAL:\nVERSION = 8\n", "legacy pre-v3"),
+        (b'{"general": {"version": 2, "update_timestamp": "2020-01-01T00:00:00Z"}}', "version 2"),
+        (b'{"clients": [], "servers": []}', "legacy v2 document"),
+        (
+            b'{"general": {"version": 3, "update_timestamp": "2020-01-01T00:00:00Z"},'
+            b' "pilots": [{"cid": "x"}]}',
+            "$.pilots[0].cid",
+        ),
+        (b'{"general": {"version": 3, "update_timestamp": "yesterday"}}', "update_timestamp"),
+        (b'{"general": {"version": 3, "upd', "malformed JSON"),
+    ],
+)
+def test_non_v3_documents_are_rejected_with_a_clear_reason(raw: bytes, expected: str) -> None:
+    with pytest.raises(FeedDecodeError) as info:
+        decode_snapshot(raw)
+    assert expected in str(info.value)
+
+
+def test_transceivers_decode_and_reject() -> None:
+    stations = decode_transceivers(
+        b'[{"callsign": "X", "transceivers": []}, {"callsign": "Y", "transceivers":'
+        b' [{"id": 0, "frequency": 122800010, "latDeg": 1.5, "lonDeg": 2, "extra": true}]}]'
+    )
+    assert [s.callsign for s in stations] == ["X", "Y"]
+    assert stations[1].transceivers[0].frequency == 122_800_010
+    with pytest.raises(FeedDecodeError, match="expected a JSON array"):
+        decode_transceivers(b'{"general": {}}')
+
+
+def test_a_rejected_document_is_kept_and_nothing_is_applied(engine: Engine) -> None:
+    ingestor = Ingestor(engine, IngestConfig())
+    ingestor.restore()
+    doc = load(SMALL)
+    doc["pilots"][-1]["latitude"] = "north"  # one bad field spoils the whole document
+    raw = orjson.dumps(doc)
+    result = ingestor.ingest(raw, source="test")
+    assert result.outcome is Outcome.REJECTED
+    assert result.reason is not None
+    assert "latitude" in result.reason
+    with engine.connect() as conn:
+        held = conn.execute(select(t.held_documents)).one()
+        sessions = conn.execute(select(func.count()).select_from(t.pilot_sessions)).scalar_one()
+    assert sessions == 0
+    assert held.kind == "rejected"
+    assert gzip.decompress(held.body_gzip) == raw
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_escape_as_anything_but_feed_decode_error(raw: bytes) -> None:
+    with contextlib.suppress(FeedDecodeError):
+        decode_snapshot(raw)
