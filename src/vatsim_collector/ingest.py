@@ -183,6 +183,9 @@ class Ingestor:
             # The transaction rolled back; the state must not remember what was not stored.
             self.restore()
             raise
+        # Only now, committed, does the snapshot become the latest one readers are told about.
+        self.state.last_snapshot_at = at
+        self.state.last_accepted_clients = snapshot.client_count
         self.stats.count(changes)
         self.last_snapshot = snapshot
         self.last_transceivers = transceivers

@@ -157,7 +157,7 @@ class FeedClient:
     @property
     def active_urls(self) -> tuple[str, ...]:
         """The mirrors currently chosen (empty before the first fetch)."""
-        return tuple(self._chosen.values())
+        return tuple(u for u in self._chosen.values() if u)
 
     @property
     def poll_interval(self) -> float:
@@ -175,13 +175,13 @@ class FeedClient:
     async def _fetch(self) -> FetchedFeed | None:
         mirrors = await self._current_mirrors()
         data_candidates = self._candidates("data", mirrors.data)
-        await self._respect_live_floor(data_candidates)
+        await self._respect_live_floor(data_candidates[:1])
         cycle_started = self._clock()
-        if any(is_live_vatsim_host(u) for u in data_candidates):
-            self._last_live_cycle_at = cycle_started
         data_url, data, stamp = await self._first_good(
             "data", data_candidates, read_update_timestamp
         )
+        if is_live_vatsim_host(data_url):
+            self._last_live_cycle_at = cycle_started
         self.fetches += 1
         if stamp == self._last_timestamp:
             self.duplicates += 1
@@ -230,14 +230,28 @@ class FeedClient:
             self._status_loaded_at = now
             self.status_refreshes += 1
             self._chosen = {
-                "data": self._rng.choice(self._mirrors.data),
-                "transceivers": self._rng.choice(self._mirrors.transceivers),
+                which: self._rng.choice(urls) if urls else ""
+                for which, urls in (
+                    ("data", self._mirrors.data),
+                    ("transceivers", self._mirrors.transceivers),
+                )
             }
         return self._mirrors
 
+    def _fallback(self, which: Document) -> tuple[str, ...]:
+        """The fallback URL, unless it would lead a local (simulated) feed to the live network."""
+        url = (
+            self.settings.data_fallback_url
+            if which == "data"
+            else self.settings.transceivers_fallback_url
+        )
+        if is_live_vatsim_host(url) and not is_live_vatsim_host(self.settings.status_url):
+            return ()
+        return (url,)
+
     async def _load_status(self) -> _Mirrors:
         settings = self.settings
-        fallback = _Mirrors((settings.data_fallback_url,), (settings.transceivers_fallback_url,))
+        fallback = _Mirrors(self._fallback("data"), self._fallback("transceivers"))
         url = settings.status_url
         try:
             status = msgspec.json.decode(await self._get(url))
@@ -262,17 +276,18 @@ class FeedClient:
         chosen = self._chosen[which]
         others = [u for u in mirrors if u != chosen]
         self._rng.shuffle(others)
-        fallback = (
-            self.settings.data_fallback_url
-            if which == "data"
-            else self.settings.transceivers_fallback_url
-        )
-        ordered = [chosen, *others]
-        return ordered if fallback in ordered else [*ordered, fallback]
+        ordered = [chosen, *others] if chosen else others
+        return ordered + [u for u in self._fallback(which) if u not in ordered]
 
     async def _first_good(
         self, which: Document, candidates: list[str], check: Callable[[bytes], _T]
     ) -> tuple[str, bytes, _T]:
+        if not candidates:
+            raise FeedError(
+                f"no URL for the {which} document: the status document at "
+                f"{redact_url(self.settings.status_url)} offered none, and the live VATSIM "
+                "fallback is not used for a local status URL"
+            )
         problems: list[str] = []
         for url in candidates:
             try:

@@ -94,8 +94,6 @@ class Tracker:
                 transceivers, pilots_by_callsign, controllers_by_callsign, atis_by_callsign, changes
             )
         self._forget_old(at)
-        self.state.last_snapshot_at = at
-        self.state.last_accepted_clients = snapshot.client_count
         return changes
 
     # pilots -----------------------------------------------------------------------------
