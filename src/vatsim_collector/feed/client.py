@@ -229,12 +229,10 @@ class FeedClient:
             self._mirrors = await self._load_status()
             self._status_loaded_at = now
             self.status_refreshes += 1
+            data, transceivers = self._mirrors.data, self._mirrors.transceivers
             self._chosen = {
-                which: self._rng.choice(urls) if urls else ""
-                for which, urls in (
-                    ("data", self._mirrors.data),
-                    ("transceivers", self._mirrors.transceivers),
-                )
+                "data": self._rng.choice(data) if data else "",
+                "transceivers": self._rng.choice(transceivers) if transceivers else "",
             }
         return self._mirrors
 
