@@ -81,7 +81,7 @@ def _moved(pilot: Json, steps: int, stamp: str) -> Json:
 
 
 def successors(doc: Json, count: int) -> list[bytes]:
-    """``count`` encoded documents, each 15 s after the previous one, the first 15 s after ``doc``."""
+    """``count`` encoded documents 15 s apart, the first one 15 s after ``doc``."""
     start = parse_feed_time(str(doc["general"]["update_timestamp"]))
     encoded: list[bytes] = []
     for i in range(1, count + 1):

@@ -88,7 +88,7 @@ def replay(
     Exits non-zero only if no file could be ingested at all.
     """
     settings = _settings(database_url=database_url)
-    _configure_logging("WARNING")
+    _configure_logging("ERROR")  # problems are reported once, below, not also as log lines
     from vatsim_collector.replay import ReplayReport, collect_files, order_files
     from vatsim_collector.replay import replay as run_replay
     from vatsim_collector.service import open_ingestor
@@ -156,7 +156,14 @@ def demo(
         typer.Option("--database-url", help="Default sqlite:///data/demo.db."),
     ] = None,
     port: Annotated[int, typer.Option("--port", help="API port.")] = 8000,
-    speed: Annotated[float, typer.Option("--speed", min=0.1, help="Feed speed-up.")] = 15.0,
+    speed: Annotated[
+        float,
+        typer.Option(
+            "--speed",
+            min=0.1,
+            help="Feed speed-up; above 1 the simulated clock runs ahead of the real one.",
+        ),
+    ] = 1.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Run the simulator and the collector together, fully offline."""
@@ -164,6 +171,8 @@ def demo(
 
     settings = _settings(
         database_url=database_url or "sqlite:///data/demo.db",
+        # Replaced by the simulator's own address once it has a port.
+        status_url="http://127.0.0.1/status.json",
         api_port=port,
         poll_interval=max(15.0 / speed, 0.5),
     )

@@ -109,5 +109,5 @@ def load_settings(**overrides: Any) -> Settings:
             name = ".".join(str(p) for p in err["loc"]) or "settings"
             env = f"VATSIM_{name.upper()}" if err["loc"] else ""
             where = f"{name} ({env})" if env else name
-            lines.append(f"{where}: {err['msg']}")
+            lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
         raise SettingsError("invalid configuration: " + "; ".join(lines)) from None

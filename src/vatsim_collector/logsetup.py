@@ -11,6 +11,8 @@ import structlog
 def configure_logging(level: str) -> None:
     numeric = logging.getLevelName(level)
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s")
+    # Alembic narrates every migration step at INFO; only its problems matter at start-up.
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer()
         if sys.stderr.isatty()
