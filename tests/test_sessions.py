@@ -258,3 +258,31 @@ def test_logon_times_keep_their_fraction(engine: Engine) -> None:
     with engine.connect() as conn:
         stored = set(conn.execute(select(t.pilot_sessions.c.logon_time)).scalars())
     assert stored == {parse_time(p["logon_time"]) for p in doc["pilots"]}
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_the_same_connection_back_after_a_long_gap_resumes_its_session(
+    engine: Engine, restart: bool
+) -> None:
+    base = load(SMALL)
+    gone = base["pilots"][0]["callsign"]
+    ingestor = make_ingestor(engine, missed_snapshots_to_end=2)
+    ingestor.ingest(encode(base))
+    ingestor.ingest(encode(_without_pilot(later(base, 15), gone)))
+    ingestor.ingest(encode(_without_pilot(later(base, 30), gone)))
+    assert ingestor.stats.pilot_sessions_closed == 1
+    if restart:
+        ingestor = make_ingestor(engine, missed_snapshots_to_end=2)
+    ingestor.ingest(encode(later(base, 45)))
+    counts = row_counts(engine)
+    assert counts["pilot_sessions"] == len(pilot_keys(base))
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(t.pilot_sessions).where(t.pilot_sessions.c.callsign == gone)
+        ).one()
+        flight_ended = conn.execute(
+            select(t.flights.c.ended_at).where(t.flights.c.id == row.flight_id)
+        ).scalar_one()
+    assert row.ended_at is None
+    assert row.last_seen_at == timestamp(base) + timedelta(seconds=45)
+    assert flight_ended is None

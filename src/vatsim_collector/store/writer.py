@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.rows import (
@@ -31,6 +32,29 @@ def _insert_returning_ids(conn: Connection, table: Table, rows: list[dict[str, A
         return []
     stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
     return [row[0] for row in conn.execute(stmt, rows)]
+
+
+def _insert_sessions(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert new sessions; a key already stored (a connection back after a restart) reopens
+    that row instead of failing the whole snapshot on the unique constraint."""
+    if not rows:
+        return []
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = dialect_insert(table)
+    reopen: dict[str, Any] = {"ended_at": None, "last_seen_at": stmt.excluded.last_seen_at}
+    if "flight_id" in table.c:
+        reopen["flight_id"] = stmt.excluded.flight_id
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["cid", "callsign", "logon_time"], set_=reopen
+    ).returning(table.c.id, sort_by_parameter_order=True)
+    return [row[0] for row in conn.execute(upsert, rows)]
+
+
+def _reopen(conn: Connection, table: Table, maybe_ids: Iterable[int | None]) -> None:
+    ids = [i for i in maybe_ids if i is not None]
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        conn.execute(update(table).where(table.c.id.in_(chunk)).values(ended_at=None))
 
 
 def _touch(conn: Connection, table: Table, maybe_ids: Iterable[int | None], at: datetime) -> None:
@@ -128,12 +152,13 @@ class SnapshotWriter:
     def _write_pilots(self, conn: Connection, changes: Changeset, snapshot_id: int) -> None:
         at = changes.at
         opened = changes.opened_pilots
-        ids = _insert_returning_ids(
+        ids = _insert_sessions(
             conn, t.pilot_sessions, [pilot_session_row(s, self.store_names) for s in opened]
         )
         for session, session_id in zip(opened, ids, strict=True):
             session.id = session_id
         _end(conn, t.pilot_sessions, ((s.id, s.last_seen) for s in changes.closed_pilots))
+        _reopen(conn, t.pilot_sessions, (s.id for s in changes.resumed_pilots))
         present = changes.present_pilots
         opened_ids = set(ids)
         _touch(conn, t.pilot_sessions, [s.id for s in present if s.id not in opened_ids], at)
@@ -158,21 +183,29 @@ class SnapshotWriter:
 
     def _write_controllers(self, conn: Connection, changes: Changeset) -> None:
         at = changes.at
-        for table, opened, present, closed in (
+        for table, opened, present, closed, resumed in (
             (
                 t.controller_sessions,
                 changes.opened_controllers,
                 changes.present_controllers,
                 changes.closed_controllers,
+                changes.resumed_controllers,
             ),
-            (t.atis_sessions, changes.opened_atis, changes.present_atis, changes.closed_atis),
+            (
+                t.atis_sessions,
+                changes.opened_atis,
+                changes.present_atis,
+                changes.closed_atis,
+                changes.resumed_atis,
+            ),
         ):
-            ids = _insert_returning_ids(
+            ids = _insert_sessions(
                 conn, table, [controller_session_row(s, self.store_names) for s in opened]
             )
             for session, session_id in zip(opened, ids, strict=True):
                 session.id = session_id
             _end(conn, table, ((s.id, s.last_seen) for s in closed))
+            _reopen(conn, table, (s.id for s in resumed))
             opened_ids = set(ids)
             _touch(conn, table, [s.id for s in present if s.id not in opened_ids], at)
         self._update_controllers(conn, changes.changed_controllers)

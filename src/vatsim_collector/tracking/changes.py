@@ -26,15 +26,19 @@ class Changeset:
     changed_flights: list[Flight] = field(default_factory=list)
     opened_pilots: list[PilotSession] = field(default_factory=list)
     present_pilots: list[PilotSession] = field(default_factory=list)
+    # Ended sessions whose connection (same key) came back: stored rows to mark open again.
+    resumed_pilots: list[PilotSession] = field(default_factory=list)
     closed_pilots: list[PilotSession] = field(default_factory=list)
     plan_revisions: list[tuple[PilotSession, FlightPlan]] = field(default_factory=list)
     opened_controllers: list[ControllerSession] = field(default_factory=list)
     present_controllers: list[ControllerSession] = field(default_factory=list)
+    resumed_controllers: list[ControllerSession] = field(default_factory=list)
     closed_controllers: list[ControllerSession] = field(default_factory=list)
     # Frequency, facility or transceiver-derived position changed.
     changed_controllers: list[ControllerSession] = field(default_factory=list)
     opened_atis: list[ControllerSession] = field(default_factory=list)
     present_atis: list[ControllerSession] = field(default_factory=list)
+    resumed_atis: list[ControllerSession] = field(default_factory=list)
     closed_atis: list[ControllerSession] = field(default_factory=list)
     # ATIS whose letter or text changed, including the first time it is seen.
     atis_revisions: list[ControllerSession] = field(default_factory=list)

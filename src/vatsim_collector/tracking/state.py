@@ -118,6 +118,11 @@ class LiveState:
     controllers: dict[SessionKey, ControllerSession] = field(default_factory=dict)
     atis: dict[SessionKey, ControllerSession] = field(default_factory=dict)
     prefiles: dict[tuple[int, str], PrefileEntry] = field(default_factory=dict)
+    # Sessions ended recently, by key: the same connection reappearing after a feed gap longer
+    # than the missed-snapshot rule is the same session resumed, not a new one.
+    ended_pilots: dict[SessionKey, PilotSession] = field(default_factory=dict)
+    ended_controllers: dict[SessionKey, ControllerSession] = field(default_factory=dict)
+    ended_atis: dict[SessionKey, ControllerSession] = field(default_factory=dict)
     # Flights whose last session ended recently, by (cid, callsign): a reconnect may continue them.
     recent_flights: dict[tuple[int, str], Flight] = field(default_factory=dict)
     # Last plan of recently ended pilot sessions, to recognise the plan re-published as a prefile.

@@ -110,8 +110,12 @@ class Tracker:
                 continue  # the feed has repeated a record within one document; keep the first
             session = live.get(key)
             if session is None:
-                session = self._open_pilot(pilot, at, changes)
-            else:
+                ended = self.state.ended_pilots.pop(key, None)
+                if ended is None:
+                    session = self._open_pilot(pilot, at, changes)
+                else:
+                    session = self._resume_pilot(ended, changes)
+            if session.first_seen != at:
                 session.missed = 0
                 session.last_seen = at
                 session.latest = pilot
@@ -162,6 +166,21 @@ class Tracker:
             self._revise_plan(session, pilot.flight_plan, changes)
         return session
 
+    def _resume_pilot(self, session: PilotSession, changes: Changeset) -> PilotSession:
+        other = self.state.pilot_by_ident.get((session.cid, session.callsign))
+        if other is not None:
+            self._close_pilot(other, changes)
+        self.state.pilots[session.key] = session
+        self.state.pilot_by_ident[(session.cid, session.callsign)] = session
+        flight = session.flight
+        if flight.ended_at is not None:
+            flight.ended_at = None
+            if self.state.recent_flights.get((session.cid, session.callsign)) is flight:
+                del self.state.recent_flights[(session.cid, session.callsign)]
+            changes.mark_flight_changed(flight)
+        changes.resumed_pilots.append(session)
+        return session
+
     def _continued_flight(
         self, pilot: Pilot, departure: str | None, arrival: str | None, changes: Changeset
     ) -> Flight | None:
@@ -199,6 +218,7 @@ class Tracker:
         flight.ended_at = session.last_seen
         changes.mark_flight_changed(flight)
         self.state.recent_flights[(session.cid, session.callsign)] = flight
+        self.state.ended_pilots[session.key] = session
         self.state.recent_plans[(session.cid, session.callsign)] = (session.last_seen, session.plan)
 
     # controllers and ATIS ---------------------------------------------------------------
@@ -210,19 +230,32 @@ class Tracker:
         at: datetime,
         changes: Changeset,
     ) -> dict[str, ControllerSession]:
-        live = self.state.controllers if kind is Kind.CONTROLLER else self.state.atis
-        opened, present_out, closed = (
-            (changes.opened_controllers, changes.present_controllers, changes.closed_controllers)
-            if kind is Kind.CONTROLLER
-            else (changes.opened_atis, changes.present_atis, changes.closed_atis)
-        )
+        if kind is Kind.CONTROLLER:
+            live, ended = self.state.controllers, self.state.ended_controllers
+            opened, present_out, closed, resumed = (
+                changes.opened_controllers,
+                changes.present_controllers,
+                changes.closed_controllers,
+                changes.resumed_controllers,
+            )
+        else:
+            live, ended = self.state.atis, self.state.ended_atis
+            opened, present_out, closed, resumed = (
+                changes.opened_atis,
+                changes.present_atis,
+                changes.closed_atis,
+                changes.resumed_atis,
+            )
         present: dict[SessionKey, ControllerSession] = {}
         by_callsign: dict[str, ControllerSession] = {}
         for record in records:
             key = (record.cid, record.callsign, record.logon_time)
             if key in present:
                 continue
-            session = live.get(key)
+            session = live.get(key) or ended.pop(key, None)
+            if session is not None and key not in live:
+                live[key] = session
+                resumed.append(session)
             if session is None:
                 session = ControllerSession(
                     kind=kind,
@@ -264,6 +297,7 @@ class Tracker:
             session.missed += 1
             if session.missed >= self.missed_to_end:
                 del live[key]
+                ended[key] = session
                 closed.append(session)
         return by_callsign
 
@@ -347,6 +381,9 @@ class Tracker:
 
     def _forget_old(self, at: datetime) -> None:
         horizon = at - self.reconnect_window
+        for ended in (self.state.ended_pilots, self.state.ended_controllers, self.state.ended_atis):
+            for key in [k for k, s in ended.items() if s.last_seen < horizon]:
+                del ended[key]
         recent = self.state.recent_flights
         for ident in [k for k, f in recent.items() if f.ended_at is None or f.ended_at < horizon]:
             del recent[ident]
