@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from vatsim_collector.api import create_app
 from vatsim_collector.config import Settings
-from vatsim_collector.feed.client import FeedClient
+from vatsim_collector.feed.client import FeedClient, redact_url
 from vatsim_collector.feed.schedule import FixedRateSchedule
 from vatsim_collector.feed.sim_thread import running_simulator
 from vatsim_collector.feed.simulator import SimulatedNetwork
@@ -52,7 +52,9 @@ def build_service_app(
         poller = Poller(client, ingestor, FixedRateSchedule(client.poll_interval))
         app.state.poller = poller
         task = asyncio.create_task(poller.run(), name="poller")
-        log.info("collector started", feed=settings.status_url, interval=client.poll_interval)
+        log.info(
+            "collector started", feed=redact_url(settings.status_url), interval=client.poll_interval
+        )
         try:
             yield
         finally:
@@ -86,5 +88,9 @@ def run_demo(settings: Settings, *, speed: float, seed: int) -> None:
     network = SimulatedNetwork(seed=seed, start=datetime.now(UTC).replace(microsecond=0))
     with running_simulator(network=network, speed=speed) as base_url:
         demo = settings.model_copy(update={"status_url": f"{base_url}/status.json"})
-        log.info("demo feed", url=demo.status_url, api=f"http://{demo.api_host}:{demo.api_port}")
+        log.info(
+            "demo feed",
+            url=redact_url(demo.status_url),
+            api=f"http://{demo.api_host}:{demo.api_port}",
+        )
         run_service(demo)
