@@ -66,7 +66,7 @@ def test_replay_reports_every_counter_and_goes_on_past_a_bad_file(
     result = cli("replay", str(FEEDS), str(bad), "--no-progress", database_url=database_url)
     assert result.returncode == 0, result.stderr
     counts = summary(result)
-    assert REPLAY_KEYS <= set(counts)
+    assert set(counts) >= REPLAY_KEYS
     assert counts["snapshots_ingested"] == len(REAL_FEEDS)
     assert counts["snapshots_rejected"] == 1
     assert counts["snapshots_quarantined"] == 1  # the two-pilot hand-made fixture

@@ -10,16 +10,14 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from vatsim_collector.feed.sim_world import (
+from vatsim_collector.feed.sim_geo import (
     FACILITY_RANGE_NM,
-    SimRates,
-    SimulatedNetwork,
     distance_nm,
     frequency_hz,
     initial_bearing,
-    load_seed_snapshot,
     parse_feed_time,
 )
+from vatsim_collector.feed.sim_world import SimRates, SimulatedNetwork, load_seed_snapshot
 from vatsim_collector.feed.simulator import create_simulator_app
 
 BASE = "http://sim.test"

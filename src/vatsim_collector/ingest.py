@@ -22,6 +22,7 @@ from vatsim_collector.store import schema as t
 from vatsim_collector.store.restore import load_live_state
 from vatsim_collector.store.writer import SnapshotWriter
 from vatsim_collector.tracking.changes import Changeset
+from vatsim_collector.tracking.live import LiveView
 from vatsim_collector.tracking.state import LiveState
 from vatsim_collector.tracking.tracker import Tracker
 
@@ -107,6 +108,8 @@ class Ingestor:
         self.writer = SnapshotWriter(store_names=config.store_names)
         self.state = LiveState()
         self.tracker = self._tracker(self.state)
+        # What readers on other threads may look at; see tracking.live.
+        self.live = LiveView.empty()
         self.last_snapshot: Snapshot | None = None
         self.last_transceivers: list[StationTransceivers] | None = None
 
@@ -126,6 +129,7 @@ class Ingestor:
                 reconnect_window=timedelta(minutes=self.config.flight_reconnect_minutes),
             )
         self.tracker = self._tracker(self.state)
+        self.live = LiveView.of(self.state)
         return self.state
 
     def ingest(
@@ -186,6 +190,7 @@ class Ingestor:
         # Only now, committed, does the snapshot become the latest one readers are told about.
         self.state.last_snapshot_at = at
         self.state.last_accepted_clients = snapshot.client_count
+        self.live = LiveView.of(self.state)
         self.stats.count(changes)
         self.last_snapshot = snapshot
         self.last_transceivers = transceivers

@@ -6,17 +6,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import Depends, Request
 
 from vatsim_collector.ingest import Ingestor
-
-K = TypeVar("K")
-V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -27,7 +24,7 @@ class ApiContext:
 
     def age_seconds(self) -> float | None:
         """Seconds since the latest accepted snapshot's ``general.update_timestamp``."""
-        last = self.ingestor.state.last_snapshot_at
+        last = self.ingestor.live.snapshot_at
         if last is None:
             return None
         return (self.clock() - last).total_seconds()
@@ -40,8 +37,3 @@ def get_context(request: Request) -> ApiContext:
 
 
 Context = Annotated[ApiContext, Depends(get_context)]
-
-
-def live_values(sessions: Mapping[K, V]) -> list[V]:
-    """A copy of the values, taken in one step (the ingest task may be adding sessions)."""
-    return list(sessions.values())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from vatsim_collector.api.context import Context, live_values
+from vatsim_collector.api.context import Context
 from vatsim_collector.api.models import ControllerOut, ControllersOut
 from vatsim_collector.tracking.state import ControllerSession, Kind
 
@@ -38,9 +38,7 @@ def _controller_out(session: ControllerSession) -> ControllerOut:
     " centroid of the station's transceivers and null when none were reported.",
 )
 async def list_controllers(ctx: Context) -> ControllersOut:
-    state = ctx.ingestor.state
-    sessions = [
-        s for s in live_values(state.controllers) + live_values(state.atis) if s.missed == 0
-    ]
+    live = ctx.ingestor.live
+    sessions = [*live.controllers, *live.atis]
     sessions.sort(key=lambda s: (s.callsign, s.cid, s.logon_time))
     return ControllersOut(controllers=[_controller_out(s) for s in sessions])

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy import Connection
 
 from vatsim_collector.api import queries
-from vatsim_collector.api.context import Context, live_values
+from vatsim_collector.api.context import Context
 from vatsim_collector.api.models import (
     ErrorOut,
     FlightOut,
@@ -73,7 +73,7 @@ def _flight_out(session: PilotSession) -> FlightOut:
     summary="Pilots in the latest accepted snapshot, sorted by callsign",
 )
 async def list_flights(ctx: Context) -> FlightsOut:
-    sessions = [s for s in live_values(ctx.ingestor.state.pilots) if s.missed == 0]
+    sessions = list(ctx.ingestor.live.pilots)
     sessions.sort(key=lambda s: (s.callsign, s.cid, s.logon_time))
     return FlightsOut(flights=[_flight_out(s) for s in sessions])
 

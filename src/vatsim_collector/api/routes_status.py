@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response, status
 from sqlalchemy.exc import SQLAlchemyError
 
 from vatsim_collector.api import queries
-from vatsim_collector.api.context import Context, live_values
+from vatsim_collector.api.context import Context
 from vatsim_collector.api.models import ErrorOut, Freshness, HealthOut, LiveCounts, StatusOut
 
 log = structlog.get_logger(__name__)
@@ -49,22 +49,21 @@ def health(ctx: Context, response: Response) -> HealthOut:
     responses={status.HTTP_500_INTERNAL_SERVER_ERROR: {"model": ErrorOut}},
 )
 async def get_status(ctx: Context) -> StatusOut:
-    state = ctx.ingestor.state
+    view = ctx.ingestor.live
     age = ctx.age_seconds()
     freshness: Freshness = "none"
     if age is not None:
         freshness = "stale" if age > ctx.stale_after else "fresh"
-    controllers = [c for c in live_values(state.controllers) if c.missed == 0]
-    observers = sum(1 for c in controllers if c.is_observer)
+    observers = sum(1 for c in view.controllers if c.is_observer)
     live = LiveCounts(
-        pilots=sum(1 for p in live_values(state.pilots) if p.missed == 0),
-        controllers=len(controllers) - observers,
+        pilots=len(view.pilots),
+        controllers=len(view.controllers) - observers,
         observers=observers,
-        atis=sum(1 for a in live_values(state.atis) if a.missed == 0),
-        prefiles=sum(1 for f in live_values(state.prefiles) if f.missed == 0),
+        atis=len(view.atis),
+        prefiles=view.prefiles,
     )
     return StatusOut(
-        last_snapshot_at=state.last_snapshot_at,
+        last_snapshot_at=view.snapshot_at,
         age_seconds=None if age is None else round(age, 3),
         freshness=freshness,
         stale_after_seconds=ctx.stale_after,

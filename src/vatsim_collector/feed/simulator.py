@@ -20,12 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from vatsim_collector.feed.sim_world import (
-    TICK,
-    SimRates,
-    SimulatedNetwork,
-    load_seed_snapshot,
-)
+from vatsim_collector.feed.sim_geo import TICK
+from vatsim_collector.feed.sim_world import SimRates, SimulatedNetwork, load_seed_snapshot
 
 __all__ = [
     "FaultMode",
