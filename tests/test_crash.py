@@ -29,29 +29,35 @@ from vatsim_collector.replay import ReplayReport, collect_files, order_files, re
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.engine import create_db_engine, sqlite_path
 from vatsim_collector.store.migrate import upgrade
+from vatsim_collector.store.schema import snapshot_id_for
 
 SNAPSHOTS = 7
 HELD_SNAPSHOT = 4
 
 
-def write_recording(folder: Path) -> None:
+def write_recording(folder: Path) -> int:
+    """Write the recording; return the snapshot id of the snapshot whose write will be held."""
     network = SimulatedNetwork(seed=3, start=datetime(2026, 1, 1, 8, 0, tzinfo=UTC))
+    held = 0
     for i in range(SNAPSHOTS):
+        if i == HELD_SNAPSHOT - 1:
+            held = snapshot_id_for(network.now)
         (folder / f"vatsim-data-{i:03d}.json").write_bytes(orjson.dumps(network.data_document()))
         (folder / f"transceivers-data-{i:03d}.json").write_bytes(
             orjson.dumps(network.transceivers_document())
         )
         network.tick()
+    return held
 
 
-def hold_write(engine: Engine) -> None:
+def hold_write(engine: Engine, held_id: int) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
             conn.execute(text("CREATE TABLE hold_marker (x INTEGER)"))
             conn.execute(
                 text(f"""
                 CREATE TRIGGER hold_write BEFORE INSERT ON transceivers
-                WHEN NEW.snapshot_id = {HELD_SNAPSHOT}
+                WHEN NEW.snapshot_id = {held_id}
                      AND (SELECT count(*) FROM hold_marker) = 0
                 BEGIN
                     INSERT INTO hold_marker VALUES (1);
@@ -74,7 +80,7 @@ def hold_write(engine: Engine) -> None:
                 text(f"""
                 CREATE FUNCTION hold_write() RETURNS trigger LANGUAGE plpgsql AS $$
                 BEGIN
-                    IF NEW.snapshot_id = {HELD_SNAPSHOT} THEN PERFORM pg_sleep(600); END IF;
+                    IF NEW.snapshot_id = {held_id} THEN PERFORM pg_sleep(600); END IF;
                     RETURN NEW;
                 END $$""")
             )
@@ -146,8 +152,7 @@ def test_a_kill_during_a_write_leaves_the_database_consistent(
 ) -> None:
     recording = tmp_path / "recording"
     recording.mkdir()
-    write_recording(recording)
-    hold_write(engine)
+    hold_write(engine, write_recording(recording))
 
     proc = run_replay(recording, database_url)
     deadline = time.monotonic() + 120

@@ -239,9 +239,10 @@ class Ingestor:
             return IngestResult(Outcome.DUPLICATE, at)
         log.warning("snapshot quarantined", update_timestamp=at.isoformat(), reason=reason)
         with self.engine.begin() as conn:
-            (snapshot_id,) = conn.execute(
-                insert(t.snapshots)
-                .values(
+            snapshot_id = t.snapshot_id_for(at)
+            conn.execute(
+                insert(t.snapshots).values(
+                    id=snapshot_id,
                     update_timestamp=at,
                     fetched_at=fetched_at,
                     status="quarantined",
@@ -252,8 +253,7 @@ class Ingestor:
                     prefiles=len(snapshot.prefiles),
                     transceivers=None,
                 )
-                .returning(t.snapshots.c.id)
-            ).one()
+            )
             conn.execute(
                 insert(t.held_documents).values(
                     received_at=fetched_at,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, literal, select
+from sqlalchemy import Connection, and_, literal, select
 
 from vatsim_collector.store import schema as t
 
@@ -56,8 +56,12 @@ def flight_by_id(conn: Connection, flight_id: int) -> FlightRow | None:
 
 
 def flight_track(conn: Connection, flight_id: int) -> list[PositionRow]:
-    """Every stored position of the flight, across all its pilot sessions, in time order."""
-    p, s = t.positions, t.snapshots
+    """Every stored position of the flight, across all its pilot sessions, in time order.
+
+    Positions are keyed by snapshot first, so the query walks the snapshots of each session's
+    lifetime and looks up one primary key per snapshot instead of scanning all traffic.
+    """
+    p, s, ps = t.positions, t.snapshots, t.pilot_sessions
     query = (
         select(
             s.c.update_timestamp,
@@ -68,11 +72,15 @@ def flight_track(conn: Connection, flight_id: int) -> list[PositionRow]:
             p.c.heading,
         )
         .select_from(
-            p.join(t.pilot_sessions, t.pilot_sessions.c.id == p.c.pilot_session_id).join(
-                s, s.c.id == p.c.snapshot_id
-            )
+            ps.join(
+                s,
+                and_(
+                    s.c.update_timestamp >= ps.c.first_seen_at,
+                    s.c.update_timestamp <= ps.c.last_seen_at,
+                ),
+            ).join(p, and_(p.c.snapshot_id == s.c.id, p.c.pilot_session_id == ps.c.id))
         )
-        .where(t.pilot_sessions.c.flight_id == flight_id)
+        .where(ps.c.flight_id == flight_id)
         .order_by(s.c.update_timestamp, p.c.pilot_session_id)
     )
     return [PositionRow(*row) for row in conn.execute(query)]

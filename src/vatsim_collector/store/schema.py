@@ -1,11 +1,18 @@
 """The database schema, shared by SQLite and PostgreSQL. Migrations create it; tests may too.
 
-Positions are the volume table (one row per pilot per 15 s): they are keyed by
-``(pilot_session_id, snapshot_id)`` without a separate row id on SQLite, so a track is a range
-read and a row costs little more than its values.
+Positions and transceivers are the volume tables (a row per pilot per 15 s, and more): they are
+keyed by snapshot first, without a separate row id on SQLite, so every snapshot appends to the
+end of one B-tree. Keyed by session first, each snapshot would dirty one page per online pilot
+and the cost of a commit would grow with history. A track is still cheap: one primary-key
+lookup per snapshot of the session.
+
+Snapshot ids are the feed's ``update_timestamp`` in milliseconds since the Unix epoch, so a
+day of positions is a contiguous id range (PostgreSQL partitions and retention use that).
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     BigInteger,
@@ -17,6 +24,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     Table,
     Text,
@@ -79,7 +87,8 @@ def _session_columns() -> list[Column[object]]:
 snapshots = Table(
     "snapshots",
     metadata,
-    Column("id", IdType, primary_key=True, autoincrement=True),
+    # update_timestamp in milliseconds since 1970-01-01 UTC (see snapshot_id_for).
+    Column("id", IdType, primary_key=True, autoincrement=False),
     Column("update_timestamp", UTCDateTime, nullable=False, unique=True),
     Column("fetched_at", UTCDateTime, nullable=False),
     Column("status", Text, nullable=False),  # accepted | quarantined
@@ -146,8 +155,8 @@ flight_plans = Table(
 positions = Table(
     "positions",
     metadata,
-    Column("pilot_session_id", IdType, ForeignKey("pilot_sessions.id"), primary_key=True),
-    Column("snapshot_id", IdType, ForeignKey("snapshots.id"), primary_key=True),
+    Column("snapshot_id", IdType, ForeignKey("snapshots.id"), nullable=False),
+    Column("pilot_session_id", IdType, ForeignKey("pilot_sessions.id"), nullable=False),
     Column("latitude", Float, nullable=False),
     Column("longitude", Float, nullable=False),
     Column("altitude", Integer, nullable=False),
@@ -156,6 +165,7 @@ positions = Table(
     # Squawk as an integer of its four octal digits (e.g. 7000); NULL if the feed sent junk.
     Column("transponder", SmallInteger),
     Column("qnh_mb", SmallInteger),
+    PrimaryKeyConstraint("snapshot_id", "pilot_session_id"),
     sqlite_with_rowid=False,
 )
 
@@ -224,3 +234,11 @@ transceivers = Table(
     Column("atis_session_id", IdType, ForeignKey("atis_sessions.id")),
     sqlite_with_rowid=False,
 )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def snapshot_id_for(update_timestamp: datetime) -> int:
+    """The id of the snapshot published at ``update_timestamp`` (milliseconds since epoch)."""
+    return (update_timestamp - _EPOCH) // timedelta(milliseconds=1)

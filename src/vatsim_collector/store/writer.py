@@ -90,11 +90,12 @@ class SnapshotWriter:
     ) -> int:
         snap = changes.snapshot
         at = changes.at
-        (snapshot_id,) = _insert_returning_ids(
-            conn,
-            t.snapshots,
+        snapshot_id = t.snapshot_id_for(at)
+        conn.execute(
+            insert(t.snapshots),
             [
                 {
+                    "id": snapshot_id,
                     "update_timestamp": at,
                     "fetched_at": fetched_at,
                     "status": "accepted",

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 15:57:34.354575
+Create Date: 2026-11-28
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def upgrade() -> None:
         sa.Column(
             "id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
+            autoincrement=False,
             nullable=False,
         ),
         sa.Column("update_timestamp", UTCDateTime(), nullable=False),
@@ -300,10 +300,10 @@ def upgrade() -> None:
     op.create_table(
         "positions",
         sa.Column(
-            "pilot_session_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+            "snapshot_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         sa.Column(
-            "snapshot_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+            "pilot_session_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         sa.Column("latitude", sa.Float(), nullable=False),
         sa.Column("longitude", sa.Float(), nullable=False),
@@ -320,7 +320,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["snapshot_id"], ["snapshots.id"], name=op.f("fk_positions_snapshot_id_snapshots")
         ),
-        sa.PrimaryKeyConstraint("pilot_session_id", "snapshot_id", name=op.f("pk_positions")),
+        sa.PrimaryKeyConstraint("snapshot_id", "pilot_session_id", name=op.f("pk_positions")),
         sqlite_with_rowid=False,
     )
     op.create_table(
