@@ -51,18 +51,32 @@ def squawk_text(value: int | None) -> str:
     return "" if value is None else f"{value:04d}"
 
 
-def position_row(session_id: int, snapshot_id: int, pilot: Pilot) -> dict[str, Any]:
-    return {
-        "pilot_session_id": session_id,
-        "snapshot_id": snapshot_id,
-        "latitude": pilot.latitude,
-        "longitude": pilot.longitude,
-        "altitude": pilot.altitude,
-        "groundspeed": pilot.groundspeed,
-        "heading": pilot.heading,
-        "transponder": squawk(pilot.transponder),
-        "qnh_mb": pilot.qnh_mb,
-    }
+POSITION_COLUMNS = (
+    "snapshot_id",
+    "pilot_session_id",
+    "latitude",
+    "longitude",
+    "altitude",
+    "groundspeed",
+    "heading",
+    "transponder",
+    "qnh_mb",
+)
+
+
+def position_row(snapshot_id: int, session_id: int, pilot: Pilot) -> tuple[Any, ...]:
+    """A positions row in ``POSITION_COLUMNS`` order."""
+    return (
+        snapshot_id,
+        session_id,
+        pilot.latitude,
+        pilot.longitude,
+        pilot.altitude,
+        pilot.groundspeed,
+        pilot.heading,
+        squawk(pilot.transponder),
+        pilot.qnh_mb,
+    )
 
 
 def pilot_session_row(session: PilotSession, store_names: bool) -> dict[str, Any]:

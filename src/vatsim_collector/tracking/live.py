@@ -8,11 +8,21 @@ whole by a single attribute assignment.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from vatsim_collector.tracking.state import ControllerSession, LiveState, PilotSession
+
+_S = TypeVar("_S", PilotSession, ControllerSession)
+
+
+def _frozen_copy(session: _S) -> _S:
+    # copy.copy goes through __reduce_ex__ and cost ~8 µs a session; this is the same
+    # shallow copy for a plain dataclass at a fraction of that, done for every online client.
+    clone = object.__new__(type(session))
+    clone.__dict__.update(session.__dict__)
+    return clone
 
 
 @dataclass(frozen=True)
@@ -32,8 +42,8 @@ class LiveView:
         """Sessions present in the latest accepted snapshot (not those merely not yet ended)."""
         return cls(
             snapshot_at=state.last_snapshot_at,
-            pilots=tuple(copy.copy(s) for s in state.pilots.values() if s.missed == 0),
-            controllers=tuple(copy.copy(s) for s in state.controllers.values() if s.missed == 0),
-            atis=tuple(copy.copy(s) for s in state.atis.values() if s.missed == 0),
+            pilots=tuple(_frozen_copy(s) for s in state.pilots.values() if s.missed == 0),
+            controllers=tuple(_frozen_copy(s) for s in state.controllers.values() if s.missed == 0),
+            atis=tuple(_frozen_copy(s) for s in state.atis.values() if s.missed == 0),
             prefiles=sum(1 for p in state.prefiles.values() if p.missed == 0),
         )
