@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import secrets
@@ -18,6 +19,7 @@ from sqlalchemy.engine import make_url
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
 
+SOURCE = Path(__file__).resolve().parent.parent / "src"
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1/postgres"
 BACKENDS = ("sqlite", "postgresql")
 
@@ -173,3 +175,12 @@ def machine(pg_admin_url: str | None) -> dict[str, Any]:
         finally:
             admin.dispose()
     return info
+
+
+def source_fingerprint() -> str:
+    """SHA-256 over the package's source files, to tie results to the code that produced them."""
+    digest = hashlib.sha256()
+    for path in sorted(SOURCE.rglob("*.py")):
+        digest.update(str(path.relative_to(SOURCE)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()

@@ -60,6 +60,32 @@ class Settings(BaseSettings):
     stale_after_seconds: float = Field(default=120.0, gt=0)
     store_names: bool = False
 
+    # Database service (engine pool, query statistics, health).
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_max_overflow: int = Field(default=5, ge=0, le=100)
+    db_pool_timeout: float = Field(default=30.0, gt=0)
+    db_pool_recycle: float = Field(default=1800.0, gt=0)
+    slow_query_ms: float = Field(default=500.0, gt=0)
+    slow_query_log_size: int = Field(default=100, ge=1, le=10_000)
+    health_interval: float = Field(default=15.0, gt=0)
+    health_latency_degraded_ms: float = Field(default=500.0, gt=0)
+    health_pool_saturation_degraded: float = Field(default=0.9, gt=0, le=1)
+    health_min_free_disk_mb: float = Field(default=500.0, ge=0)
+
+    # Where accepted snapshots wait while the database is unreachable.
+    spool_dir: Path = Path("data") / "spool"
+    spool_max_snapshots: int = Field(default=5760, ge=1, description="a day at 15 s")
+    spool_max_bytes: int = Field(default=4 * 1024**3, ge=1024**2)
+
+    # Retention, in days, per class of data; 0 keeps it forever.
+    retention_positions_days: int = Field(default=30, ge=0)
+    retention_transceivers_days: int = Field(default=7, ge=0)
+    retention_held_documents_days: int = Field(default=30, ge=0)
+    retention_error_records_days: int = Field(default=30, ge=0)
+    retention_interval: float = Field(default=3600.0, gt=0)
+    retention_chunk_rows: int = Field(default=5000, ge=100)
+    partitions_ahead_days: int = Field(default=2, ge=1, le=60)
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
