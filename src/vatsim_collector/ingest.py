@@ -19,6 +19,7 @@ from vatsim_collector.feed.decode import FeedDecodeError, decode_snapshot, decod
 from vatsim_collector.feed.models import Snapshot, StationTransceivers
 from vatsim_collector.feed.sanity import SanityGate
 from vatsim_collector.store import schema as t
+from vatsim_collector.store.partitions import PartitionManager
 from vatsim_collector.store.restore import load_live_state
 from vatsim_collector.store.writer import SnapshotWriter
 from vatsim_collector.tracking.changes import Changeset
@@ -106,6 +107,7 @@ class Ingestor:
             accept_after=config.sanity_accept_after,
         )
         self.writer = SnapshotWriter(store_names=config.store_names)
+        self.partitions = PartitionManager()
         self.state = LiveState()
         self.tracker = self._tracker(self.state)
         # What readers on other threads may look at; see tracking.live.
@@ -174,6 +176,8 @@ class Ingestor:
         reason = self.gate.check(snapshot, self.state.last_accepted_clients)
         if reason is not None:
             return self._quarantine(snapshot, raw, reason, source, fetched_at)
+        snapshot_id = t.snapshot_id_for(at)
+        self.partitions.ensure_for(self.engine, snapshot_id)
         changes = self.tracker.apply(snapshot, transceivers)
         try:
             with self.engine.begin() as conn:

@@ -102,6 +102,22 @@ snapshots = Table(
 )
 
 # Documents kept for inspection: quarantined snapshots and rejected (undecodable) documents.
+# Failures worth keeping: the error layer records here (messages scrubbed of secrets).
+error_records = Table(
+    "error_records",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("service", Text, nullable=False),
+    Column("operation", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("error_type", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("context", Text),  # JSON
+    Index("ix_error_records_occurred_at", "occurred_at"),
+)
+
 held_documents = Table(
     "held_documents",
     metadata,
@@ -112,6 +128,7 @@ held_documents = Table(
     Column("reason", Text, nullable=False),
     Column("snapshot_id", IdType, ForeignKey("snapshots.id", ondelete="CASCADE")),
     Column("body_gzip", LargeBinary, nullable=False),
+    Index("ix_held_documents_received_at", "received_at"),
 )
 
 flights = Table(
@@ -167,6 +184,8 @@ positions = Table(
     Column("qnh_mb", SmallInteger),
     PrimaryKeyConstraint("snapshot_id", "pilot_session_id"),
     sqlite_with_rowid=False,
+    # One partition per UTC day of snapshot ids, created by store.partitions.
+    postgresql_partition_by="RANGE (snapshot_id)",
 )
 
 
@@ -233,6 +252,7 @@ transceivers = Table(
     Column("controller_session_id", IdType, ForeignKey("controller_sessions.id")),
     Column("atis_session_id", IdType, ForeignKey("atis_sessions.id")),
     sqlite_with_rowid=False,
+    postgresql_partition_by="RANGE (snapshot_id)",
 )
 
 

@@ -88,6 +88,26 @@ def upgrade() -> None:
     )
 
     op.create_table(
+        "error_records",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("occurred_at", UTCDateTime(), nullable=False),
+        sa.Column("service", sa.Text(), nullable=False),
+        sa.Column("operation", sa.Text(), nullable=False),
+        sa.Column("category", sa.Text(), nullable=False),
+        sa.Column("severity", sa.Text(), nullable=False),
+        sa.Column("error_type", sa.Text(), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("context", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_error_records")),
+    )
+    op.create_index("ix_error_records_occurred_at", "error_records", ["occurred_at"], unique=False)
+
+    op.create_table(
         "flights",
         sa.Column(
             "id",
@@ -219,6 +239,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_held_documents")),
     )
+    op.create_index(
+        "ix_held_documents_received_at", "held_documents", ["received_at"], unique=False
+    )
+
     op.create_table(
         "pilot_sessions",
         sa.Column(
@@ -321,6 +345,7 @@ def upgrade() -> None:
             ["snapshot_id"], ["snapshots.id"], name=op.f("fk_positions_snapshot_id_snapshots")
         ),
         sa.PrimaryKeyConstraint("snapshot_id", "pilot_session_id", name=op.f("pk_positions")),
+        postgresql_partition_by="RANGE (snapshot_id)",
         sqlite_with_rowid=False,
     )
     op.create_table(
@@ -367,6 +392,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "snapshot_id", "callsign", "transceiver_id", name=op.f("pk_transceivers")
         ),
+        postgresql_partition_by="RANGE (snapshot_id)",
         sqlite_with_rowid=False,
     )
 
@@ -383,6 +409,8 @@ def downgrade() -> None:
     op.drop_index("ix_pilot_sessions_ended_at", table_name="pilot_sessions")
 
     op.drop_table("pilot_sessions")
+    op.drop_index("ix_held_documents_received_at", table_name="held_documents")
+
     op.drop_table("held_documents")
     op.drop_index("ix_atis_revisions_atis_session_id", table_name="atis_revisions")
 
@@ -398,6 +426,9 @@ def downgrade() -> None:
     op.drop_index("ix_flights_callsign_started_at", table_name="flights")
 
     op.drop_table("flights")
+    op.drop_index("ix_error_records_occurred_at", table_name="error_records")
+
+    op.drop_table("error_records")
     op.drop_index("ix_controller_sessions_ended_at", table_name="controller_sessions")
 
     op.drop_table("controller_sessions")
