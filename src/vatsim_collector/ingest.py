@@ -6,6 +6,7 @@ rebuilt from the database, which the rolled-back transaction left untouched.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,11 +15,13 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from vatsim_collector.feed.decode import FeedDecodeError, decode_snapshot, decode_transceivers
 from vatsim_collector.feed.models import Snapshot, StationTransceivers
 from vatsim_collector.feed.sanity import SanityGate
 from vatsim_collector.store import schema as t
+from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.partitions import PartitionManager
 from vatsim_collector.store.restore import load_live_state
 from vatsim_collector.store.writer import SnapshotWriter
@@ -96,9 +99,20 @@ class IngestConfig:
         return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
 
 
+class DatabaseUnavailable(Exception):
+    """The database could not be reached or written; the snapshot was not stored."""
+
+
+def _unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 class Ingestor:
-    def __init__(self, engine: Engine, config: IngestConfig) -> None:
-        self.engine = engine
+    def __init__(self, db: DatabaseService | Engine, config: IngestConfig) -> None:
+        self.db = db if isinstance(db, DatabaseService) else DatabaseService.for_engine(db)
+        self.engine = self.db.engine
         self.config = config
         self.stats = IngestStats()
         self.gate = SanityGate(
@@ -114,6 +128,9 @@ class Ingestor:
         self.live = LiveView.empty()
         self.last_snapshot: Snapshot | None = None
         self.last_transceivers: list[StationTransceivers] | None = None
+        # Set when the in-memory state could not be rebuilt (database down): the next ingest
+        # rebuilds it first, so nothing is ever applied on top of a state the database lacks.
+        self._restore_needed = False
 
     def _tracker(self, state: LiveState) -> Tracker:
         return Tracker(
@@ -124,7 +141,7 @@ class Ingestor:
 
     def restore(self) -> LiveState:
         """Load open sessions from the database; call before the first ingest."""
-        with self.engine.connect() as conn:
+        with self.db.read("ingest.restore") as conn:
             self.state = load_live_state(
                 conn,
                 missed_to_end=self.config.missed_snapshots_to_end,
@@ -132,9 +149,36 @@ class Ingestor:
             )
         self.tracker = self._tracker(self.state)
         self.live = LiveView.of(self.state)
+        self._restore_needed = False
         return self.state
 
     def ingest(
+        self,
+        raw: bytes,
+        *,
+        transceivers_raw: bytes | None = None,
+        fetched_at: datetime | None = None,
+        source: str = "feed",
+    ) -> IngestResult:
+        """Ingest one fetched document (and its transceivers).
+
+        Raises ``DatabaseUnavailable`` if the database cannot be used; nothing of the snapshot
+        is stored then, and the caller should keep the bytes to try again later.
+        """
+        try:
+            if self._restore_needed:
+                self.restore()
+            return self._ingest(
+                raw, transceivers_raw=transceivers_raw, fetched_at=fetched_at, source=source
+            )
+        except SQLAlchemyError as exc:
+            if _unavailable(exc):
+                cause = getattr(exc, "orig", None) or exc
+                # The driver's class name only: its message may carry host or user details.
+                raise DatabaseUnavailable(f"database unavailable: {type(cause).__name__}") from exc
+            raise
+
+    def _ingest(
         self,
         raw: bytes,
         *,
@@ -177,10 +221,11 @@ class Ingestor:
         if reason is not None:
             return self._quarantine(snapshot, raw, reason, source, fetched_at)
         snapshot_id = t.snapshot_id_for(at)
-        self.partitions.ensure_for(self.engine, snapshot_id)
+        with self.db.timed("ingest.partitions"):
+            self.partitions.ensure_for(self.engine, snapshot_id)
         changes = self.tracker.apply(snapshot, transceivers)
         try:
-            with self.engine.begin() as conn:
+            with self.db.write("ingest.snapshot") as conn:
                 snapshot_id = self.writer.write(
                     conn,
                     changes,
@@ -189,7 +234,9 @@ class Ingestor:
                 )
         except BaseException:
             # The transaction rolled back; the state must not remember what was not stored.
-            self.restore()
+            self._restore_needed = True
+            with contextlib.suppress(SQLAlchemyError):
+                self.restore()
             raise
         # Only now, committed, does the snapshot become the latest one readers are told about.
         self.state.last_snapshot_at = at
@@ -201,7 +248,7 @@ class Ingestor:
         return IngestResult(Outcome.INGESTED, at, snapshot_id=snapshot_id, changes=changes)
 
     def _stored(self, at: datetime) -> bool:
-        with self.engine.connect() as conn:
+        with self.db.read("ingest.find_snapshot") as conn:
             found = conn.execute(
                 select(t.snapshots.c.id).where(t.snapshots.c.update_timestamp == at)
             ).first()
@@ -216,7 +263,7 @@ class Ingestor:
         received_at: datetime,
         snapshot_id: int | None = None,
     ) -> None:
-        with self.engine.begin() as conn:
+        with self.db.write("ingest.hold_document") as conn:
             conn.execute(
                 insert(t.held_documents).values(
                     received_at=received_at,
@@ -242,7 +289,7 @@ class Ingestor:
             self.stats.snapshots_duplicate += 1
             return IngestResult(Outcome.DUPLICATE, at)
         log.warning("snapshot quarantined", update_timestamp=at.isoformat(), reason=reason)
-        with self.engine.begin() as conn:
+        with self.db.write("ingest.quarantine") as conn:
             snapshot_id = t.snapshot_id_for(at)
             conn.execute(
                 insert(t.snapshots).values(

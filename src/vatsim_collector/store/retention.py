@@ -1,0 +1,229 @@
+"""Retention: expire old positions, transceivers, held documents and error records.
+
+Each class of data has its own age limit (0 days keeps it forever). History proper (snapshots,
+sessions, flights, flight plans, prefiles, ATIS revisions) is never expired here.
+
+On PostgreSQL the volume tables are partitioned by UTC day, so a day expires by dropping its
+partitions once the whole day is older than the cutoff: no big DELETE, no bloat. A drop waits at
+most ``lock_timeout`` for readers; if it cannot get its lock it is skipped and retried next run.
+
+Everywhere else (SQLite, and the small tables on PostgreSQL) rows are deleted in chunks of at
+most ``chunk_rows`` rows, each chunk its own short transaction, walking the primary key (or the
+time index) from its oldest end, so the ingest never waits long for the write lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Column, Engine, Table, delete, select, text, tuple_
+from sqlalchemy.exc import OperationalError
+
+from vatsim_collector.store import schema as t
+from vatsim_collector.store.partitions import PARTITIONED_TABLES, PartitionManager, day_bounds
+
+log = structlog.get_logger(__name__)
+
+# PostgreSQL's SQLSTATE for "lock_not_available", raised when lock_timeout expires.
+_LOCK_NOT_AVAILABLE = "55P03"
+
+CLASSES = ("positions", "transceivers", "held_documents", "error_records")
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How many days each class of data is kept; 0 keeps it forever."""
+
+    positions: int = 30
+    transceivers: int = 7
+    held_documents: int = 30
+    error_records: int = 30
+
+    def __post_init__(self) -> None:
+        for name in CLASSES:
+            if getattr(self, name) < 0:
+                raise ValueError(f"retention days for {name} must be >= 0")
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RetentionPolicy:
+        return cls(
+            positions=settings.retention_positions_days,
+            transceivers=settings.retention_transceivers_days,
+            held_documents=settings.retention_held_documents_days,
+            error_records=settings.retention_error_records_days,
+        )
+
+    def days(self, name: str) -> int:
+        value = getattr(self, name)
+        assert isinstance(value, int)
+        return value
+
+
+@dataclass
+class RetentionReport:
+    deleted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASSES, 0))
+    # Partitions dropped, and partitions left for the next run because their lock was busy.
+    partitions_dropped: list[str] = field(default_factory=list)
+    partitions_skipped: list[str] = field(default_factory=list)
+    # Chunked-delete transactions that removed at least one row.
+    chunks: int = 0
+    seconds: float = 0.0
+    cutoffs: dict[str, datetime] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **{f"{name}_deleted": count for name, count in self.deleted.items()},
+            "partitions_dropped": list(self.partitions_dropped),
+            "partitions_skipped": list(self.partitions_skipped),
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RetentionJob:
+    def __init__(
+        self,
+        engine: Engine,
+        policy: RetentionPolicy,
+        *,
+        chunk_rows: int,
+        partitions: PartitionManager,
+        clock: Callable[[], datetime] = _utcnow,
+        ahead_days: int = 2,
+        lock_timeout: float = 5.0,
+        chunk_pause: float = 0.005,
+    ) -> None:
+        """``partitions`` should be the ingestor's manager, so a dropped day is forgotten.
+
+        ``ahead_days`` is ``partitions_ahead_days``: each run makes sure today's partitions and
+        that many following days' exist. ``chunk_pause`` (seconds) is slept between chunks so a
+        waiting writer gets the lock in between.
+        """
+        if chunk_rows < 1:
+            raise ValueError("chunk_rows must be at least 1")
+        self.engine = engine
+        self.policy = policy
+        self.chunk_rows = chunk_rows
+        self.partitions = partitions
+        self.clock = clock
+        self.ahead_days = ahead_days
+        self.lock_timeout = lock_timeout
+        self.chunk_pause = chunk_pause
+
+    def run_once(self) -> RetentionReport:
+        started = time.monotonic()
+        now = self.clock()
+        if now.tzinfo is None:
+            raise ValueError("the retention clock must return aware datetimes")
+        report = RetentionReport()
+        partitioned = PartitionManager.applies(self.engine)
+        if partitioned:
+            self.partitions.ensure_ahead(self.engine, self.ahead_days, today=now.date())
+        for name in CLASSES:
+            days = self.policy.days(name)
+            if days == 0:
+                continue
+            cutoff = now - timedelta(days=days)
+            report.cutoffs[name] = cutoff
+            if name in PARTITIONED_TABLES:
+                if partitioned:
+                    self._drop_partitions(name, cutoff, report)
+                else:
+                    self._delete_volume(name, cutoff, report)
+            else:
+                self._delete_by_time(name, cutoff, report)
+        report.seconds = time.monotonic() - started
+        return report
+
+    # ----- PostgreSQL: whole partitions -------------------------------------------------
+
+    def _drop_partitions(self, table: str, cutoff: datetime, report: RetentionReport) -> None:
+        cutoff_id = t.snapshot_id_for(cutoff)
+        with self.engine.connect() as conn:
+            expired = [
+                p for p in PartitionManager.existing(conn, table) if _ends_by(p.day, cutoff_id)
+            ]
+        quote = self.engine.dialect.identifier_preparer.quote
+        timeout_ms = max(1, round(self.lock_timeout * 1000))
+        for partition in expired:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(text(f"SET LOCAL lock_timeout = '{timeout_ms}ms'"))
+                    conn.execute(text(f"DROP TABLE IF EXISTS {quote(partition.name)}"))
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                    raise
+                log.warning("retention skipped a busy partition", partition=partition.name)
+                report.partitions_skipped.append(partition.name)
+                continue
+            self.partitions.forget(partition.day)
+            report.partitions_dropped.append(partition.name)
+
+    # ----- chunked deletes ---------------------------------------------------------------
+
+    def _delete_volume(self, name: str, cutoff: datetime, report: RetentionReport) -> None:
+        table = t.metadata.tables[name]
+        key = list(table.primary_key.columns)
+        snapshot_id = table.c.snapshot_id
+        oldest = (
+            select(*key)
+            .where(snapshot_id < t.snapshot_id_for(cutoff))
+            .order_by(*key)
+            .limit(self.chunk_rows)
+        )
+        self._chunked(name, delete(table).where(tuple_(*key).in_(oldest)), report)
+
+    def _delete_by_time(self, name: str, cutoff: datetime, report: RetentionReport) -> None:
+        table: Table = t.metadata.tables[name]
+        moment: Column[Any] = (
+            table.c.received_at if name == "held_documents" else table.c.occurred_at
+        )
+        oldest = (
+            select(table.c.id)
+            .where(moment < cutoff)
+            .order_by(moment, table.c.id)
+            .limit(self.chunk_rows)
+        )
+        self._chunked(name, delete(table).where(table.c.id.in_(oldest)), report)
+
+    def _chunked(self, name: str, statement: Any, report: RetentionReport) -> None:
+        while True:
+            # A fresh short transaction per chunk; the connection goes back to the pool after.
+            with self.engine.begin() as conn:
+                removed = conn.execute(statement).rowcount
+            if removed > 0:
+                report.chunks += 1
+                report.deleted[name] += removed
+            if removed < self.chunk_rows:
+                return
+            if self.chunk_pause > 0:
+                time.sleep(self.chunk_pause)
+
+
+def _ends_by(day: date, cutoff_id: int) -> bool:
+    """True when every snapshot id of ``day`` is below ``cutoff_id``."""
+    return day_bounds(day)[1] <= cutoff_id
+
+
+async def run_periodically(job: RetentionJob, interval: float, stop: asyncio.Event) -> None:
+    """Run ``job`` now and then every ``interval`` seconds until ``stop`` is set; never raises."""
+    while not stop.is_set():
+        try:
+            report = await asyncio.to_thread(job.run_once)
+        except Exception:
+            log.exception("retention run failed")
+        else:
+            log.info("retention run", **report.summary())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
