@@ -139,7 +139,7 @@ def test_health_degraded_before_first_snapshot(tmp_path: Path) -> None:
         status = client.get("/api/status").json()
     engine.dispose()
     assert health.status_code == 200
-    assert health.json() == {"status": "degraded", "reasons": ["no snapshot ingested yet"]}
+    assert health.json() == {"status": "degraded", "reasons": ["no snapshot stored yet"]}
     assert status["freshness"] == "none"
     assert status["last_snapshot_at"] is None
     assert status["age_seconds"] is None
@@ -154,7 +154,9 @@ def test_health_down_when_sqlite_folder_is_gone(tmp_path: Path) -> None:
     client = TestClient(create_app(ingestor, stale_after=STALE_AFTER))
     response = client.get("/health")
     assert response.status_code == 503
-    assert response.json() == {"status": "down", "reasons": ["database cannot be queried"]}
+    body = response.json()
+    assert body["status"] == "down"
+    assert body["reasons"] == ["database cannot be queried (OperationalError)"]
 
 
 def test_health_down_and_clean_503_when_postgres_is_unreachable() -> None:

@@ -24,8 +24,11 @@ from vatsim_collector.feed.sim_thread import running_simulator
 from vatsim_collector.feed.simulator import SimulatedNetwork
 from vatsim_collector.ingest import IngestConfig, Ingestor
 from vatsim_collector.poller import Poller
-from vatsim_collector.store.engine import create_db_engine
+from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.health import HealthLimits, HealthMonitor
 from vatsim_collector.store.migrate import upgrade
+from vatsim_collector.store.retention import RetentionJob, RetentionPolicy, run_periodically
+from vatsim_collector.store.spool import SnapshotSpool
 
 log = structlog.get_logger(__name__)
 
@@ -34,23 +37,56 @@ STOP_TIMEOUT_SECONDS = 30.0
 
 def open_ingestor(settings: Settings) -> tuple[Ingestor, Engine]:
     """Engine with migrations applied, and an ingestor holding the restored live state."""
-    engine = create_db_engine(settings.database_url)
-    upgrade(engine)
-    ingestor = Ingestor(engine, IngestConfig.from_settings(settings))
+    db = DatabaseService.from_settings(settings)
+    upgrade(db.engine)
+    ingestor = Ingestor(db, IngestConfig.from_settings(settings))
     ingestor.restore()
-    return ingestor, engine
+    return ingestor, db.engine
+
+
+def health_limits(settings: Settings) -> HealthLimits:
+    return HealthLimits(
+        stale_after_seconds=settings.stale_after_seconds,
+        latency_degraded_ms=settings.health_latency_degraded_ms,
+        pool_saturation_degraded=settings.health_pool_saturation_degraded,
+        min_free_disk_bytes=int(settings.health_min_free_disk_mb * 1024**2),
+    )
 
 
 def build_service_app(
     settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
 ) -> FastAPI:
     ingestor, engine = open_ingestor(settings)
+    spool = SnapshotSpool(
+        settings.spool_dir,
+        max_entries=settings.spool_max_snapshots,
+        max_bytes=settings.spool_max_bytes,
+    )
+    monitor = HealthMonitor(ingestor.db, limits=health_limits(settings), backlog=lambda: len(spool))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = FeedClient(settings, transport=transport)
-        poller = Poller(client, ingestor, FixedRateSchedule(client.poll_interval))
+        poller = Poller(client, ingestor, FixedRateSchedule(client.poll_interval), spool)
         app.state.poller = poller
+        stop_background = asyncio.Event()
+        retention = RetentionJob(
+            ingestor.engine,
+            RetentionPolicy.from_settings(settings),
+            chunk_rows=settings.retention_chunk_rows,
+            # The ingestor's own manager, so a dropped day is known to need recreating.
+            partitions=ingestor.partitions,
+            ahead_days=settings.partitions_ahead_days,
+        )
+        background = [
+            asyncio.create_task(
+                monitor.run(settings.health_interval, stop_background), name="health"
+            ),
+            asyncio.create_task(
+                run_periodically(retention, settings.retention_interval, stop_background),
+                name="retention",
+            ),
+        ]
         task = asyncio.create_task(poller.run(), name="poller")
         log.info(
             "collector started", feed=redact_url(settings.status_url), interval=client.poll_interval
@@ -63,11 +99,15 @@ def build_service_app(
                 await asyncio.wait_for(task, STOP_TIMEOUT_SECONDS)
             except TimeoutError:
                 log.error("poller did not stop in time", timeout=STOP_TIMEOUT_SECONDS)
+            stop_background.set()
+            await asyncio.gather(*background, return_exceptions=True)
             await client.aclose()
             engine.dispose()
             log.info("collector stopped", **ingestor.stats.as_dict())
 
-    return create_app(ingestor, stale_after=settings.stale_after_seconds, lifespan=lifespan)
+    return create_app(
+        ingestor, stale_after=settings.stale_after_seconds, lifespan=lifespan, health=monitor
+    )
 
 
 def run_service(settings: Settings) -> None:

@@ -1,7 +1,7 @@
 """The REST API app factory. No module-level app, engine or settings: build one per ingestor.
 
 Live data (``/api/flights``, ``/api/controllers``, ``/api/status``) is read from the
-ingestor's in-memory state; history (tracks) from the database through ``ingestor.engine``.
+ingestor's in-memory state; history (tracks) from the database via the ingestor's DatabaseService.
 Errors are always JSON ``{"detail": ...}`` without stack traces: a database failure is a 503,
 anything unexpected a 500; the exception is logged, not returned.
 """
@@ -17,9 +17,15 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from vatsim_collector.api import routes_controllers, routes_flights, routes_status
+from vatsim_collector.api import (
+    routes_controllers,
+    routes_database,
+    routes_flights,
+    routes_status,
+)
 from vatsim_collector.api.context import ApiContext
 from vatsim_collector.ingest import Ingestor
+from vatsim_collector.store.health import HealthLimits, HealthMonitor
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +56,7 @@ def create_app(
     stale_after: float,
     clock: Callable[[], datetime] | None = None,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    health: HealthMonitor | None = None,
 ) -> FastAPI:
     """Build the API for ``ingestor``.
 
@@ -65,12 +72,17 @@ def create_app(
         description="Live VATSIM state and recorded history. Names are never returned.",
         lifespan=lifespan,
     )
+    now = clock or _utc_now
+    monitor = health or HealthMonitor(
+        ingestor.db, limits=HealthLimits(stale_after_seconds=stale_after), clock=now
+    )
     app.state.api_context = ApiContext(
-        ingestor=ingestor, stale_after=stale_after, clock=clock or _utc_now
+        ingestor=ingestor, stale_after=stale_after, clock=now, health=monitor
     )
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(routes_status.router)
     app.include_router(routes_flights.router)
     app.include_router(routes_controllers.router)
+    app.include_router(routes_database.router)
     return app

@@ -1,4 +1,4 @@
-"""What the routes share: the ingestor (live state + engine), the staleness limit and a clock.
+"""What the routes share: the ingestor (live state, database), health, staleness and a clock.
 
 ``create_app`` stores one ``ApiContext`` on ``app.state``; routes receive it through the
 ``Context`` dependency, so two apps with different ingestors can live in one process.
@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from vatsim_collector.ingest import Ingestor
+from vatsim_collector.store.health import HealthMonitor, HealthReport
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,15 @@ class ApiContext:
     ingestor: Ingestor
     stale_after: float
     clock: Callable[[], datetime]
+    health: HealthMonitor
+    # A verdict older than this is re-probed on request (the monitor's loop may not run).
+    health_max_age: float = 30.0
+
+    def health_report(self) -> HealthReport:
+        last = self.health.last
+        if last is None or (self.clock() - last.checked_at).total_seconds() > self.health_max_age:
+            return self.health.probe()
+        return last
 
     def age_seconds(self) -> float | None:
         """Seconds since the latest accepted snapshot's ``general.update_timestamp``."""

@@ -20,8 +20,9 @@ class ErrorOut(BaseModel):
 
 class HealthOut(BaseModel):
     status: HealthStatus = Field(
-        description="down: the database cannot be queried (HTTP 503); degraded: no snapshot yet"
-        " or the last one is older than the staleness limit; ok otherwise."
+        description="The health monitor's verdict. down: the database cannot be queried (HTTP"
+        " 503 on /health); degraded: it works but something needs attention (stale data, slow"
+        " round trips, a busy pool, a write backlog, little free disk); ok otherwise."
     )
     reasons: list[str] = Field(default_factory=list, description="Why the status is not ok.")
 
@@ -45,6 +46,7 @@ class StatusOut(BaseModel):
     freshness: Freshness
     stale_after_seconds: float
     live: LiveCounts
+    health: HealthOut = Field(description="The database health monitor's latest verdict.")
     ingest: dict[str, int] = Field(description="Ingest counters since the process started.")
 
 

@@ -108,7 +108,7 @@ def _find_flight(
 def flight_track(
     ctx: Context, callsign: CallsignParam, flight_id: FlightIdParam = None
 ) -> TrackOut:
-    with ctx.ingestor.engine.connect() as conn:
+    with ctx.ingestor.db.read("api.flight_track") as conn:
         flight = _find_flight(conn, callsign, flight_id)
         if flight is None:
             if flight_id is None:

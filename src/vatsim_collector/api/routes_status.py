@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import structlog
 from fastapi import APIRouter, Response, status
-from sqlalchemy.exc import SQLAlchemyError
 
-from vatsim_collector.api import queries
 from vatsim_collector.api.context import Context
 from vatsim_collector.api.models import ErrorOut, Freshness, HealthOut, LiveCounts, StatusOut
-
-log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["status"])
 
@@ -22,24 +17,10 @@ router = APIRouter(tags=["status"])
     responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": HealthOut}},
 )
 def health(ctx: Context, response: Response) -> HealthOut:
-    try:
-        with ctx.ingestor.engine.connect() as conn:
-            queries.ping(conn)
-    except SQLAlchemyError as exc:
-        log.warning("health check: database unreachable", error=type(exc).__name__)
+    report = ctx.health_report()
+    if report.status == "down":
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return HealthOut(status="down", reasons=["database cannot be queried"])
-    age = ctx.age_seconds()
-    if age is None:
-        return HealthOut(status="degraded", reasons=["no snapshot ingested yet"])
-    if age > ctx.stale_after:
-        return HealthOut(
-            status="degraded",
-            reasons=[
-                f"last snapshot is {age:.0f} s old (limit {ctx.stale_after:g} s)",
-            ],
-        )
-    return HealthOut(status="ok", reasons=[])
+    return HealthOut(status=report.status.value, reasons=list(report.reasons))
 
 
 @router.get(
@@ -48,8 +29,9 @@ def health(ctx: Context, response: Response) -> HealthOut:
     summary="Latest snapshot, freshness, live counts and ingest counters",
     responses={status.HTTP_500_INTERNAL_SERVER_ERROR: {"model": ErrorOut}},
 )
-async def get_status(ctx: Context) -> StatusOut:
+def get_status(ctx: Context) -> StatusOut:
     view = ctx.ingestor.live
+    report = ctx.health_report()
     age = ctx.age_seconds()
     freshness: Freshness = "none"
     if age is not None:
@@ -68,5 +50,6 @@ async def get_status(ctx: Context) -> StatusOut:
         freshness=freshness,
         stale_after_seconds=ctx.stale_after,
         live=live,
+        health=HealthOut(status=report.status.value, reasons=list(report.reasons)),
         ingest=ctx.ingestor.stats.as_dict(),
     )

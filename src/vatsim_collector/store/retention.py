@@ -126,6 +126,7 @@ class RetentionJob:
         now = self.clock()
         if now.tzinfo is None:
             raise ValueError("the retention clock must return aware datetimes")
+        now = now.astimezone(UTC)  # partitions are UTC days
         report = RetentionReport()
         partitioned = PartitionManager.applies(self.engine)
         if partitioned:
@@ -173,16 +174,34 @@ class RetentionJob:
     # ----- chunked deletes ---------------------------------------------------------------
 
     def _delete_volume(self, name: str, cutoff: datetime, report: RetentionReport) -> None:
+        """Walk the primary key (snapshot id first) from its oldest end, ``chunk_rows`` at a time.
+
+        Each chunk is the key range up to the ``chunk_rows``-th oldest expired key: a seek and a
+        bounded range scan of the primary key, then one bounded delete.
+        """
         table = t.metadata.tables[name]
         key = list(table.primary_key.columns)
-        snapshot_id = table.c.snapshot_id
-        oldest = (
-            select(*key)
-            .where(snapshot_id < t.snapshot_id_for(cutoff))
-            .order_by(*key)
-            .limit(self.chunk_rows)
-        )
-        self._chunked(name, delete(table).where(tuple_(*key).in_(oldest)), report)
+        first = key[0]
+        expired = first < t.snapshot_id_for(cutoff)
+        nth_key = select(*key).where(expired).order_by(*key).offset(self.chunk_rows - 1).limit(1)
+        last_key = select(*key).where(expired).order_by(*(c.desc() for c in key)).limit(1)
+
+        def chunk() -> int:
+            # The bound is read on its own, and the delete is its own write transaction: in WAL
+            # mode a read transaction that turns into a write fails at once (no busy wait) if the
+            # ingest committed in between. Rows are only ever added above the cutoff, so the
+            # range cannot grow between the two.
+            with self.engine.connect() as conn:
+                bound = conn.execute(nth_key).first() or conn.execute(last_key).first()
+            if bound is None:
+                return 0
+            statement = delete(table).where(
+                expired, first <= bound[0], tuple_(*key) <= tuple_(*bound)
+            )
+            with self.engine.begin() as conn:
+                return int(conn.execute(statement).rowcount)
+
+        self._chunked(name, chunk, report)
 
     def _delete_by_time(self, name: str, cutoff: datetime, report: RetentionReport) -> None:
         table: Table = t.metadata.tables[name]
@@ -195,13 +214,19 @@ class RetentionJob:
             .order_by(moment, table.c.id)
             .limit(self.chunk_rows)
         )
-        self._chunked(name, delete(table).where(table.c.id.in_(oldest)), report)
+        statement = delete(table).where(table.c.id.in_(oldest))
 
-    def _chunked(self, name: str, statement: Any, report: RetentionReport) -> None:
-        while True:
-            # A fresh short transaction per chunk; the connection goes back to the pool after.
+        def chunk() -> int:
             with self.engine.begin() as conn:
-                removed = conn.execute(statement).rowcount
+                return int(conn.execute(statement).rowcount)
+
+        self._chunked(name, chunk, report)
+
+    def _chunked(self, name: str, chunk: Callable[[], int], report: RetentionReport) -> None:
+        """Run ``chunk`` (one short transaction; the connection goes back to the pool after)
+        until it removes fewer than ``chunk_rows`` rows."""
+        while True:
+            removed = chunk()
             if removed > 0:
                 report.chunks += 1
                 report.deleted[name] += removed
