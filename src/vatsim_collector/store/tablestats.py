@@ -41,6 +41,23 @@ class StorageStats:
 
 
 def _postgres(conn: Connection) -> tuple[list[TableStat], int]:
+    # reltuples is -1 until a table is first analysed (autovacuum may take minutes): sample
+    # those once, which costs a bounded ANALYZE rather than a full COUNT(*).
+    unanalysed = (
+        conn.execute(
+            text(
+                "SELECT c.relname FROM pg_class c"
+                " WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'"
+                " AND c.reltuples < 0"
+            )
+        )
+        .scalars()
+        .all()
+    )
+    quote = conn.dialect.identifier_preparer.quote
+    for name in unanalysed:
+        conn.execute(text(f"ANALYZE {quote(name)}"))
+    conn.commit()
     rows = conn.execute(
         text(
             # A partitioned parent has no rows of its own: add up its partitions.
