@@ -8,6 +8,7 @@ import platform
 import secrets
 import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
@@ -22,6 +24,33 @@ from vatsim_collector.store.migrate import upgrade
 SOURCE = Path(__file__).resolve().parent.parent / "src"
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1/postgres"
 BACKENDS = ("sqlite", "postgresql")
+
+
+@contextmanager
+def _pg_database(admin_url: str, template: str | None = None) -> Iterator[Engine]:
+    """A new PostgreSQL database (a copy of ``template`` if given), dropped on exit."""
+    name = f"vcbench_{secrets.token_hex(4)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        create = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+        for attempt in range(40):  # a template must have no other sessions (autovacuum, say)
+            try:
+                with admin.connect() as conn:
+                    conn.execute(text(create))
+                break
+            except OperationalError:
+                if attempt == 39:
+                    raise
+                time.sleep(0.5)
+        engine = create_db_engine(make_url(admin_url).set(database=name).render_as_string(False))
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 @contextmanager
@@ -35,23 +64,36 @@ def fresh_database(backend: str, pg_admin_url: str = PG_ADMIN_URL) -> Iterator[E
                 yield engine
             finally:
                 engine.dispose()
-        return
-    name = f"vcbench_{secrets.token_hex(4)}"
-    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(pg_admin_url).set(database=name)
-        engine = create_db_engine(url.render_as_string(hide_password=False))
-        try:
+    else:
+        with _pg_database(pg_admin_url) as engine:
             upgrade(engine)
             yield engine
+
+
+@contextmanager
+def copied_database(engine: Engine, pg_admin_url: str = PG_ADMIN_URL) -> Iterator[Engine]:
+    """A copy of ``engine``'s database as it is now, deleted on exit."""
+    if engine.dialect.name != "sqlite":
+        engine.dispose()  # CREATE DATABASE ... TEMPLATE needs the source to be idle
+        with _pg_database(pg_admin_url, template=engine.url.database) as copy:
+            yield copy
+        return
+    with tempfile.TemporaryDirectory(prefix="vcbench-copy-") as tmp:
+        path = Path(tmp) / "copy.db"
+        source = engine.raw_connection()
+        try:
+            target = sqlite3.connect(path)
+            driver = source.driver_connection
+            assert isinstance(driver, sqlite3.Connection)
+            driver.backup(target)
+            target.close()
         finally:
-            engine.dispose()
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+            source.close()
+        copy = create_db_engine(f"sqlite:///{path}")
+        try:
+            yield copy
+        finally:
+            copy.dispose()
 
 
 def sqlite_page_bytes(engine: Engine) -> int:
@@ -93,15 +135,19 @@ def _sqlite_storage(conn: Connection, table: str) -> dict[str, Any]:
 
 def _pg_storage(conn: Connection, table: str) -> dict[str, Any]:
     conn.execute(text(f"VACUUM ANALYZE {table}"))
+    # A partitioned table has no storage of its own: add up its leaf partitions.
     row = conn.execute(
         text(
-            "SELECT pg_relation_size(CAST(:t AS regclass)), pg_table_size(CAST(:t AS regclass)),"
-            " pg_indexes_size(CAST(:t AS regclass))"
+            "SELECT COALESCE(SUM(pg_relation_size(relid)), 0),"
+            " COALESCE(SUM(pg_table_size(relid)), 0),"
+            " COALESCE(SUM(pg_indexes_size(relid)), 0), COUNT(*)"
+            " FROM pg_partition_tree(CAST(:t AS regclass)) WHERE isleaf"
         ),
         {"t": table},
     ).one()
     return {
-        "method": "pg_table_size + pg_indexes_size after VACUUM ANALYZE",
+        "method": "pg_table_size + pg_indexes_size of the leaf partitions after VACUUM ANALYZE",
+        "partitions": int(row[3]),
         "heap_main_fork_bytes": int(row[0]),
         "table_bytes": int(row[1]),
         "index_bytes": int(row[2]),

@@ -17,11 +17,12 @@ Prints a table and writes JSON to ``bench/results/``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from benchreport import print_report, targets
 from dbsetup import (
     BACKENDS,
     PG_ADMIN_URL,
+    copied_database,
     fresh_database,
     machine,
     source_fingerprint,
@@ -50,6 +52,7 @@ DAY = 5760  # 24 h of 15 s snapshots
 WINDOW = 60
 EARLY_START = 20
 WARMUP = 2  # successors ingested but not counted (first UPDATE/INSERT statements compiled)
+LATE_WARMUP = 10  # after the day: lets the early-state copy open the then-current sessions
 SEED = 20210103
 START = datetime(2021, 1, 3, 14, 30, tzinfo=UTC)
 
@@ -155,10 +158,11 @@ class Sample(NamedTuple):
     transceivers: int
 
 
-def _window(samples: list[Sample], start: int) -> dict[str, Any]:
+def _window(samples: list[Sample], start: int, label: int | None = None) -> dict[str, Any]:
     chosen = samples[start : start + WINDOW]
+    first = start if label is None else label
     return {
-        "snapshots": [start, start + len(chosen)],
+        "snapshots": [first, first + len(chosen)],
         "ingest_ms": _ms(_median([s.ingest for s in chosen])),
         "ingest_cpu_ms": _ms(_median([s.cpu for s in chosen])),
         "orjson_ms": _ms(_median([s.loads for s in chosen])),
@@ -180,48 +184,73 @@ def _growth(early: dict[str, float], late: dict[str, float]) -> dict[str, float]
     }
 
 
+def _documents(network: SimulatedNetwork) -> Iterator[tuple[bytes, bytes, int]]:
+    """Encoded (data, transceivers, pilot count) for each 15 s tick, made outside any timing."""
+    while True:
+        doc = network.data_document()
+        yield orjson.dumps(doc), orjson.dumps(network.transceivers_document()), len(doc["pilots"])
+        network.tick()
+
+
+def _sample(ingestor: Ingestor, raw: bytes, tx: bytes, loads: float, pilots: int) -> Sample:
+    elapsed, cpu, result = timed_ingest(ingestor, raw, tx)
+    assert result.changes is not None
+    return Sample(elapsed, cpu, loads, pilots, result.changes.transceiver_count)
+
+
 def day_run(backend: str, seed_doc: Json, day: int, budget_s: float | None) -> dict[str, Any]:
-    """Ingest ``day`` simulated snapshots (fewer if over budget), then the 60 that follow."""
-    network = SimulatedNetwork(seed_doc, seed=SEED, start=START)
+    """Ingest ``day`` simulated snapshots (fewer if over budget), then the ones that follow.
+
+    Those that follow go, alternately first, into the full database and into a copy taken
+    right after the early window: the same documents at the same moment, so the ratio of
+    the two is the cost of a day of history free of drift in the machine's load.
+    """
+    docs = _documents(SimulatedNetwork(seed_doc, seed=SEED, start=START))
     samples: list[Sample] = []
-    reached: int | None = None
-    with fresh_database(backend) as engine:
+    copy_samples: list[Sample] = []
+    copy_at = EARLY_START + WINDOW
+    with fresh_database(backend) as engine, ExitStack() as stack:
         ingestor = _ingestor(engine)
         bytes_before = sqlite_page_bytes(engine) if backend == "sqlite" else None
         began = time.perf_counter()
-        i = 0
-        while reached is None or i < reached + WINDOW:
-            if reached is None and i >= EARLY_START + WINDOW:
-                over_budget = budget_s is not None and time.perf_counter() - began > budget_s
-                if i >= day or over_budget:
-                    reached = i
-            if i:
-                network.tick()
-            doc = network.data_document()
-            raw = orjson.dumps(doc)
-            tx = orjson.dumps(network.transceivers_document())
-            loads = timed_loads(raw)
-            elapsed, cpu, result = timed_ingest(ingestor, raw, tx)
-            assert result.changes is not None
-            count = result.changes.transceiver_count
-            samples.append(Sample(elapsed, cpu, loads, len(doc["pilots"]), count))
-            i += 1
-            if i % 240 == 0:
+        while True:
+            i = len(samples)
+            if i == copy_at:
+                copy_engine = stack.enter_context(copied_database(engine))
+            over_budget = budget_s is not None and time.perf_counter() - began > budget_s
+            if i >= copy_at and (i >= day or over_budget):
+                break
+            raw, tx, pilots = next(docs)
+            samples.append(_sample(ingestor, raw, tx, timed_loads(raw), pilots))
+            if (i + 1) % 240 == 0:
                 print(
-                    f"  [{backend}] hour {i // 240:2d}: median ingest"
+                    f"  [{backend}] hour {(i + 1) // 240:2d}: median ingest"
                     f" {_ms(_median([s.ingest for s in samples[-240:]])):.1f} ms,"
-                    f" {len(doc['pilots'])} pilots, {time.perf_counter() - began:.0f} s elapsed",
+                    f" {pilots} pilots, {time.perf_counter() - began:.0f} s elapsed",
                     file=sys.stderr,
                     flush=True,
                 )
-        wall = time.perf_counter() - began
+        reached, wall = len(samples), time.perf_counter() - began
+        for raw, tx, pilots in itertools.islice(docs, WINDOW):  # the late window, alone
+            samples.append(_sample(ingestor, raw, tx, timed_loads(raw), pilots))
+        early_state = _ingestor(copy_engine)
+        for k in range(LATE_WARMUP + WINDOW):
+            raw, tx, pilots = next(docs)
+            loads = timed_loads(raw)
+            pair = [(ingestor, samples), (early_state, copy_samples)]
+            for target, out in pair if k % 2 == 0 else pair[::-1]:
+                out.append(_sample(target, raw, tx, loads, pilots))
         growth = None if bytes_before is None else sqlite_page_bytes(engine) - bytes_before
         disk = {
             table: storage(engine, table, sqlite_fallback_bytes=growth)
             for table in ("positions", "transceivers")
         }
-    assert reached is not None
-    early, late = _window(samples, EARLY_START), _window(samples, reached)
+    early = _window(samples, EARLY_START)
+    late = _window(samples, reached)
+    # The interleaved phase: the full database's samples after the late window, the copy's.
+    paired_start = reached + WINDOW + LATE_WARMUP
+    paired = _window(samples, paired_start)
+    copy_late = _window(copy_samples, LATE_WARMUP, label=paired_start)
     hours = range(0, reached, 240)
     return {
         "day_snapshots_requested": day,
@@ -229,10 +258,14 @@ def day_run(backend: str, seed_doc: Json, day: int, budget_s: float | None) -> d
         "hours_reached": round(reached * 15 / 3600, 2),
         "budget_s": budget_s,
         "wall_s": round(wall, 1),
-        "mean_ingest_ms": _ms(statistics.fmean(s.ingest for s in samples)),
+        "mean_ingest_ms": _ms(statistics.fmean(s.ingest for s in samples[:reached])),
         "early": early,
         "late": late,
         **_growth(early, late),
+        "paired_full": paired,
+        "early_state_copy": {**copy_late, "copied_after_snapshots": copy_at},
+        "full_over_early_state": round(paired["ingest_ms"] / copy_late["ingest_ms"], 3),
+        "full_over_early_state_cpu": round(paired["ingest_cpu_ms"] / copy_late["ingest_cpu_ms"], 3),
         "hourly_median_ingest_ms": [
             _ms(_median([s.ingest for s in samples[h : h + 240]])) for h in hours
         ],
