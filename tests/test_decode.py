@@ -99,6 +99,7 @@ def test_a_rejected_document_is_kept_and_nothing_is_applied(engine: Engine) -> N
         sessions = conn.execute(select(func.count()).select_from(t.pilot_sessions)).scalar_one()
     assert sessions == 0
     assert held.kind == "rejected"
+    assert held.source == "test"
     assert gzip.decompress(held.body_gzip) == raw
 
 

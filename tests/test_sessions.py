@@ -158,7 +158,7 @@ def test_a_quarantined_snapshot_closes_nothing(engine: Engine) -> None:
     glitch = later(base, 15)
     glitch["pilots"] = glitch["pilots"][: len(glitch["pilots"]) // 5]
     glitch["controllers"] = glitch["controllers"][:5]
-    result = ingestor.ingest(encode(glitch))
+    result = ingestor.ingest(encode(glitch), source="glitch.json")
     assert result.outcome is Outcome.QUARANTINED
     assert result.reason is not None
     assert "drop" in result.reason
@@ -166,9 +166,9 @@ def test_a_quarantined_snapshot_closes_nothing(engine: Engine) -> None:
     assert ingestor.stats.pilot_sessions_closed == 0
     assert ingestor.stats.controller_sessions_closed == 0
     with engine.connect() as conn:
-        held = conn.execute(select(t.held_documents.c.kind, t.held_documents.c.reason)).all()
+        held = conn.execute(select(t.held_documents.c.kind, t.held_documents.c.source)).all()
         statuses = conn.execute(select(t.snapshots.c.status)).scalars().all()
-    assert [h.kind for h in held] == ["quarantined"]
+    assert [(h.kind, h.source) for h in held] == [("quarantined", "glitch.json")]
     assert sorted(statuses) == ["accepted", "accepted", "quarantined"]
 
 

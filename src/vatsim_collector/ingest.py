@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -109,6 +110,18 @@ def _unavailable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
+@contextlib.contextmanager
+def _outage_as_unavailable() -> Iterator[None]:
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        if not _unavailable(exc):
+            raise
+        cause = getattr(exc, "orig", None) or exc
+        # The driver's class name only: its message may carry host or user details.
+        raise DatabaseUnavailable(f"database unavailable: {type(cause).__name__}") from exc
+
+
 class Ingestor:
     def __init__(self, db: DatabaseService | Engine, config: IngestConfig) -> None:
         self.db = db if isinstance(db, DatabaseService) else DatabaseService.for_engine(db)
@@ -165,40 +178,25 @@ class Ingestor:
         Raises ``DatabaseUnavailable`` if the database cannot be used; nothing of the snapshot
         is stored then, and the caller should keep the bytes to try again later.
         """
-        try:
+        with _outage_as_unavailable():
             if self._restore_needed:
                 self.restore()
-            return self._ingest(
-                raw, transceivers_raw=transceivers_raw, fetched_at=fetched_at, source=source
-            )
-        except SQLAlchemyError as exc:
-            if _unavailable(exc):
-                cause = getattr(exc, "orig", None) or exc
-                # The driver's class name only: its message may carry host or user details.
-                raise DatabaseUnavailable(f"database unavailable: {type(cause).__name__}") from exc
-            raise
-
-    def _ingest(
-        self,
-        raw: bytes,
-        *,
-        transceivers_raw: bytes | None = None,
-        fetched_at: datetime | None = None,
-        source: str = "feed",
-    ) -> IngestResult:
-        fetched_at = fetched_at or datetime.now(UTC)
-        try:
-            snapshot = decode_snapshot(raw)
-        except FeedDecodeError as exc:
-            return self._reject(raw, str(exc), source, fetched_at)
-        transceivers: list[StationTransceivers] | None = None
-        if transceivers_raw is not None:
+            fetched_at = fetched_at or datetime.now(UTC)
             try:
-                transceivers = decode_transceivers(transceivers_raw)
+                snapshot = decode_snapshot(raw)
             except FeedDecodeError as exc:
-                # The snapshot is still good; keep the bad transceivers document for inspection.
-                self._hold(transceivers_raw, "rejected", f"transceivers: {exc}", source, fetched_at)
-        return self.ingest_snapshot(snapshot, transceivers, raw=raw, fetched_at=fetched_at)
+                return self._reject(raw, str(exc), source, fetched_at)
+            transceivers: list[StationTransceivers] | None = None
+            if transceivers_raw is not None:
+                try:
+                    transceivers = decode_transceivers(transceivers_raw)
+                except FeedDecodeError as exc:
+                    # The snapshot is still good; keep the bad transceivers for inspection.
+                    reason = f"transceivers: {exc}"
+                    self._hold(transceivers_raw, "rejected", reason, source, fetched_at)
+            return self.ingest_snapshot(
+                snapshot, transceivers, raw=raw, fetched_at=fetched_at, source=source
+            )
 
     def ingest_snapshot(
         self,
