@@ -12,7 +12,14 @@ import pytest
 
 from simserver import running_simulator
 from vatsim_collector.config import LIVE_MIN_POLL_SECONDS, Settings
-from vatsim_collector.feed.client import FeedClient, FeedError, redact_url
+from vatsim_collector.feed.client import (
+    FeedClient,
+    FeedDocumentError,
+    FeedError,
+    FeedHTTPStatusError,
+    FeedTimeout,
+    redact_url,
+)
 from vatsim_collector.feed.decode import decode_snapshot, decode_transceivers
 from vatsim_collector.feed.schedule import FixedRateSchedule, effective_interval
 
@@ -316,16 +323,21 @@ def _raise_timeout(request: httpx2.Request) -> httpx2.Response:
 
 
 @pytest.mark.parametrize(
-    ("route", "expected"),
+    ("route", "expected", "kind"),
     [
-        pytest.param((b"upstream broke", 500), "HTTP 500", id="http-500"),
-        pytest.param((_raise_timeout,), "timed out after 2s", id="timeout"),
-        pytest.param((b'{"general": {"version": 3}}', 200), "update_timestamp", id="no-stamp"),
-        pytest.param((b"[1, 2]", 200), "unreadable data document", id="not-v3"),
+        pytest.param((b"upstream broke", 500), "HTTP 500", FeedHTTPStatusError, id="http-500"),
+        pytest.param((_raise_timeout,), "timed out after 2s", FeedTimeout, id="timeout"),
+        pytest.param(
+            (b'{"general": {"version": 3}}', 200),
+            "update_timestamp",
+            FeedDocumentError,
+            id="no-stamp",
+        ),
+        pytest.param((b"[1, 2]", 200), "unreadable data document", FeedDocumentError, id="not-v3"),
     ],
 )
 async def test_data_failures_raise_feed_error_naming_the_url(
-    route: tuple[Any, ...], expected: str
+    route: tuple[Any, ...], expected: str, kind: type[FeedError]
 ) -> None:
     feed = FakeFeed()
     feed.standard(mirrors=1)
@@ -337,6 +349,10 @@ async def test_data_failures_raise_feed_error_naming_the_url(
         assert client.errors == 1
         assert client.fetches == 0
     message = str(info.value)
+    # The first mirror's failure decides the kind; the message lists every mirror's.
+    assert type(info.value) is kind
+    if isinstance(info.value, FeedHTTPStatusError):
+        assert info.value.status_code == 500
     assert MIRRORS[0] in message
     assert expected in message
     assert f"{DATA_FALLBACK}: HTTP 502" in message

@@ -32,7 +32,31 @@ _T = TypeVar("_T")
 
 
 class FeedError(Exception):
-    """A feed document could not be fetched; the message names the (redacted) URL and why."""
+    """A feed document could not be fetched; the message names the (redacted) URL and why.
+
+    The subclass says what kind of failure it was, so the error layer can classify it
+    without parsing messages. When every mirror failed, the first mirror's kind is raised.
+    """
+
+
+class FeedTimeout(FeedError):
+    """The server did not answer within the configured timeout."""
+
+
+class FeedConnectionError(FeedError):
+    """The request failed below HTTP: DNS, refused or reset connection, TLS."""
+
+
+class FeedHTTPStatusError(FeedError):
+    """The server answered with a status other than 200."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class FeedDocumentError(FeedError):
+    """The server answered 200 with a body that is not the expected document."""
 
 
 @dataclass(frozen=True)
@@ -286,23 +310,31 @@ class FeedClient:
                 f"{redact_url(self.settings.status_url)} offered none, and the live VATSIM "
                 "fallback is not used for a local status URL"
             )
-        problems: list[str] = []
+        problems: list[FeedError] = []
         for url in candidates:
             try:
                 body = await self._get(url)
                 checked = check(body)
             except FeedError as exc:
-                problems.append(str(exc))
+                problems.append(exc)
                 continue
             except (msgspec.DecodeError, ValueError) as exc:
-                problems.append(f"{redact_url(url)}: unreadable {which} document ({exc})")
+                problems.append(
+                    FeedDocumentError(f"{redact_url(url)}: unreadable {which} document ({exc})")
+                )
                 continue
             if problems:
-                log.warning("feed mirror failed; another one answered", failures=problems)
+                log.warning(
+                    "feed mirror failed; another one answered", failures=[str(p) for p in problems]
+                )
             # Stay on the mirror that works rather than retrying a broken one every cycle.
             self._chosen[which] = url
             return url, body, checked
-        raise FeedError(f"could not fetch the {which} document: " + "; ".join(problems))
+        first = problems[0]
+        message = f"could not fetch the {which} document: " + "; ".join(map(str, problems))
+        if isinstance(first, FeedHTTPStatusError):
+            raise FeedHTTPStatusError(message, first.status_code)
+        raise type(first)(message)
 
     async def _get(self, url: str) -> bytes:
         shown = redact_url(url)
@@ -310,14 +342,17 @@ class FeedClient:
             response = await self._http.get(url)
         except httpx2.TimeoutException as exc:
             what = type(exc).__name__
-            raise FeedError(
+            raise FeedTimeout(
                 f"{shown}: timed out after {self.settings.http_timeout:g}s ({what})"
             ) from None
         except (httpx2.HTTPError, httpx2.InvalidURL) as exc:
             detail = _scrub(str(exc), url) or type(exc).__name__
-            raise FeedError(f"{shown}: request failed: {detail}") from None
+            raise FeedConnectionError(f"{shown}: request failed: {detail}") from None
         if response.status_code != 200:
-            raise FeedError(f"{shown}: HTTP {response.status_code} {response.reason_phrase}")
+            raise FeedHTTPStatusError(
+                f"{shown}: HTTP {response.status_code} {response.reason_phrase}",
+                response.status_code,
+            )
         return response.content
 
 
