@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LIVE_STATUS_URL = "https://status.vatsim.net/status.json"
@@ -86,6 +86,19 @@ class Settings(BaseSettings):
     retention_chunk_rows: int = Field(default=5000, ge=100)
     partitions_ahead_days: int = Field(default=2, ge=1, le=60)
 
+    # Error layer: breakers per dependency, retries of transient failures, error records.
+    breaker_failure_threshold: int = Field(default=5, ge=1, le=1000)
+    breaker_cooldown: float = Field(default=30.0, gt=0)
+    retry_attempts: int = Field(default=2, ge=1, le=10)
+    retry_initial: float = Field(default=0.5, gt=0)
+    retry_max: float = Field(default=4.0, gt=0)
+    error_window_size: int = Field(default=10_000, ge=100)
+    error_flush_interval: float = Field(default=5.0, gt=0)
+
+    # Keys that unlock the error analytics and breaker resets (comma-separated in the
+    # environment). With none configured those endpoints always answer 401.
+    api_keys: SecretStr = SecretStr("")
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
@@ -109,6 +122,10 @@ class Settings(BaseSettings):
         if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return upper
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
 
     @model_validator(mode="after")
     def _polite_to_vatsim(self) -> Settings:
