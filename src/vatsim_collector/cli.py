@@ -134,8 +134,53 @@ def simulate(
         datetime | None,
         typer.Option("--start", help="Simulated UTC time of the first document (default now)."),
     ] = None,
+    fault_rate: Annotated[
+        float,
+        typer.Option(
+            "--fault-rate",
+            help="Probability (0..1) that a data/transceivers request is faulted; 0 = never.",
+        ),
+    ] = 0.0,
+    fault_kinds: Annotated[
+        str,
+        typer.Option(
+            "--fault-kinds",
+            help="Comma-separated fault kinds to draw from: http5xx, timeout, truncated, "
+            "invalid_json, non_v3, stale (default all).",
+        ),
+    ] = "all",
+    fault_seed: Annotated[
+        int, typer.Option("--fault-seed", help="Seed of the fault sequence (same seed, same).")
+    ] = 0,
+    fault_timeout: Annotated[
+        float,
+        typer.Option("--fault-timeout", help="Seconds a 'timeout' fault holds the response."),
+    ] = 30.0,
 ) -> None:
-    """Serve a local fake VATSIM feed (status.json, vatsim-data.json, transceivers-data.json)."""
+    """Serve a local fake VATSIM feed (status.json, vatsim-data.json, transceivers-data.json).
+
+    With --fault-rate above 0, requests for the data and transceivers documents (never
+    status.json) randomly fail; see GET/POST /_sim/faults to inspect or change this live.
+    """
+    from vatsim_collector.feed.sim_faults import FaultPlan, parse_fault_kinds
+
+    if not 0.0 <= fault_rate <= 1.0:
+        raise typer.BadParameter(
+            f"{fault_rate} is not between 0 and 1 (allowed: 0 <= rate <= 1)",
+            param_hint="'--fault-rate'",
+        )
+    try:
+        kinds = parse_fault_kinds(fault_kinds)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{fault_kinds!r}: {exc} (comma-separated)", param_hint="'--fault-kinds'"
+        ) from None
+    if not 0.0 < fault_timeout <= 3600.0:
+        raise typer.BadParameter(
+            f"{fault_timeout} is not in (0, 3600] seconds", param_hint="'--fault-timeout'"
+        )
+    plan = FaultPlan(rate=fault_rate, kinds=kinds, seed=fault_seed, timeout_seconds=fault_timeout)
+
     from vatsim_collector.feed.simulator import serve_simulator
 
     begin = start.replace(tzinfo=UTC) if start and start.tzinfo is None else start
@@ -146,6 +191,7 @@ def simulate(
         speed=speed,
         seed=seed,
         start=begin or datetime.now(UTC).replace(microsecond=0),
+        faults=plan if plan.enabled else None,
     )
 
 

@@ -2,6 +2,11 @@
 
 The network advances lazily from elapsed monotonic time on each request, so there is no
 background task to start or cancel and a paused event loop simply catches up later.
+
+Faults come two ways: an explicit mode for every request (``POST /_sim/fault``: none,
+http500, stale, malformed), which wins when set, and a seeded random ``FaultInjector``
+(``POST``/``GET /_sim/faults``, ``--fault-rate``) for the data and transceivers documents.
+``status.json`` and the servers documents are never faulted.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, get_args
 
+import anyio
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -20,11 +26,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from vatsim_collector.feed.sim_faults import (
+    Document,
+    FaultInjector,
+    FaultKind,
+    FaultPlan,
+    broken_json_body,
+    http5xx_body,
+    non_v3_body,
+    truncated_body,
+)
 from vatsim_collector.feed.sim_geo import TICK
 from vatsim_collector.feed.sim_world import SimRates, SimulatedNetwork, load_seed_snapshot
 
 __all__ = [
+    "FaultInjector",
+    "FaultKind",
     "FaultMode",
+    "FaultPlan",
     "SimRates",
     "SimulatedNetwork",
     "SimulatorControl",
@@ -37,6 +56,8 @@ _FAULT_MODES: tuple[str, ...] = get_args(FaultMode)
 _JSON = "application/json"
 # Cut mid-string so any JSON parser fails, not just a strict schema check.
 _MALFORMED = b'{"general": {"version": 3, "update_timestamp": "20'
+# How often a held ("timeout") response checks whether it should give up early.
+_HOLD_POLL_SECONDS = 0.05
 
 
 class SimulatorControl:
@@ -48,6 +69,7 @@ class SimulatorControl:
         *,
         speed: float,
         clock: Callable[[], float] = time.monotonic,
+        faults: FaultPlan | None = None,
     ) -> None:
         if speed < 0:
             raise ValueError("speed must be >= 0 (0 pauses wall-clock ticking)")
@@ -60,6 +82,11 @@ class SimulatorControl:
         self._data: tuple[int, bytes] | None = None
         self._transceivers: tuple[int, bytes] | None = None
         self._stale: tuple[bytes, bytes] | None = None
+        self.faults = FaultInjector(faults)
+        # The last real document each endpoint served: what a "stale" fault repeats.
+        self._served: dict[Document, bytes] = {}
+        # Bumped to let every held ("timeout") response go at once.
+        self._release_generation = 0
 
     def catch_up(self) -> None:
         if self.speed == 0:
@@ -93,15 +120,76 @@ class SimulatorControl:
             self._transceivers = (tick, orjson.dumps(self.network.transceivers_document()))
         return self._transceivers[1]
 
-    def feed_response(self, which: Literal["data", "transceivers"]) -> Response:
+    def configure_faults(self, plan: FaultPlan, *, reset_counts: bool = False) -> None:
+        """Replace the random fault plan; responses held by a timeout fault are released."""
+        self.faults.reconfigure(plan, reset_counts=reset_counts)
+        self.release_held()
+
+    def release_held(self) -> None:
+        """Let every response currently held by a timeout fault complete now."""
+        self._release_generation += 1
+
+    def _current(self, which: Document) -> bytes:
+        return self.data_bytes() if which == "data" else self.transceivers_bytes()
+
+    def _serve(self, which: Document, body: bytes) -> Response:
+        self._served[which] = body
+        return Response(body, media_type=_JSON)
+
+    def feed_response(self, which: Document, fault: FaultKind | None = None) -> Response:
+        """The response for ``which`` under the explicit mode, else under ``fault``.
+
+        A ``timeout`` fault is only a delay (see ``respond``); here it serves normally.
+        """
         if self.fault_mode == "http500":
             return Response(b"simulated upstream failure", 500, media_type="text/plain")
         if self.fault_mode == "malformed":
             return Response(_MALFORMED, media_type=_JSON)
         if self.fault_mode == "stale" and self._stale is not None:
             return Response(self._stale[0 if which == "data" else 1], media_type=_JSON)
-        body = self.data_bytes() if which == "data" else self.transceivers_bytes()
-        return Response(body, media_type=_JSON)
+        rng = self.faults.rng
+        if fault is FaultKind.HTTP5XX:
+            status, text, media_type = http5xx_body(rng)
+            return Response(text, status, media_type=media_type)
+        if fault is FaultKind.TRUNCATED:
+            return Response(truncated_body(self._current(which), rng), media_type=_JSON)
+        if fault is FaultKind.INVALID_JSON:
+            return Response(broken_json_body(self._current(which), which, rng), media_type=_JSON)
+        if fault is FaultKind.NON_V3:
+            return Response(non_v3_body(self._current(which), which, rng), media_type=_JSON)
+        if fault is FaultKind.STALE:
+            # Nothing served yet: the current document is, trivially, the previous one too.
+            return self._serve(which, self._served.get(which) or self._current(which))
+        return self._serve(which, self._current(which))
+
+    async def respond(self, which: Document, request: Request) -> Response:
+        """Serve a feed request, drawing a random fault unless an explicit mode is set."""
+        if self.fault_mode != "none":
+            return self.feed_response(which)
+        fault = self.faults.decide(which)
+        if fault is FaultKind.TIMEOUT and not await self._hold(
+            request, self.faults.plan.timeout_seconds
+        ):
+            # The client gave up; nobody reads this, and it must not count as served.
+            return Response(b"client went away", 504, media_type="text/plain")
+        return self.feed_response(which, fault)
+
+    async def _hold(self, request: Request, seconds: float) -> bool:
+        """Wait ``seconds``; ``False`` early if the client disconnects.
+
+        Polls instead of blocking on one long sleep so that a client timing out, a
+        ``release_held`` (any fault reconfiguration) or task cancellation all end it promptly,
+        and a server shutting down is not kept waiting on a response nobody will read.
+        """
+        generation = self._release_generation
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await anyio.sleep(min(left, _HOLD_POLL_SECONDS))
+            if self._release_generation != generation:
+                return True
+            if await request.is_disconnected():
+                return False
+        return True
 
 
 def _json(payload: object, status_code: int = 200) -> Response:
@@ -114,13 +202,15 @@ def create_simulator_app(
     speed: float = 1.0,
     base_url: str,
     clock: Callable[[], float] = time.monotonic,
+    faults: FaultPlan | None = None,
 ) -> Starlette:
     """ASGI app serving status.json, v3 data and transceivers for ``network``.
 
     One tick happens every ``15 / speed`` wall seconds (``speed=0`` only ticks on
-    ``POST /_sim/tick``). The ``SimulatorControl`` is exposed as ``app.state.simulator``.
+    ``POST /_sim/tick``). ``faults`` starts the random fault injector (reconfigurable with
+    ``POST /_sim/faults``). The ``SimulatorControl`` is exposed as ``app.state.simulator``.
     """
-    control = SimulatorControl(network, speed=speed, clock=clock)
+    control = SimulatorControl(network, speed=speed, clock=clock, faults=faults)
     base = base_url.rstrip("/")
     status = orjson.dumps(
         {
@@ -140,10 +230,10 @@ def create_simulator_app(
         return Response(status, media_type=_JSON)
 
     async def data_json(request: Request) -> Response:
-        return control.feed_response("data")
+        return await control.respond("data", request)
 
     async def transceivers_json(request: Request) -> Response:
-        return control.feed_response("transceivers")
+        return await control.respond("transceivers", request)
 
     async def servers_json(request: Request) -> Response:
         return Response(servers, media_type=_JSON)
@@ -163,6 +253,26 @@ def create_simulator_app(
         control.set_fault(mode)
         return _json({"mode": mode})
 
+    async def sim_faults_get(request: Request) -> Response:
+        return _json(control.faults.as_json())
+
+    async def sim_faults_post(request: Request) -> Response:
+        """Body ``{"rate", "kinds", "seed", "timeout_seconds", "apply_to_transceivers",
+        "reset_counts"}``, all optional: omitted plan keys keep their current values."""
+        try:
+            payload = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _json({"error": "body must be JSON"}, 400)
+        try:
+            plan = FaultPlan.from_json(payload, base=control.faults.plan)
+            reset = payload.get("reset_counts", False)
+            if not isinstance(reset, bool):
+                raise ValueError("reset_counts must be true or false")
+        except (ValueError, TypeError) as exc:
+            return _json({"error": str(exc)}, 400)
+        control.configure_faults(plan, reset_counts=reset)
+        return _json(control.faults.as_json())
+
     app = Starlette(
         routes=[
             Route("/status.json", status_json, methods=["GET"]),
@@ -172,6 +282,8 @@ def create_simulator_app(
             Route("/v3/sandbox-servers.json", servers_json, methods=["GET"]),
             Route("/_sim/tick", sim_tick, methods=["POST"]),
             Route("/_sim/fault", sim_fault, methods=["POST"]),
+            Route("/_sim/faults", sim_faults_get, methods=["GET"]),
+            Route("/_sim/faults", sim_faults_post, methods=["POST"]),
         ],
         middleware=[Middleware(GZipMiddleware, minimum_size=512)],
     )
@@ -187,6 +299,7 @@ def serve_simulator(
     speed: float,
     seed: int,
     start: datetime | None,
+    faults: FaultPlan | None = None,
 ) -> None:
     """Run the simulator with uvicorn until interrupted (blocking)."""
     import uvicorn
@@ -196,5 +309,7 @@ def serve_simulator(
     public_host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     if ":" in public_host:
         public_host = f"[{public_host}]"
-    app = create_simulator_app(network, speed=speed, base_url=f"http://{public_host}:{port}")
+    app = create_simulator_app(
+        network, speed=speed, base_url=f"http://{public_host}:{port}", faults=faults
+    )
     uvicorn.run(app, host=host, port=port, log_level="info")
