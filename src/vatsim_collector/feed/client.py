@@ -21,6 +21,7 @@ import msgspec
 import structlog
 
 from vatsim_collector.config import LIVE_MIN_POLL_SECONDS, Settings, is_live_vatsim_host
+from vatsim_collector.errors.breaker import BreakerState, CircuitBreaker, CircuitOpenError
 from vatsim_collector.feed.schedule import effective_interval
 
 __all__ = ["FeedClient", "FeedError", "FetchedFeed", "redact_url"]
@@ -69,6 +70,8 @@ class FetchedFeed:
     transceivers_url: str | None
     fetched_at: datetime
     transceivers_error: str | None
+    # The failure itself, for the error layer to classify; None when transceivers came.
+    transceivers_exception: FeedError | None = None
 
 
 class _General(msgspec.Struct):
@@ -142,8 +145,14 @@ class FeedClient:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        status_breaker: CircuitBreaker | None = None,
+        transceivers_breaker: CircuitBreaker | None = None,
     ) -> None:
         self.settings = settings
+        # Optional guards per dependency: an open breaker skips that document for now
+        # (status: keep the mirrors already known; transceivers: store the snapshot without).
+        self.status_breaker = status_breaker
+        self.transceivers_breaker = transceivers_breaker
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._sleep = sleep
@@ -214,17 +223,28 @@ class FeedClient:
         transceivers: bytes | None = None
         transceivers_url: str | None = None
         transceivers_error: str | None = None
+        transceivers_exception: FeedError | None = None
         if self.settings.fetch_transceivers:
+            breaker = self.transceivers_breaker
             try:
+                probe = breaker.before_call() if breaker else False
                 transceivers_url, transceivers, _ = await self._first_good(
                     "transceivers",
                     self._candidates("transceivers", mirrors.transceivers),
                     _check_transceivers,
                 )
+            except CircuitOpenError as exc:
+                transceivers_error = str(exc)
             except FeedError as exc:
+                if breaker:
+                    breaker.on_failure(exc, probe=probe)
                 self.transceivers_errors += 1
                 transceivers_error = str(exc)
+                transceivers_exception = exc
                 log.warning("transceivers fetch failed; keeping the data", error=transceivers_error)
+            else:
+                if breaker:
+                    breaker.on_success(probe=probe)
         return FetchedFeed(
             data=data,
             transceivers=transceivers,
@@ -233,6 +253,7 @@ class FeedClient:
             transceivers_url=redact_url(transceivers_url) if transceivers_url else None,
             fetched_at=datetime.now(UTC),
             transceivers_error=transceivers_error,
+            transceivers_exception=transceivers_exception,
         )
 
     async def _respect_live_floor(self, candidates: list[str]) -> None:
@@ -246,10 +267,17 @@ class FeedClient:
 
     async def _current_mirrors(self) -> _Mirrors:
         now = self._clock()
-        if (
+        due = (
             self._mirrors is None
             or now - self._status_loaded_at >= self.settings.status_refresh_interval
+        )
+        breaker = self.status_breaker
+        known = self._mirrors
+        if known is not None and (
+            not due or (breaker is not None and breaker.state is BreakerState.OPEN)
         ):
+            return known  # fresh enough, or the status host is failing: ask again later
+        if due:
             self._mirrors = await self._load_status()
             self._status_loaded_at = now
             self.status_refreshes += 1
@@ -258,6 +286,7 @@ class FeedClient:
                 "data": self._rng.choice(data) if data else "",
                 "transceivers": self._rng.choice(transceivers) if transceivers else "",
             }
+        assert self._mirrors is not None
         return self._mirrors
 
     def _fallback(self, which: Document) -> tuple[str, ...]:
@@ -275,9 +304,18 @@ class FeedClient:
         settings = self.settings
         fallback = _Mirrors(self._fallback("data"), self._fallback("transceivers"))
         url = settings.status_url
+        breaker = self.status_breaker
+        try:
+            probe = breaker.before_call() if breaker else False
+        except CircuitOpenError:
+            return fallback
         try:
             status = msgspec.json.decode(await self._get(url))
+            if breaker:
+                breaker.on_success(probe=probe)
         except (FeedError, msgspec.DecodeError) as exc:
+            if breaker:
+                breaker.on_failure(exc, probe=probe)
             log.warning(
                 "status document unavailable; using fallback URLs",
                 status_url=redact_url(url),
