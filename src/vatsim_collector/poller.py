@@ -11,14 +11,21 @@ import asyncio
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from vatsim_collector.feed.client import FeedClient, FeedError
+from vatsim_collector.errors.breaker import BreakerRegistry, CircuitOpenError
+from vatsim_collector.errors.manager import ErrorManager
+from vatsim_collector.errors.recovery import RecoveryStrategy
+from vatsim_collector.errors.retry import RetryPolicy
+from vatsim_collector.errors.taxonomy import classify
+from vatsim_collector.feed.client import FeedClient, FeedError, FetchedFeed
+from vatsim_collector.feed.decode import FeedDecodeError
 from vatsim_collector.feed.schedule import FixedRateSchedule
-from vatsim_collector.ingest import DatabaseUnavailable, Ingestor, IngestResult
+from vatsim_collector.ingest import DatabaseUnavailable, Ingestor, IngestResult, Outcome
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.spool import DroppedEntry, SnapshotSpool, SpooledSnapshot
 
@@ -37,6 +44,10 @@ class PollerCounters:
     drained: int = 0
 
 
+def _is_transient(exc: BaseException) -> bool:
+    return classify(exc).transient
+
+
 class Poller:
     def __init__(
         self,
@@ -44,15 +55,57 @@ class Poller:
         ingestor: Ingestor,
         schedule: FixedRateSchedule,
         spool: SnapshotSpool | None = None,
+        *,
+        errors: ErrorManager | None = None,
+        breakers: BreakerRegistry | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.client = client
         self.ingestor = ingestor
         self.schedule = schedule
         self.spool = spool
+        self.errors = errors
         self.counters = PollerCounters()
         self.last_error: str | None = None
+        # Since when the feed has been failing; the API keeps serving the last good snapshot
+        # meanwhile and reports it stale.
+        self.feed_failing_since: datetime | None = None
+        self.last_good_fetch_at: datetime | None = None
         self._pending_errors: list[dict[str, object]] = []
         self._stopping = asyncio.Event()
+        self.db_breaker = breakers.get_or_create("database") if breakers else None
+        self.feed = RecoveryStrategy[FetchedFeed | None](
+            "feed.data",
+            retry=retry,
+            breaker=breakers.get_or_create("feed.data") if breakers else None,
+            fallback=self._keep_last_good,
+            is_transient=_is_transient,
+            on_outcome=errors.record_recovery if errors else None,
+        )
+
+    def _report(self, exc: BaseException, service: str, operation: str, **context: Any) -> None:
+        if self.errors is not None:
+            self.errors.record(exc, service=service, operation=operation, context=context)
+
+    async def _keep_last_good(self, exc: BaseException) -> FetchedFeed | None:
+        """Fallback when the feed fails: no new snapshot; what was stored stays served."""
+        if self.feed_failing_since is None:
+            self.feed_failing_since = datetime.now(UTC)
+        self.counters.fetch_errors += 1
+        self.last_error = str(exc)
+        return None
+
+    async def _fetch(self) -> FetchedFeed | None:
+        async def attempt() -> FetchedFeed | None:
+            try:
+                return await self.client.fetch()
+            except FeedError as exc:
+                # Every failed attempt is an error record, retried or not.
+                self._report(exc, "feed", "fetch_data")
+                log.warning("feed fetch failed", error=str(exc))
+                raise
+
+        return await self.feed.run(attempt)
 
     @property
     def backlog(self) -> int:
@@ -61,13 +114,14 @@ class Poller:
     async def poll_once(self) -> IngestResult | None:
         self.counters.cycles += 1
         result: IngestResult | None = None
-        try:
-            fetched = await self.client.fetch()
-        except FeedError as exc:
-            self.counters.fetch_errors += 1
-            self.last_error = str(exc)
-            log.warning("feed fetch failed", error=str(exc))
-            fetched = None
+        failures_before = self.counters.fetch_errors
+        fetched = await self._fetch()
+        if self.counters.fetch_errors == failures_before:
+            # The feed answered (new data or a duplicate): it is not failing any more.
+            self.feed_failing_since = None
+            self.last_good_fetch_at = datetime.now(UTC)
+        if fetched is not None and fetched.transceivers_exception is not None:
+            self._report(fetched.transceivers_exception, "feed", "fetch_transceivers")
         await self.drain()
         if fetched is not None:
             item = SpooledSnapshot(
@@ -79,7 +133,11 @@ class Poller:
                 result = await self._ingest(item)
         return result
 
-    async def _ingest(self, item: SpooledSnapshot) -> IngestResult | None:
+    async def _store(self, item: SpooledSnapshot) -> IngestResult:
+        """Ingest through the database breaker; raises DatabaseUnavailable (or
+        CircuitOpenError, without touching the database) when the snapshot was not stored."""
+        breaker = self.db_breaker
+        probe = breaker.before_call() if breaker else False
         try:
             # Ingest is CPU and database work; a thread keeps the API responsive meanwhile.
             result = await asyncio.to_thread(
@@ -90,6 +148,24 @@ class Poller:
                 source=item.source,
             )
         except DatabaseUnavailable as exc:
+            if breaker:
+                breaker.on_failure(exc, probe=probe)
+            self._report(exc, "database", "ingest")
+            raise
+        except BaseException:
+            if breaker:
+                breaker.on_success(probe=probe)  # the database answered; the bug is ours
+            raise
+        if breaker:
+            breaker.on_success(probe=probe)
+        if result.outcome is Outcome.REJECTED and result.reason:
+            self._report(FeedDecodeError(result.reason), "ingest", "decode", source=item.source)
+        return result
+
+    async def _ingest(self, item: SpooledSnapshot) -> IngestResult | None:
+        try:
+            result = await self._store(item)
+        except (DatabaseUnavailable, CircuitOpenError) as exc:
             self.last_error = str(exc)
             self.counters.write_errors += 1
             if self.spool is None:
@@ -100,9 +176,9 @@ class Poller:
         except Exception as exc:
             self.counters.write_errors += 1
             self.last_error = f"ingest failed: {type(exc).__name__}"
+            self._report(exc, "ingest", "ingest", source=item.source)
             log.exception("ingest failed", source=item.source)
             return None
-        self.last_error = None
         return result
 
     def _to_spool(self, item: SpooledSnapshot) -> None:
@@ -143,18 +219,13 @@ class Poller:
             if item is None:
                 break
             try:
-                await asyncio.to_thread(
-                    self.ingestor.ingest,
-                    item.data,
-                    transceivers_raw=item.transceivers,
-                    fetched_at=item.fetched_at,
-                    source=item.source,
-                )
-            except DatabaseUnavailable:
+                await self._store(item)
+            except (DatabaseUnavailable, CircuitOpenError):
                 return
-            except Exception:
+            except Exception as exc:
                 # Not a database outage: this entry would fail forever and block the rest.
                 log.exception("spooled snapshot could not be ingested; discarded")
+                self._report(exc, "ingest", "drain_spool", source=item.source)
                 self.counters.write_errors += 1
             spool.pop()
             self.counters.drained += 1

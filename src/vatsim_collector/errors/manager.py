@@ -1,0 +1,521 @@
+"""ErrorManager: the one place every component reports failures to.
+
+``record()`` is cheap and never touches the database: it classifies the exception, scrubs its
+message and the caller's context, appends the record to a bounded in-memory window, counts it,
+logs one (scrubbed) line and queues it. ``flush()`` writes the queue to ``error_records`` in
+one transaction; while the database is down the records stay queued (bounded, the oldest are
+dropped and counted) and go out with a later flush. ``run_flusher()`` flushes periodically.
+
+``analytics(hours)`` summarises the last ``hours`` from the database (plus what is still
+queued), or from the in-memory window when there is no database or it cannot be read.
+
+Whether an error was transient is not a column of ``error_records``; it is stored in the JSON
+context under the reserved key ``"$transient"`` (written first, so a caller's key of that
+name is overwritten).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import case, func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from vatsim_collector.errors.scrub import scrub_mapping, scrub_text
+from vatsim_collector.errors.taxonomy import Category, Severity, classify
+from vatsim_collector.store import schema as t
+
+if TYPE_CHECKING:
+    from vatsim_collector.store.database import DatabaseService
+
+log = structlog.get_logger(__name__)
+
+MESSAGE_LIMIT = 2000
+TRANSIENT_KEY = "$transient"
+MAX_BUCKETS = 1000
+TOP_ERRORS = 10
+
+_LOG_LEVEL = {
+    Severity.LOW: "info",
+    Severity.MEDIUM: "warning",
+    Severity.HIGH: "error",
+    Severity.CRITICAL: "critical",
+}
+_TRANSIENT_PATTERN = f'%"{TRANSIENT_KEY}":true%'
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    """One reported failure. ``message`` and ``context`` are already scrubbed."""
+
+    occurred_at: datetime
+    service: str
+    operation: str
+    category: Category
+    severity: Severity
+    transient: bool
+    error_type: str
+    message: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "occurred_at": self.occurred_at.isoformat(),
+            "service": self.service,
+            "operation": self.operation,
+            "category": self.category.value,
+            "severity": self.severity.value,
+            "transient": self.transient,
+            "error_type": self.error_type,
+            "message": self.message,
+            "context": self.context,
+        }
+
+    def row(self) -> dict[str, Any]:
+        """The ``error_records`` row (context as JSON text, transience in it)."""
+        context = {TRANSIENT_KEY: self.transient, **self.context}
+        context[TRANSIENT_KEY] = self.transient
+        return {
+            "occurred_at": self.occurred_at,
+            "service": self.service,
+            "operation": self.operation,
+            "category": self.category.value,
+            "severity": self.severity.value,
+            "error_type": self.error_type,
+            "message": self.message,
+            "context": json.dumps(context, separators=(",", ":"), ensure_ascii=False),
+        }
+
+
+@dataclass(frozen=True)
+class _Recovery:
+    at: datetime
+    strategy: str
+    succeeded: bool
+
+
+def error_type_name(exc: BaseException) -> str:
+    """``module.QualName`` of the exception's type (builtins without a module)."""
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:
+        text = f"<unprintable {type(exc).__name__}>"
+    # Scrub before the final cut: a cut through a URL could leave half a password unmatched.
+    text = scrub_text(text[: MESSAGE_LIMIT * 8])
+    if len(text) > MESSAGE_LIMIT:
+        text = text[: MESSAGE_LIMIT - 1] + "…"
+    return text or type(exc).__name__
+
+
+class ErrorManager:
+    def __init__(
+        self,
+        db: DatabaseService | None,
+        *,
+        window_size: int = 10_000,
+        max_queued: int | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        if window_size < 1:
+            raise ValueError("window_size must be at least 1")
+        self.db = db
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._window: deque[ErrorRecord] = deque(maxlen=window_size)
+        self._max_queued = max_queued if max_queued is not None else window_size
+        self._queue: deque[ErrorRecord] = deque()
+        self._recoveries: deque[_Recovery] = deque(maxlen=window_size)
+        self._counts: dict[str, Counter[str]] = {
+            k: Counter() for k in ("category", "severity", "service", "type")
+        }
+        self.recorded = 0
+        self.persisted = 0
+        self.dropped = 0
+        self.flush_failures = 0
+        self._db_down = False
+
+    # -- reporting -----------------------------------------------------------------------
+
+    def record(
+        self,
+        exc: BaseException,
+        *,
+        service: str,
+        operation: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> ErrorRecord:
+        """Classify, scrub, count, log and queue ``exc``; no I/O besides the log line."""
+        found = classify(exc)
+        ctx: dict[str, Any] = scrub_mapping(context) if context else {}
+        cause = exc.__cause__
+        if cause is not None and "cause" not in ctx:
+            ctx["cause"] = f"{error_type_name(cause)}: {_message(cause)}"
+        record = ErrorRecord(
+            occurred_at=self._clock(),
+            service=service,
+            operation=operation,
+            category=found.category,
+            severity=found.severity,
+            transient=found.transient,
+            error_type=error_type_name(exc),
+            message=_message(exc),
+            context=ctx,
+        )
+        with self._lock:
+            self._window.append(record)
+            self.recorded += 1
+            self._counts["category"][record.category.value] += 1
+            self._counts["severity"][record.severity.value] += 1
+            self._counts["service"][service] += 1
+            self._counts["type"][record.error_type] += 1
+            if self.db is not None:
+                if len(self._queue) >= self._max_queued:
+                    self._queue.popleft()
+                    self.dropped += 1
+                self._queue.append(record)
+        getattr(log, _LOG_LEVEL[record.severity])(
+            "error recorded",
+            service=service,
+            operation=operation,
+            category=record.category.value,
+            severity=record.severity.value,
+            transient=record.transient,
+            error_type=record.error_type,
+            message=record.message,
+            context=ctx,
+        )
+        return record
+
+    def record_recovery(self, strategy: str, succeeded: bool) -> None:
+        """Count one recovery attempt of ``strategy`` (retry, breaker fallback, spool, ...)."""
+        with self._lock:
+            self._recoveries.append(_Recovery(self._clock(), strategy, succeeded))
+
+    # -- persistence ---------------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def flush(self) -> int:
+        """Write queued records in one transaction; the number written (0 if the DB is down)."""
+        if self.db is None:
+            return 0
+        with self._flush_lock:
+            with self._lock:
+                batch = list(self._queue)
+                self._queue.clear()
+            if not batch:
+                return 0
+            try:
+                with self.db.write("errors.persist") as conn:
+                    conn.execute(insert(t.error_records), [r.row() for r in batch])
+            except SQLAlchemyError as exc:
+                self._requeue(batch)
+                self.flush_failures += 1
+                if not self._db_down:
+                    self._db_down = True
+                    log.warning(
+                        "error records not persisted; kept queued",
+                        queued=self.queued,
+                        error=scrub_text(f"{type(exc).__name__}: {exc}")[:MESSAGE_LIMIT],
+                    )
+                return 0
+            except BaseException:
+                self._requeue(batch)
+                raise
+            if self._db_down:
+                self._db_down = False
+                log.info("error records persisted again", written=len(batch))
+            self.persisted += len(batch)
+            return len(batch)
+
+    def _requeue(self, batch: list[ErrorRecord]) -> None:
+        with self._lock:
+            self._queue.extendleft(reversed(batch))
+            excess = len(self._queue) - self._max_queued
+            for _ in range(max(excess, 0)):
+                self._queue.popleft()
+            self.dropped += max(excess, 0)
+
+    async def run_flusher(self, interval: float, stop: asyncio.Event) -> None:
+        """Flush every ``interval`` seconds in a worker thread, and once more when stopped."""
+        while True:
+            stopping = stop.is_set()
+            if not stopping:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=interval)
+                    stopping = True
+                except TimeoutError:
+                    pass
+            try:
+                await asyncio.to_thread(self.flush)
+            except Exception as exc:
+                log.error("error record flush failed", error=scrub_text(repr(exc))[:MESSAGE_LIMIT])
+            if stopping:
+                return
+
+    # -- reading -------------------------------------------------------------------------
+
+    def recent(self, limit: int = 50) -> list[ErrorRecord]:
+        """The newest ``limit`` records of the in-memory window, newest first."""
+        with self._lock:
+            items = list(self._window)
+        return items[::-1][: max(limit, 0)]
+
+    def counts(self) -> dict[str, Any]:
+        """Counts since start-up by category, severity, service and type."""
+        with self._lock:
+            return {
+                "total": self.recorded,
+                "by_category": dict(self._counts["category"]),
+                "by_severity": dict(self._counts["severity"]),
+                "by_service": dict(self._counts["service"]),
+                "by_type": dict(self._counts["type"]),
+            }
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "recorded": self.recorded,
+            "queued": self.queued,
+            "persisted": self.persisted,
+            "dropped": self.dropped,
+            "flush_failures": self.flush_failures,
+            "window": len(self._window),
+        }
+
+    def analytics(self, hours: float, *, bucket_minutes: int | None = None) -> dict[str, Any]:
+        """Totals, breakdowns, top errors, recovery rate and a zero-filled time series."""
+        if not (hours > 0 and math.isfinite(hours)):
+            raise ValueError("hours must be a positive number")
+        if bucket_minutes is not None and bucket_minutes < 1:
+            raise ValueError("bucket_minutes must be at least 1")
+        until = self._clock()
+        since = until - timedelta(hours=hours)
+        with self._lock:
+            window = [r for r in self._window if r.occurred_at >= since]
+            recoveries = [r for r in self._recoveries if r.at >= since]
+        source = "memory"
+        data: _Data | None = None
+        if self.db is not None:
+            # No flush runs meanwhile: every record is either in the database or queued.
+            with self._flush_lock:
+                with self._lock:
+                    queued = [r for r in self._queue if r.occurred_at >= since]
+                try:
+                    data = self._from_database(since)
+                    source = "database"
+                except SQLAlchemyError as exc:
+                    log.warning(
+                        "error analytics read from the in-memory window; database unavailable",
+                        error=type(exc).__name__,
+                    )
+                else:
+                    data.add(queued)
+        if data is None:
+            data = _Data()
+            data.add(window)
+        minutes = bucket_minutes or max(1, math.ceil(hours * 60 / 24))
+        return {
+            "source": source,
+            "window": {"hours": hours, "since": since.isoformat(), "until": until.isoformat()},
+            **data.summary(),
+            "recovery": _recovery_summary(recoveries),
+            "series": _series(data.times, since, until, minutes),
+            "queued": self.queued,
+            "dropped": self.dropped,
+        }
+
+    def _from_database(self, since: datetime) -> _Data:
+        assert self.db is not None
+        e = t.error_records
+        transient = case((e.c.context.like(_TRANSIENT_PATTERN), True), else_=False)
+        recent = e.c.occurred_at >= since
+        data = _Data()
+        with self.db.read("errors.analytics") as conn:
+            groups = conn.execute(
+                select(
+                    e.c.category,
+                    e.c.severity,
+                    e.c.service,
+                    e.c.error_type,
+                    transient.label("transient"),
+                    func.count().label("n"),
+                )
+                .where(recent)
+                .group_by(e.c.category, e.c.severity, e.c.service, e.c.error_type, transient)
+            ).all()
+            for category, severity, service, error_type, is_transient, n in groups:
+                data.add_group(category, severity, service, error_type, bool(is_transient), n)
+            tops = conn.execute(
+                select(
+                    e.c.error_type,
+                    e.c.message,
+                    func.count().label("n"),
+                    func.max(e.c.occurred_at).label("last_seen"),
+                    func.max(e.c.service).label("service"),
+                    func.count(e.c.service.distinct()).label("services"),
+                )
+                .where(recent)
+                .group_by(e.c.error_type, e.c.message)
+                .order_by(func.count().desc(), func.max(e.c.occurred_at).desc())
+                .limit(TOP_ERRORS)
+            ).all()
+            for error_type, message, n, last_seen, service, services in tops:
+                data.tops[(error_type, message)] = _Top(n, last_seen, {service}, services)
+            data.times.extend(
+                (at, category)
+                for at, category in conn.execute(
+                    select(e.c.occurred_at, e.c.category).where(recent)
+                )
+            )
+        return data
+
+
+@dataclass
+class _Top:
+    count: int
+    last_seen: datetime
+    services: set[str]
+    service_count: int = 0
+
+
+@dataclass
+class _Data:
+    """Aggregates from the database, the queue or the window, in one shape."""
+
+    total: int = 0
+    transient: int = 0
+    by: dict[str, Counter[str]] = field(
+        default_factory=lambda: {k: Counter() for k in ("category", "severity", "service", "type")}
+    )
+    tops: dict[tuple[str, str], _Top] = field(default_factory=dict)
+    times: list[tuple[datetime, str]] = field(default_factory=list)
+
+    def add_group(
+        self, category: str, severity: str, service: str, error_type: str, transient: bool, n: int
+    ) -> None:
+        self.total += n
+        self.transient += n if transient else 0
+        self.by["category"][category] += n
+        self.by["severity"][severity] += n
+        self.by["service"][service] += n
+        self.by["type"][error_type] += n
+
+    def add(self, records: Iterable[ErrorRecord]) -> None:
+        for r in records:
+            category = r.category.value
+            self.add_group(category, r.severity.value, r.service, r.error_type, r.transient, 1)
+            top = self.tops.get((r.error_type, r.message))
+            if top is None:
+                self.tops[(r.error_type, r.message)] = _Top(1, r.occurred_at, {r.service})
+            else:
+                top.count += 1
+                top.last_seen = max(top.last_seen, r.occurred_at)
+                top.services.add(r.service)
+            self.times.append((r.occurred_at, category))
+
+    def summary(self) -> dict[str, Any]:
+        ranked = sorted(self.tops.items(), key=lambda kv: (-kv[1].count, -_ts(kv[1].last_seen)))
+        return {
+            "total": self.total,
+            "transient": self.transient,
+            "permanent": self.total - self.transient,
+            "by_category": _zero_filled(self.by["category"], [c.value for c in Category]),
+            "by_severity": _zero_filled(self.by["severity"], [s.value for s in Severity]),
+            "by_service": dict(self.by["service"].most_common()),
+            "by_type": dict(self.by["type"].most_common()),
+            "top_errors": [
+                {
+                    "error_type": error_type,
+                    # Scrubbed when recorded; again here for rows other writers stored.
+                    "message": scrub_text(message),
+                    "count": top.count,
+                    "last_seen": top.last_seen.isoformat(),
+                    "service": max(top.services),
+                    "services": max(top.service_count, len(top.services)),
+                }
+                for (error_type, message), top in ranked[:TOP_ERRORS]
+            ],
+        }
+
+
+def _ts(at: datetime) -> float:
+    return at.timestamp()
+
+
+def _zero_filled(counts: Counter[str], names: list[str]) -> dict[str, int]:
+    out = {name: counts.get(name, 0) for name in names}
+    out.update((k, v) for k, v in counts.items() if k not in out)
+    return out
+
+
+def _recovery_summary(recoveries: list[_Recovery]) -> dict[str, Any]:
+    by_strategy: dict[str, dict[str, int]] = {}
+    for r in recoveries:
+        entry = by_strategy.setdefault(r.strategy, {"attempts": 0, "successes": 0})
+        entry["attempts"] += 1
+        entry["successes"] += r.succeeded
+    attempts = len(recoveries)
+    successes = sum(r.succeeded for r in recoveries)
+    return {
+        "attempts": attempts,
+        "successes": successes,
+        "failures": attempts - successes,
+        "success_rate": successes / attempts if attempts else None,
+        "by_strategy": {
+            name: {
+                **entry,
+                "failures": entry["attempts"] - entry["successes"],
+                "success_rate": entry["successes"] / entry["attempts"],
+            }
+            for name, entry in sorted(by_strategy.items())
+        },
+    }
+
+
+def _series(
+    times: list[tuple[datetime, str]], since: datetime, until: datetime, minutes: int
+) -> dict[str, Any]:
+    """Counts per bucket from ``since`` to ``until``, edges aligned to the bucket size."""
+    span = (until - since).total_seconds()
+    size = max(minutes * 60, math.ceil(span / MAX_BUCKETS / 60) * 60)
+    first = math.floor(since.timestamp() / size) * size
+    n = max(1, math.floor((until.timestamp() - first) / size) + 1)
+    counts = [0] * n
+    by_category: list[Counter[str]] = [Counter() for _ in range(n)]
+    for at, category in times:
+        index = min(max(int((at.timestamp() - first) // size), 0), n - 1)
+        counts[index] += 1
+        by_category[index][category] += 1
+    return {
+        "bucket_minutes": size // 60,
+        "buckets": [
+            {
+                "start": datetime.fromtimestamp(first + i * size, UTC).isoformat(),
+                "count": counts[i],
+                "by_category": dict(by_category[i]),
+            }
+            for i in range(n)
+        ],
+    }
