@@ -411,8 +411,9 @@ def test_openapi_documents_every_endpoint(client: TestClient) -> None:
         "/api/flights/{callsign}/track",
     } <= set(paths)
     for path in paths.values():
-        ok = path["get"]["responses"]["200"]["content"]["application/json"]["schema"]
-        assert "$ref" in ok
+        for operation in path.values():
+            ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+            assert "$ref" in ok
     track = paths["/api/flights/{callsign}/track"]["get"]["responses"]
     assert track["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
     assert "503" in paths["/health"]["get"]["responses"]

@@ -17,7 +17,11 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from vatsim_collector.api import create_app
+from vatsim_collector.api.context import ErrorLayer
 from vatsim_collector.config import Settings
+from vatsim_collector.errors.breaker import BreakerConfig, BreakerRegistry
+from vatsim_collector.errors.manager import ErrorManager
+from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.feed.client import FeedClient, redact_url
 from vatsim_collector.feed.schedule import FixedRateSchedule
 from vatsim_collector.feed.sim_thread import running_simulator
@@ -63,12 +67,31 @@ def build_service_app(
         max_bytes=settings.spool_max_bytes,
     )
     monitor = HealthMonitor(ingestor.db, limits=health_limits(settings), backlog=lambda: len(spool))
+    errors = ErrorManager(ingestor.db, window_size=settings.error_window_size)
+    breakers = BreakerRegistry(
+        BreakerConfig(
+            failure_threshold=settings.breaker_failure_threshold,
+            cooldown=settings.breaker_cooldown,
+        )
+    )
+    client = FeedClient(
+        settings,
+        transport=transport,
+        status_breaker=breakers.get_or_create("feed.status"),
+        transceivers_breaker=breakers.get_or_create("feed.transceivers"),
+    )
+    poller = Poller(
+        client,
+        ingestor,
+        FixedRateSchedule(client.poll_interval),
+        spool,
+        errors=errors,
+        breakers=breakers,
+        retry=retry_policy(settings),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = FeedClient(settings, transport=transport)
-        poller = Poller(client, ingestor, FixedRateSchedule(client.poll_interval), spool)
-        app.state.poller = poller
         stop_background = asyncio.Event()
         retention = RetentionJob(
             ingestor.engine,
@@ -85,6 +108,10 @@ def build_service_app(
             asyncio.create_task(
                 run_periodically(retention, settings.retention_interval, stop_background),
                 name="retention",
+            ),
+            asyncio.create_task(
+                errors.run_flusher(settings.error_flush_interval, stop_background),
+                name="error-records",
             ),
         ]
         task = asyncio.create_task(poller.run(), name="poller")
@@ -106,7 +133,23 @@ def build_service_app(
             log.info("collector stopped", **ingestor.stats.as_dict())
 
     return create_app(
-        ingestor, stale_after=settings.stale_after_seconds, lifespan=lifespan, health=monitor
+        ingestor,
+        stale_after=settings.stale_after_seconds,
+        lifespan=lifespan,
+        health=monitor,
+        errors=ErrorLayer(manager=errors, breakers=breakers, poller=poller),
+        api_keys=settings.api_key_list,
+    )
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    # Retries must finish well inside one poll interval, or cycles would pile up.
+    budget = max(settings.poll_interval * 0.8, settings.retry_initial)
+    return RetryPolicy(
+        attempts=settings.retry_attempts,
+        initial=settings.retry_initial,
+        maximum=max(settings.retry_max, settings.retry_initial),
+        total=budget,
     )
 
 

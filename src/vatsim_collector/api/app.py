@@ -8,7 +8,7 @@ anything unexpected a 500; the exception is logged, not returned.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
@@ -20,10 +20,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from vatsim_collector.api import (
     routes_controllers,
     routes_database,
+    routes_errors,
     routes_flights,
     routes_status,
 )
-from vatsim_collector.api.context import ApiContext
+from vatsim_collector.api.context import ApiContext, ErrorLayer
 from vatsim_collector.ingest import Ingestor
 from vatsim_collector.store.health import HealthLimits, HealthMonitor
 
@@ -57,6 +58,8 @@ def create_app(
     clock: Callable[[], datetime] | None = None,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     health: HealthMonitor | None = None,
+    errors: ErrorLayer | None = None,
+    api_keys: Sequence[str] = (),
 ) -> FastAPI:
     """Build the API for ``ingestor``.
 
@@ -77,12 +80,14 @@ def create_app(
         ingestor.db, limits=HealthLimits(stale_after_seconds=stale_after), clock=now
     )
     app.state.api_context = ApiContext(
-        ingestor=ingestor, stale_after=stale_after, clock=now, health=monitor
+        ingestor=ingestor, stale_after=stale_after, clock=now, health=monitor, errors=errors
     )
+    app.state.api_keys = tuple(key.encode() for key in api_keys)
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(routes_status.router)
     app.include_router(routes_flights.router)
     app.include_router(routes_controllers.router)
     app.include_router(routes_database.router)
+    app.include_router(routes_errors.router)
     return app

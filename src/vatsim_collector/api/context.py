@@ -13,8 +13,20 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from vatsim_collector.errors.breaker import BreakerRegistry
+from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.ingest import Ingestor
+from vatsim_collector.poller import Poller
 from vatsim_collector.store.health import HealthMonitor, HealthReport
+
+
+@dataclass(frozen=True)
+class ErrorLayer:
+    """The error layer's parts the API reports on (absent in apps built without a poller)."""
+
+    manager: ErrorManager
+    breakers: BreakerRegistry
+    poller: Poller | None = None
 
 
 @dataclass(frozen=True)
@@ -23,6 +35,7 @@ class ApiContext:
     stale_after: float
     clock: Callable[[], datetime]
     health: HealthMonitor
+    errors: ErrorLayer | None = None
     # A verdict older than this is re-probed on request (the monitor's loop may not run).
     health_max_age: float = 30.0
 

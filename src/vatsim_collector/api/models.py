@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from vatsim_collector.api.models_errors import FeedHealthOut
+
 HealthStatus = Literal["ok", "degraded", "down"]
 Freshness = Literal["fresh", "stale", "none"]
 
@@ -47,6 +49,7 @@ class StatusOut(BaseModel):
     stale_after_seconds: float
     live: LiveCounts
     health: HealthOut = Field(description="The database health monitor's latest verdict.")
+    feed: FeedHealthOut = Field(description="Feed health: failing cycles, breakers, staleness.")
     ingest: dict[str, int] = Field(description="Ingest counters since the process started.")
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Response, status
 
-from vatsim_collector.api.context import Context
+from vatsim_collector.api.context import ApiContext, Context
 from vatsim_collector.api.models import ErrorOut, Freshness, HealthOut, LiveCounts, StatusOut
+from vatsim_collector.api.models_errors import FeedHealthOut
 
 router = APIRouter(tags=["status"])
 
@@ -21,6 +24,33 @@ def health(ctx: Context, response: Response) -> HealthOut:
     if report.status == "down":
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return HealthOut(status=report.status.value, reasons=list(report.reasons))
+
+
+def _feed_health(ctx: ApiContext, freshness: Freshness) -> FeedHealthOut:
+    """The feed as the collector sees it: failing cycles, then the age of the data."""
+    layer = ctx.errors
+    poller = layer.poller if layer else None
+    breakers = (
+        {s.name: s.state.value for s in layer.breakers.snapshots() if s.name.startswith("feed.")}
+        if layer
+        else {}
+    )
+    failing_since = poller.feed_failing_since if poller else None
+    state: Literal["ok", "stale", "failing", "unknown"]
+    if failing_since is not None or "open" in breakers.values():
+        state = "failing"
+    elif freshness == "stale":
+        state = "stale"  # answering 200 with old data is still unhealthy
+    elif freshness == "fresh":
+        state = "ok"
+    else:
+        state = "unknown"
+    return FeedHealthOut(
+        status=state,
+        failing_since=failing_since,
+        last_good_fetch_at=poller.last_good_fetch_at if poller else None,
+        breakers=breakers,
+    )
 
 
 @router.get(
@@ -51,5 +81,6 @@ def get_status(ctx: Context) -> StatusOut:
         stale_after_seconds=ctx.stale_after,
         live=live,
         health=HealthOut(status=report.status.value, reasons=list(report.reasons)),
+        feed=_feed_health(ctx, freshness),
         ingest=ctx.ingestor.stats.as_dict(),
     )
