@@ -86,6 +86,8 @@ class Poller:
     def _report(self, exc: BaseException, service: str, operation: str, **context: Any) -> None:
         if self.errors is not None:
             self.errors.record(exc, service=service, operation=operation, context=context)
+        else:
+            log.warning("failure", service=service, operation=operation, error=str(exc))
 
     async def _keep_last_good(self, exc: BaseException) -> FetchedFeed | None:
         """Fallback when the feed fails: no new snapshot; what was stored stays served."""
@@ -100,9 +102,8 @@ class Poller:
             try:
                 return await self.client.fetch()
             except FeedError as exc:
-                # Every failed attempt is an error record, retried or not.
+                # Every failed attempt is an error record (and its log line), retried or not.
                 self._report(exc, "feed", "fetch_data")
-                log.warning("feed fetch failed", error=str(exc))
                 raise
 
         return await self.feed.run(attempt)

@@ -169,6 +169,7 @@ class FeedClient:
         self._last_live_cycle_at: float | None = None
         self.fetches = 0
         self.duplicates = 0
+        self.older = 0  # duplicates older than the newest seen (a lagging mirror)
         self.errors = 0
         self.transceivers_errors = 0
         self.status_refreshes = 0
@@ -216,8 +217,13 @@ class FeedClient:
         if is_live_vatsim_host(data_url):
             self._last_live_cycle_at = cycle_started
         self.fetches += 1
-        if stamp == self._last_timestamp:
+        last = self._last_timestamp
+        if last is not None and stamp <= last:
+            # Unchanged, or older: mirrors regenerate independently and one may lag behind
+            # another. Either way there is nothing new to store.
             self.duplicates += 1
+            if stamp < last:
+                self.older += 1
             return None
         self._last_timestamp = stamp
         transceivers: bytes | None = None
