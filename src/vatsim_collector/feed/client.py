@@ -22,6 +22,7 @@ import structlog
 
 from vatsim_collector.config import LIVE_MIN_POLL_SECONDS, Settings, is_live_vatsim_host
 from vatsim_collector.errors.breaker import BreakerState, CircuitBreaker, CircuitOpenError
+from vatsim_collector.errors.scrub import scrub_text
 from vatsim_collector.feed.schedule import effective_interval
 
 __all__ = ["FeedClient", "FeedError", "FetchedFeed", "redact_url"]
@@ -106,7 +107,8 @@ def _scrub(text: str, url: str) -> str:
     for secret in (parts.password, parts.query, parts.fragment):
         if secret:
             text = text.replace(secret, "***")
-    return text
+    # Libraries quote other URLs, headers and tokens in their messages too.
+    return scrub_text(text)
 
 
 def read_update_timestamp(raw: bytes) -> datetime:
