@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from simserver import running_simulator
+from vatsim_collector.api import create_app
+from vatsim_collector.api.context import ErrorLayer
 from vatsim_collector.config import load_settings
 from vatsim_collector.errors.breaker import BreakerConfig, BreakerRegistry, BreakerState
 from vatsim_collector.errors.manager import ErrorManager
@@ -99,10 +102,18 @@ async def test_faults_are_counted_breakers_cycle_and_no_session_is_harmed(
         assert data_breaker.state is BreakerState.OPEN
         requests_while_open = faults(rate=0.0)["requests"]
         assert requests_while_open < 6, "an open breaker must stop the calls"
+        app = create_app(ingestor, stale_after=10**9, errors=ErrorLayer(errors, breakers, poller))
+        with TestClient(app) as api:
+            feed = api.get("/api/status").json()["feed"]
+        assert feed["status"] == "failing"
+        assert feed["breakers"]["feed.data"] in ("open", "half_open")
+        assert feed["failing_since"] is not None
         await asyncio.sleep(0.6)
         stored_before = count(engine, t.snapshots)
         await cycles(3)
         assert data_breaker.state is BreakerState.CLOSED
+        with TestClient(app) as api:
+            assert api.get("/api/status").json()["feed"]["status"] == "ok"
         await client.aclose()
 
     feed_changes = [state for name, state in transitions if name == "feed.data"]

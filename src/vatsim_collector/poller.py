@@ -186,6 +186,11 @@ class Poller:
         assert self.spool is not None
         dropped = self.spool.put(item)
         self.counters.spooled += 1
+        if self.errors is not None:
+            # The database fallback: kept on disk counts as recovered, a dropped one as lost.
+            self.errors.record_recovery("database.spool", True)
+            for _ in dropped:
+                self.errors.record_recovery("database.spool", False)
         log.warning("snapshot spooled until the database is back", waiting=len(self.spool))
         for entry in dropped:
             self._record_drop(entry)
