@@ -12,13 +12,13 @@ import structlog.testing
 
 from vatsim_collector.errors.breaker import (
     BreakerConfig,
-    BreakerRegistry,
     BreakerState,
     BreakerTransition,
     CircuitBreaker,
     CircuitOpenError,
 )
 from vatsim_collector.errors.recovery import LastGoodValue, RecoveryStrategy
+from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.retry import RetryPolicy, retry_async, retry_sync
 
 WALL_START = datetime(2024, 5, 1, 18, 0, tzinfo=UTC)

@@ -15,8 +15,9 @@ from simserver import running_simulator
 from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ErrorLayer
 from vatsim_collector.config import load_settings
-from vatsim_collector.errors.breaker import BreakerConfig, BreakerRegistry, BreakerState
+from vatsim_collector.errors.breaker import BreakerConfig, BreakerState
 from vatsim_collector.errors.manager import ErrorManager
+from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.feed.client import FeedClient
 from vatsim_collector.feed.schedule import FixedRateSchedule
 from vatsim_collector.feed.sim_world import SimRates, SimulatedNetwork

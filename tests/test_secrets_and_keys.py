@@ -16,8 +16,8 @@ from feeds import SMALL
 from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ErrorLayer
 from vatsim_collector.config import load_settings
-from vatsim_collector.errors.breaker import BreakerRegistry
 from vatsim_collector.errors.manager import ErrorManager
+from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.feed.client import FeedClient
 from vatsim_collector.feed.schedule import FixedRateSchedule
 from vatsim_collector.ingest import DatabaseUnavailable, IngestConfig, Ingestor

@@ -17,9 +17,10 @@ import structlog
 from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from vatsim_collector.errors.breaker import BreakerRegistry, CircuitOpenError
+from vatsim_collector.errors.breaker import CircuitOpenError
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.recovery import RecoveryStrategy
+from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.errors.taxonomy import classify
 from vatsim_collector.feed.client import FeedClient, FeedError, FetchedFeed

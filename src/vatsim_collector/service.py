@@ -19,8 +19,9 @@ from sqlalchemy import Engine
 from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ErrorLayer
 from vatsim_collector.config import Settings
-from vatsim_collector.errors.breaker import BreakerConfig, BreakerRegistry
+from vatsim_collector.errors.breaker import BreakerConfig
 from vatsim_collector.errors.manager import ErrorManager
+from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.feed.client import FeedClient, redact_url
 from vatsim_collector.feed.schedule import FixedRateSchedule

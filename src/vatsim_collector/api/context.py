@@ -13,8 +13,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from vatsim_collector.errors.breaker import BreakerRegistry
 from vatsim_collector.errors.manager import ErrorManager
+from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.ingest import Ingestor
 from vatsim_collector.poller import Poller
 from vatsim_collector.store.health import HealthMonitor, HealthReport

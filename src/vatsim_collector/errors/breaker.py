@@ -45,12 +45,12 @@ import structlog
 __all__ = [
     "BreakerConfig",
     "BreakerListener",
-    "BreakerRegistry",
     "BreakerSnapshot",
     "BreakerState",
     "BreakerTransition",
     "CircuitBreaker",
     "CircuitOpenError",
+    "count_all",
     "now_utc",
 ]
 
@@ -63,7 +63,8 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def _count_all(exc: BaseException) -> bool:
+def count_all(exc: BaseException) -> bool:
+    """The default ``counts``: without a filter every exception is a dependency failure."""
     return True
 
 
@@ -184,7 +185,7 @@ class CircuitBreaker:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = now_utc,
-        counts: Callable[[BaseException], bool] = _count_all,
+        counts: Callable[[BaseException], bool] = count_all,
     ) -> None:
         self.name = name
         self.config = config if config is not None else BreakerConfig()
@@ -429,78 +430,3 @@ class CircuitBreaker:
                 listener(transition)
             except Exception:
                 log.exception("circuit breaker listener failed", breaker=self.name)
-
-
-class BreakerRegistry:
-    """Named breakers, one per dependency or bus handler, sharing listeners and clocks."""
-
-    def __init__(
-        self,
-        default_config: BreakerConfig | None = None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], datetime] = now_utc,
-    ) -> None:
-        self.default_config = default_config if default_config is not None else BreakerConfig()
-        self._clock = clock
-        self._wall_clock = wall_clock
-        self._breakers: dict[str, CircuitBreaker] = {}
-        self._listeners: list[BreakerListener] = []
-        self._lock = threading.Lock()
-
-    def get_or_create(
-        self,
-        name: str,
-        config: BreakerConfig | None = None,
-        *,
-        counts: Callable[[BaseException], bool] | None = None,
-    ) -> CircuitBreaker:
-        """Return the breaker called ``name``, creating it on first use.
-
-        Asking again with a *different* explicit config is a programming error (two components
-        disagreeing about one dependency) and raises ``ValueError``.
-        """
-        with self._lock:
-            breaker = self._breakers.get(name)
-            if breaker is not None:
-                if config is not None and config != breaker.config:
-                    raise ValueError(f"breaker {name!r} already exists with {breaker.config}")
-                return breaker
-            breaker = CircuitBreaker(
-                name,
-                config if config is not None else self.default_config,
-                clock=self._clock,
-                wall_clock=self._wall_clock,
-                counts=counts if counts is not None else _count_all,
-            )
-            breaker.add_listener(self._dispatch)
-            self._breakers[name] = breaker
-            return breaker
-
-    def get(self, name: str) -> CircuitBreaker | None:
-        return self._breakers.get(name)
-
-    def names(self) -> list[str]:
-        return sorted(self._breakers)
-
-    def snapshots(self) -> list[BreakerSnapshot]:
-        return [self._breakers[name].snapshot() for name in self.names()]
-
-    def reset(self, name: str) -> bool:
-        """Close the named breaker; False if there is no such breaker."""
-        breaker = self._breakers.get(name)
-        if breaker is None:
-            return False
-        breaker.reset()
-        return True
-
-    def add_listener(self, listener: BreakerListener) -> None:
-        """Listen to transitions of every breaker, existing and future."""
-        self._listeners.append(listener)
-
-    def _dispatch(self, transition: BreakerTransition) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(transition)
-            except Exception:
-                log.exception("circuit breaker listener failed", breaker=transition.name)

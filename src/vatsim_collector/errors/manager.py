@@ -21,7 +21,7 @@ import json
 import math
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,14 @@ import structlog
 from sqlalchemy import case, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from vatsim_collector.errors.analytics import (
+    TOP_ERRORS,
+    Data,
+    Recovery,
+    Top,
+    recovery_summary,
+    series,
+)
 from vatsim_collector.errors.scrub import scrub_mapping, scrub_text
 from vatsim_collector.errors.taxonomy import Category, Severity, classify
 from vatsim_collector.store import schema as t
@@ -41,8 +49,6 @@ log = structlog.get_logger(__name__)
 
 MESSAGE_LIMIT = 2000
 TRANSIENT_KEY = "$transient"
-MAX_BUCKETS = 1000
-TOP_ERRORS = 10
 
 _LOG_LEVEL = {
     Severity.LOW: "info",
@@ -100,13 +106,6 @@ class ErrorRecord:
         }
 
 
-@dataclass(frozen=True)
-class _Recovery:
-    at: datetime
-    strategy: str
-    succeeded: bool
-
-
 def error_type_name(exc: BaseException) -> str:
     """``module.QualName`` of the exception's type (builtins without a module)."""
     cls = type(exc)
@@ -144,7 +143,7 @@ class ErrorManager:
         self._window: deque[ErrorRecord] = deque(maxlen=window_size)
         self._max_queued = max_queued if max_queued is not None else window_size
         self._queue: deque[ErrorRecord] = deque()
-        self._recoveries: deque[_Recovery] = deque(maxlen=window_size)
+        self._recoveries: deque[Recovery] = deque(maxlen=window_size)
         self._counts: dict[str, Counter[str]] = {
             k: Counter() for k in ("category", "severity", "service", "type")
         }
@@ -209,7 +208,7 @@ class ErrorManager:
     def record_recovery(self, strategy: str, succeeded: bool) -> None:
         """Count one recovery attempt of ``strategy`` (retry, breaker fallback, spool, ...)."""
         with self._lock:
-            self._recoveries.append(_Recovery(self._clock(), strategy, succeeded))
+            self._recoveries.append(Recovery(self._clock(), strategy, succeeded))
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -316,7 +315,7 @@ class ErrorManager:
             window = [r for r in self._window if r.occurred_at >= since]
             recoveries = [r for r in self._recoveries if r.at >= since]
         source = "memory"
-        data: _Data | None = None
+        data: Data | None = None
         if self.db is not None:
             # No flush runs meanwhile: every record is either in the database or queued.
             with self._flush_lock:
@@ -333,25 +332,25 @@ class ErrorManager:
                 else:
                     data.add(queued)
         if data is None:
-            data = _Data()
+            data = Data()
             data.add(window)
         minutes = bucket_minutes or max(1, math.ceil(hours * 60 / 24))
         return {
             "source": source,
             "window": {"hours": hours, "since": since.isoformat(), "until": until.isoformat()},
             **data.summary(),
-            "recovery": _recovery_summary(recoveries),
-            "series": _series(data.times, since, until, minutes),
+            "recovery": recovery_summary(recoveries),
+            "series": series(data.times, since, until, minutes),
             "queued": self.queued,
             "dropped": self.dropped,
         }
 
-    def _from_database(self, since: datetime) -> _Data:
+    def _from_database(self, since: datetime) -> Data:
         assert self.db is not None
         e = t.error_records
         transient = case((e.c.context.like(_TRANSIENT_PATTERN), True), else_=False)
         recent = e.c.occurred_at >= since
-        data = _Data()
+        data = Data()
         with self.db.read("errors.analytics") as conn:
             groups = conn.execute(
                 select(
@@ -382,7 +381,7 @@ class ErrorManager:
                 .limit(TOP_ERRORS)
             ).all()
             for error_type, message, n, last_seen, service, services in tops:
-                data.tops[(error_type, message)] = _Top(n, last_seen, {service}, services)
+                data.tops[(error_type, message)] = Top(n, last_seen, {service}, services)
             data.times.extend(
                 (at, category)
                 for at, category in conn.execute(
@@ -390,132 +389,3 @@ class ErrorManager:
                 )
             )
         return data
-
-
-@dataclass
-class _Top:
-    count: int
-    last_seen: datetime
-    services: set[str]
-    service_count: int = 0
-
-
-@dataclass
-class _Data:
-    """Aggregates from the database, the queue or the window, in one shape."""
-
-    total: int = 0
-    transient: int = 0
-    by: dict[str, Counter[str]] = field(
-        default_factory=lambda: {k: Counter() for k in ("category", "severity", "service", "type")}
-    )
-    tops: dict[tuple[str, str], _Top] = field(default_factory=dict)
-    times: list[tuple[datetime, str]] = field(default_factory=list)
-
-    def add_group(
-        self, category: str, severity: str, service: str, error_type: str, transient: bool, n: int
-    ) -> None:
-        self.total += n
-        self.transient += n if transient else 0
-        self.by["category"][category] += n
-        self.by["severity"][severity] += n
-        self.by["service"][service] += n
-        self.by["type"][error_type] += n
-
-    def add(self, records: Iterable[ErrorRecord]) -> None:
-        for r in records:
-            category = r.category.value
-            self.add_group(category, r.severity.value, r.service, r.error_type, r.transient, 1)
-            top = self.tops.get((r.error_type, r.message))
-            if top is None:
-                self.tops[(r.error_type, r.message)] = _Top(1, r.occurred_at, {r.service})
-            else:
-                top.count += 1
-                top.last_seen = max(top.last_seen, r.occurred_at)
-                top.services.add(r.service)
-            self.times.append((r.occurred_at, category))
-
-    def summary(self) -> dict[str, Any]:
-        ranked = sorted(self.tops.items(), key=lambda kv: (-kv[1].count, -_ts(kv[1].last_seen)))
-        return {
-            "total": self.total,
-            "transient": self.transient,
-            "permanent": self.total - self.transient,
-            "by_category": _zero_filled(self.by["category"], [c.value for c in Category]),
-            "by_severity": _zero_filled(self.by["severity"], [s.value for s in Severity]),
-            "by_service": dict(self.by["service"].most_common()),
-            "by_type": dict(self.by["type"].most_common()),
-            "top_errors": [
-                {
-                    "error_type": error_type,
-                    # Scrubbed when recorded; again here for rows other writers stored.
-                    "message": scrub_text(message),
-                    "count": top.count,
-                    "last_seen": top.last_seen.isoformat(),
-                    "service": max(top.services),
-                    "services": max(top.service_count, len(top.services)),
-                }
-                for (error_type, message), top in ranked[:TOP_ERRORS]
-            ],
-        }
-
-
-def _ts(at: datetime) -> float:
-    return at.timestamp()
-
-
-def _zero_filled(counts: Counter[str], names: list[str]) -> dict[str, int]:
-    out = {name: counts.get(name, 0) for name in names}
-    out.update((k, v) for k, v in counts.items() if k not in out)
-    return out
-
-
-def _recovery_summary(recoveries: list[_Recovery]) -> dict[str, Any]:
-    by_strategy: dict[str, dict[str, int]] = {}
-    for r in recoveries:
-        entry = by_strategy.setdefault(r.strategy, {"attempts": 0, "successes": 0})
-        entry["attempts"] += 1
-        entry["successes"] += r.succeeded
-    attempts = len(recoveries)
-    successes = sum(r.succeeded for r in recoveries)
-    return {
-        "attempts": attempts,
-        "successes": successes,
-        "failures": attempts - successes,
-        "success_rate": successes / attempts if attempts else None,
-        "by_strategy": {
-            name: {
-                **entry,
-                "failures": entry["attempts"] - entry["successes"],
-                "success_rate": entry["successes"] / entry["attempts"],
-            }
-            for name, entry in sorted(by_strategy.items())
-        },
-    }
-
-
-def _series(
-    times: list[tuple[datetime, str]], since: datetime, until: datetime, minutes: int
-) -> dict[str, Any]:
-    """Counts per bucket from ``since`` to ``until``, edges aligned to the bucket size."""
-    span = (until - since).total_seconds()
-    size = max(minutes * 60, math.ceil(span / MAX_BUCKETS / 60) * 60)
-    first = math.floor(since.timestamp() / size) * size
-    n = max(1, math.floor((until.timestamp() - first) / size) + 1)
-    counts = [0] * n
-    by_category: list[Counter[str]] = [Counter() for _ in range(n)]
-    for at, category in times:
-        index = min(max(int((at.timestamp() - first) // size), 0), n - 1)
-        counts[index] += 1
-        by_category[index][category] += 1
-    return {
-        "bucket_minutes": size // 60,
-        "buckets": [
-            {
-                "start": datetime.fromtimestamp(first + i * size, UTC).isoformat(),
-                "count": counts[i],
-                "by_category": dict(by_category[i]),
-            }
-            for i in range(n)
-        ],
-    }
