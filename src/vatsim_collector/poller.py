@@ -23,7 +23,7 @@ from vatsim_collector.errors.recovery import RecoveryStrategy
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.errors.taxonomy import classify
-from vatsim_collector.feed.client import FeedClient, FeedError, FetchedFeed
+from vatsim_collector.feed.client import FeedClient, FetchedFeed
 from vatsim_collector.feed.decode import FeedDecodeError
 from vatsim_collector.feed.schedule import FixedRateSchedule
 from vatsim_collector.ingest import DatabaseUnavailable, Ingestor, IngestResult, Outcome
@@ -102,7 +102,7 @@ class Poller:
         async def attempt() -> FetchedFeed | None:
             try:
                 return await self.client.fetch()
-            except FeedError as exc:
+            except Exception as exc:
                 # Every failed attempt is an error record (and its log line), retried or not.
                 self._report(exc, "feed", "fetch_data")
                 raise
@@ -121,6 +121,7 @@ class Poller:
         if self.counters.fetch_errors == failures_before:
             # The feed answered (new data or a duplicate): it is not failing any more.
             self.feed_failing_since = None
+            self.last_error = None
             self.last_good_fetch_at = datetime.now(UTC)
         if fetched is not None and fetched.transceivers_exception is not None:
             self._report(fetched.transceivers_exception, "feed", "fetch_transceivers")
