@@ -45,9 +45,10 @@ def _costs(costs: dict[str, Any]) -> None:
                 f" {c['steady_ingest_ms']:10.1f} {c['steady_orjson_ms']:10.2f}"
                 f" {c['steady_ratio']:6.1f} | {c['first_ingest_ms']:18.1f} {c['first_ratio']:6.1f}"
             )
-    for kind in ("steady", "first"):
-        if f"{kind}_3x_over_1x" in costs:
-            print(f"  3x/1x ingest, {kind}: {costs[f'{kind}_3x_over_1x']:.2f}")
+    for kind in ("steady", "steady_3x_over_1x_paired_median", "steady_ingest_cpu", "first"):
+        key = kind if kind.startswith("steady_3x") else f"{kind}_3x_over_1x"
+        if key in costs:
+            print(f"  3x/1x ingest, {kind.replace('_3x_over_1x', '')}: {costs[key]:.2f}")
 
 
 def _day(day: dict[str, Any]) -> None:

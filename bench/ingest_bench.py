@@ -97,7 +97,7 @@ def snapshot_costs(
 ) -> dict[str, Any]:
     """Interleaved timings for each variant; each variant has its own database."""
     first: dict[str, list[tuple[float, float]]] = {name: [] for name in docs}
-    steady: dict[str, list[tuple[float, float]]] = {name: [] for name in docs}
+    steady: dict[str, list[tuple[float, float, float]]] = {name: [] for name in docs}
     with ExitStack() as keep:
         ingestors: dict[str, Ingestor] = {}
         for rep in range(first_reps):
@@ -114,7 +114,8 @@ def snapshot_costs(
         for i in range(count):
             for name, (_, series) in docs.items():
                 loads = timed_loads(series[i])
-                steady[name].append((timed_ingest(ingestors[name], series[i])[0], loads))
+                elapsed, cpu, _ = timed_ingest(ingestors[name], series[i])
+                steady[name].append((elapsed, loads, cpu))
     out: dict[str, Any] = {}
     for name, (opening, _) in docs.items():
         counted = steady[name][WARMUP:]
@@ -130,6 +131,7 @@ def snapshot_costs(
             "steady_ingest_ms": _ms(ingest),
             "steady_orjson_ms": _ms(loads),
             "steady_ratio": round(ingest / loads, 2),
+            "steady_ingest_cpu_ms": _ms(_median([s[2] for s in counted])),
             "steady_ingest_ms_min_max": [
                 _ms(min(s[0] for s in counted)),
                 _ms(max(s[0] for s in counted)),
@@ -141,9 +143,13 @@ def snapshot_costs(
             "first_ratio": round(f_ingest / f_loads, 2),
         }
     if {"1x", "3x"} <= out.keys():
-        for kind in ("steady", "first"):
-            ratio = out["3x"][f"{kind}_ingest_ms"] / out["1x"][f"{kind}_ingest_ms"]
+        for kind in ("steady", "steady_ingest_cpu", "first"):
+            key = kind if kind.endswith("_cpu") else f"{kind}_ingest"
+            ratio = out["3x"][f"{key}_ms"] / out["1x"][f"{key}_ms"]
             out[f"{kind}_3x_over_1x"] = round(ratio, 2)
+        # Per-document pairs are taken moments apart, so their ratio is least affected by load.
+        pairs = zip(steady["1x"][WARMUP:], steady["3x"][WARMUP:], strict=True)
+        out["steady_3x_over_1x_paired_median"] = round(_median([b[0] / a[0] for a, b in pairs]), 2)
     return out
 
 

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, update
+import psycopg
+from sqlalchemy import BigInteger, Connection, Table, any_, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vatsim_collector.store import schema as t
@@ -61,25 +62,43 @@ def _reopen(conn: Connection, table: Table, maybe_ids: Iterable[int | None]) -> 
 def _bulk_insert(
     conn: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
 ) -> None:
-    """Hand plain tuples straight to the driver's executemany.
+    """Hand plain tuples straight to the driver, in the caller's transaction.
 
     For the thousands of position and transceiver rows per snapshot, SQLAlchemy's per-row
-    parameter processing cost more than the database itself; these columns need none.
+    parameter processing cost more than the database itself; these columns need none. On
+    PostgreSQL, COPY streams the rows instead of a round of protocol messages per row.
     """
     if not rows:
         return
     quote = conn.dialect.identifier_preparer.quote
+    target = f"{quote(table.name)} ({', '.join(quote(c) for c in columns)})"
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert isinstance(raw, psycopg.Connection)
+        with raw.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
     marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = (
-        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
-        f"VALUES ({', '.join([marker] * len(columns))})"
+    conn.exec_driver_sql(
+        f"INSERT INTO {target} VALUES ({', '.join([marker] * len(columns))})", rows
     )
-    conn.exec_driver_sql(sql, rows)
 
 
 def _touch(conn: Connection, table: Table, maybe_ids: Iterable[int | None], at: datetime) -> None:
     """Set ``last_seen_at`` for the given rows in a few statements rather than one per row."""
     ids = [i for i in maybe_ids if i is not None]
+    if not ids:
+        return
+    if conn.dialect.name == "postgresql":
+        # One array parameter: the statement text stays the same, so it is parsed once.
+        conn.execute(
+            update(table)
+            .where(table.c.id == any_(bindparam("ids", type_=postgresql.ARRAY(BigInteger))))
+            .values(last_seen_at=at),
+            {"ids": ids},
+        )
+        return
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
         conn.execute(update(table).where(table.c.id.in_(chunk)).values(last_seen_at=at))
