@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response, status
 
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
@@ -44,6 +44,13 @@ class ApiContext:
         if last is None or (self.clock() - last.checked_at).total_seconds() > self.health_max_age:
             return self.health.probe()
         return last
+
+    def health_verdict(self, response: Response) -> HealthReport:
+        """The current report, with HTTP 503 set on ``response`` when the database is down."""
+        report = self.health_report()
+        if report.status == "down":
+            response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return report
 
     def age_seconds(self) -> float | None:
         """Seconds since the latest accepted snapshot's ``general.update_timestamp``."""

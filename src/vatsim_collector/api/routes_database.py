@@ -72,9 +72,7 @@ def database_stats(ctx: Context) -> DatabaseStatsOut:
     responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": DatabaseHealthOut}},
 )
 def database_health(ctx: Context, response: Response) -> DatabaseHealthOut:
-    report = ctx.health_report()
-    if report.status == "down":
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    report = ctx.health_verdict(response)
     return DatabaseHealthOut(
         status=report.status.value,
         reasons=list(report.reasons),

@@ -20,9 +20,7 @@ router = APIRouter(tags=["status"])
     responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": HealthOut}},
 )
 def health(ctx: Context, response: Response) -> HealthOut:
-    report = ctx.health_report()
-    if report.status == "down":
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    report = ctx.health_verdict(response)
     return HealthOut(status=report.status.value, reasons=list(report.reasons))
 
 
