@@ -8,32 +8,25 @@ fetched during an outage is lost, and sessions see the snapshots in their true o
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import insert
-from sqlalchemy.exc import SQLAlchemyError
 
 from vatsim_collector.errors.breaker import CircuitOpenError
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.recovery import RecoveryStrategy
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.retry import RetryPolicy
-from vatsim_collector.errors.taxonomy import classify
+from vatsim_collector.errors.taxonomy import ResourceExhausted, classify
 from vatsim_collector.feed.client import FeedClient, FetchedFeed
 from vatsim_collector.feed.decode import FeedDecodeError
 from vatsim_collector.feed.schedule import FixedRateSchedule
 from vatsim_collector.ingest import DatabaseUnavailable, Ingestor, IngestResult, Outcome
-from vatsim_collector.store import schema as t
 from vatsim_collector.store.spool import DroppedEntry, SnapshotSpool, SpooledSnapshot
 
 log = structlog.get_logger(__name__)
-
-# Error records waiting for the database to come back (kept bounded in memory).
-MAX_PENDING_ERROR_RECORDS = 1000
 
 
 @dataclass
@@ -72,7 +65,6 @@ class Poller:
         # meanwhile and reports it stale.
         self.feed_failing_since: datetime | None = None
         self.last_good_fetch_at: datetime | None = None
-        self._pending_errors: list[dict[str, object]] = []
         self._stopping = asyncio.Event()
         self.db_breaker = breakers.get_or_create("database") if breakers else None
         self.feed = RecoveryStrategy[FetchedFeed | None](
@@ -198,26 +190,14 @@ class Poller:
             self._record_drop(entry)
 
     def _record_drop(self, entry: DroppedEntry) -> None:
-        log.error(
-            "spool full: oldest waiting snapshot dropped",
+        # The ErrorManager logs it and keeps the record queued until the database is back.
+        self._report(
+            ResourceExhausted("spool bound reached; oldest waiting snapshot dropped"),
+            "poller",
+            "spool",
             fetched_at=entry.fetched_at.isoformat(),
             bytes=entry.size,
         )
-        if len(self._pending_errors) < MAX_PENDING_ERROR_RECORDS:
-            self._pending_errors.append(
-                {
-                    "occurred_at": datetime.now(UTC),
-                    "service": "poller",
-                    "operation": "spool",
-                    "category": "resource",
-                    "severity": "error",
-                    "error_type": "SpoolFull",
-                    "message": "spool bound reached; oldest waiting snapshot dropped",
-                    "context": json.dumps(
-                        {"fetched_at": entry.fetched_at.isoformat(), "bytes": entry.size}
-                    ),
-                }
-            )
 
     async def drain(self) -> None:
         """Store waiting snapshots, oldest first, until the spool is empty or a write fails."""
@@ -239,17 +219,6 @@ class Poller:
             self.counters.drained += 1
             if not len(spool):
                 log.info("spool drained; database writes caught up")
-        await asyncio.to_thread(self._flush_error_records)
-
-    def _flush_error_records(self) -> None:
-        if not self._pending_errors:
-            return
-        try:
-            with self.ingestor.db.write("poller.error_records") as conn:
-                conn.execute(insert(t.error_records), self._pending_errors)
-        except SQLAlchemyError:
-            return  # still down; they wait for the next cycle
-        self._pending_errors.clear()
 
     async def run(self) -> None:
         while not self._stopping.is_set():

@@ -285,17 +285,15 @@ class FeedClient:
             not due or (breaker is not None and breaker.state is BreakerState.OPEN)
         ):
             return known  # fresh enough, or the status host is failing: ask again later
-        if due:
-            self._mirrors = await self._load_status()
-            self._status_loaded_at = now
-            self.status_refreshes += 1
-            data, transceivers = self._mirrors.data, self._mirrors.transceivers
-            self._chosen = {
-                "data": self._rng.choice(data) if data else "",
-                "transceivers": self._rng.choice(transceivers) if transceivers else "",
-            }
-        assert self._mirrors is not None
-        return self._mirrors
+        mirrors = self._mirrors = await self._load_status()
+        self._status_loaded_at = now
+        self.status_refreshes += 1
+        data, transceivers = mirrors.data, mirrors.transceivers
+        self._chosen = {
+            "data": self._rng.choice(data) if data else "",
+            "transceivers": self._rng.choice(transceivers) if transceivers else "",
+        }
+        return mirrors
 
     def _fallback(self, which: Document) -> tuple[str, ...]:
         """The fallback URL, unless it would lead a local (simulated) feed to the live network."""
