@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
+from vatsim_collector.events.event import Event
 from vatsim_collector.feed.decode import FeedDecodeError, decode_snapshot, decode_transceivers
 from vatsim_collector.feed.models import Snapshot, StationTransceivers
 from vatsim_collector.feed.sanity import SanityGate
@@ -27,6 +28,7 @@ from vatsim_collector.store.partitions import PartitionManager
 from vatsim_collector.store.restore import load_live_state
 from vatsim_collector.store.writer import SnapshotWriter
 from vatsim_collector.tracking.changes import Changeset
+from vatsim_collector.tracking.domain_events import domain_events, snapshot_received
 from vatsim_collector.tracking.live import LiveView
 from vatsim_collector.tracking.state import LiveState
 from vatsim_collector.tracking.tracker import Tracker
@@ -48,6 +50,8 @@ class IngestResult:
     reason: str | None = None
     snapshot_id: int | None = None
     changes: Changeset | None = field(default=None, repr=False)
+    # What to publish on the bus: ``snapshot.received`` first, then the domain events it caused.
+    events: list[Event] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -243,7 +247,16 @@ class Ingestor:
         self.stats.count(changes)
         self.last_snapshot = snapshot
         self.last_transceivers = transceivers
-        return IngestResult(Outcome.INGESTED, at, snapshot_id=snapshot_id, changes=changes)
+        received = snapshot_received(
+            snapshot,
+            snapshot_id=snapshot_id,
+            outcome=Outcome.INGESTED.value,
+            transceivers=changes.transceiver_count if transceivers is not None else None,
+        )
+        events = [received, *domain_events(changes, correlation_id=received.id)]
+        return IngestResult(
+            Outcome.INGESTED, at, snapshot_id=snapshot_id, changes=changes, events=events
+        )
 
     def _stored(self, at: datetime) -> bool:
         with self.db.read("ingest.find_snapshot") as conn:
@@ -314,4 +327,12 @@ class Ingestor:
                 )
             )
         self.stats.snapshots_quarantined += 1
-        return IngestResult(Outcome.QUARANTINED, at, reason=reason, snapshot_id=snapshot_id)
+        received = snapshot_received(
+            snapshot,
+            snapshot_id=snapshot_id,
+            outcome=Outcome.QUARANTINED.value,
+            transceivers=None,
+        )
+        return IngestResult(
+            Outcome.QUARANTINED, at, reason=reason, snapshot_id=snapshot_id, events=[received]
+        )

@@ -20,6 +20,7 @@ from vatsim_collector.errors.recovery import RecoveryStrategy
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.errors.taxonomy import ResourceExhausted, classify
+from vatsim_collector.events.bus import EventBus
 from vatsim_collector.feed.client import FeedClient, FetchedFeed
 from vatsim_collector.feed.decode import FeedDecodeError
 from vatsim_collector.feed.schedule import FixedRateSchedule
@@ -53,8 +54,10 @@ class Poller:
         errors: ErrorManager | None = None,
         breakers: BreakerRegistry | None = None,
         retry: RetryPolicy | None = None,
+        bus: EventBus | None = None,
     ) -> None:
         self.client = client
+        self.bus = bus
         self.ingestor = ingestor
         self.schedule = schedule
         self.spool = spool
@@ -155,6 +158,9 @@ class Poller:
             breaker.on_success(probe=probe)
         if result.outcome is Outcome.REJECTED and result.reason:
             self._report(FeedDecodeError(result.reason), "ingest", "decode", source=item.source)
+        if self.bus is not None and result.events:
+            # Committed: now the rest of the system may hear of it.
+            await self.bus.publish_many(result.events)
         return result
 
     async def _ingest(self, item: SpooledSnapshot) -> IngestResult | None:

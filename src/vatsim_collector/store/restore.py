@@ -117,6 +117,8 @@ def _load_pilots(conn: Connection, state: LiveState, missed: Any) -> None:
                 ended_at=None,
             )
         plan = plans.get(row.id)
+        if plan is not None:
+            flight.plan = plan
         p = last_positions.get(row.id)
         pilot = Pilot(
             cid=row.cid,
@@ -159,14 +161,20 @@ def _load_recently_ended(conn: Connection, state: LiveState, horizon: datetime) 
         .order_by(ps.c.ended_at)
     ).all()
     plans = _latest_plans(conn, [r.id for r in ended])
+    flight_plans: dict[int, FlightPlan] = {}
     for row in ended:
-        state.recent_plans[(row.cid, row.callsign)] = (row.ended_at, plans.get(row.id))
+        plan = plans.get(row.id)
+        state.recent_plans[(row.cid, row.callsign)] = (row.ended_at, plan)
+        if plan is not None:
+            flight_plans[row.flight_id] = plan
     open_flights = {s.flight.id for s in state.pilots.values()}
     for row in conn.execute(
         select(fl).where(fl.c.ended_at >= horizon).order_by(fl.c.ended_at)
     ).all():
         if row.id not in open_flights:
-            state.recent_flights[(row.cid, row.callsign)] = _flight(row)
+            flight = _flight(row)
+            flight.plan = flight_plans.get(row.id)
+            state.recent_flights[(row.cid, row.callsign)] = flight
 
 
 def _load_controllers(conn: Connection, state: LiveState, kind: Kind, missed: Any) -> None:

@@ -35,6 +35,9 @@ class Flight:
     started_at: datetime
     id: int | None = None
     ended_at: datetime | None = None
+    # The flight's latest plan, across its sessions: what tells a plan filed for the first time
+    # from an amendment, and a reconnect re-publishing the same plan from either.
+    plan: FlightPlan | None = None
 
 
 @dataclass(eq=False)

@@ -203,8 +203,14 @@ class Tracker:
         if plan is None:
             return  # a withdrawn plan is not a revision; the next filed plan will be
         changes.plan_revisions.append((session, plan))
-        route = route_of(plan)
         flight = session.flight
+        previous = flight.plan
+        if previous is None:
+            changes.filed_plans.append((session, plan))
+        elif previous != plan:
+            changes.amended_plans.append((session, plan, previous))
+        flight.plan = plan
+        route = route_of(plan)
         if route != (flight.departure, flight.arrival):
             flight.departure, flight.arrival = route
             changes.mark_flight_changed(flight)

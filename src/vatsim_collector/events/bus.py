@@ -1,0 +1,575 @@
+"""The event bus: async publish, handlers isolated from each other and from the publisher.
+
+Each subscription has its own bounded queue and worker tasks, so a slow or failing handler
+only ever fills its own queue. A delivery is one call of the handler under its timeout, retried
+with backoff within the handler's retry policy, behind the handler's own circuit breaker. A
+delivery that fails every attempt -- or is refused by an open breaker -- goes to the
+dead-letter queue, from which it can be replayed once the handler is fixed.
+
+All bus state is touched only on the event loop; the dead-letter queue's database work runs in
+a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import structlog
+
+from vatsim_collector.errors.breaker import CircuitOpenError
+from vatsim_collector.errors.manager import ErrorManager, error_type_name
+from vatsim_collector.errors.registry import BreakerRegistry
+from vatsim_collector.errors.retry import retry_async
+from vatsim_collector.errors.taxonomy import (
+    UNKNOWN,
+    Category,
+    HandlerFailed,
+    ResourceExhausted,
+    classify,
+)
+from vatsim_collector.events.deadletters import DeadLetterBusy, DeadLetterQueue, NewDeadLetter
+from vatsim_collector.events.event import Event
+from vatsim_collector.events.metrics import EventMetrics
+from vatsim_collector.events.subscription import (
+    BatchHandler,
+    Handler,
+    HandlerOptions,
+    Overflow,
+    Subscription,
+)
+
+__all__ = ["EventBus", "HandlerTimeout", "ReplayOutcome", "ReplayResult"]
+
+log = structlog.get_logger(__name__)
+
+BREAKER_PREFIX = "handler."
+
+
+class HandlerTimeout(TimeoutError):
+    def __init__(self, handler: str, seconds: float) -> None:
+        super().__init__(f"handler {handler} did not finish within {seconds:g} s")
+
+
+class BusStopped(Exception):
+    """The bus stopped before the event could be delivered; replay delivers it."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a delivery failed, already scrubbed by the error manager."""
+
+    error_type: str
+    error_category: str
+    error_message: str
+    attempts: int
+    first_failed_at: datetime
+    last_failed_at: datetime
+
+
+class ReplayOutcome(StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    NOT_FOUND = "not_found"
+    BUSY = "busy"
+    UNKNOWN_HANDLER = "unknown_handler"
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    outcome: ReplayOutcome
+    failure: Failure | None = None
+
+
+def _any_error(exc: BaseException) -> bool:
+    # A handler's failures are unknown to the bus: every ``Exception`` gets its retries.
+    return True
+
+
+def _category(exc: BaseException) -> str:
+    found = classify(exc)
+    return (Category.HANDLER if found is UNKNOWN else found.category).value
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EventBus:
+    def __init__(
+        self,
+        *,
+        breakers: BreakerRegistry | None = None,
+        errors: ErrorManager | None = None,
+        dead_letters: DeadLetterQueue | None = None,
+    ) -> None:
+        self.breakers = breakers if breakers is not None else BreakerRegistry()
+        self.errors = errors if errors is not None else ErrorManager(None)
+        self.dead_letters = dead_letters
+        self.metrics = EventMetrics()
+        self._subs: dict[str, Subscription] = {}
+        self._routes: dict[str, list[Subscription]] = {}
+        self._running = False
+
+    # -- subscribing -------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        name: str,
+        handler: Handler,
+        *patterns: str,
+        options: HandlerOptions | None = None,
+    ) -> Subscription:
+        """Deliver each event whose type matches one of ``patterns`` (fnmatch: ``pilot.*``,
+        ``*``) to ``handler``, one event per call."""
+        options = options or HandlerOptions()
+        if options.batch_size != 1:
+            raise ValueError("batch_size is for subscribe_batch")
+        return self._add(name, handler, patterns, options, batch=False)
+
+    def subscribe_batch(
+        self,
+        name: str,
+        handler: BatchHandler,
+        *patterns: str,
+        options: HandlerOptions | None = None,
+    ) -> Subscription:
+        """Like :meth:`subscribe`, but ``handler`` gets lists of up to ``batch_size`` events
+        that were waiting together; a batch succeeds or fails (and is dead-lettered) whole."""
+        return self._add(name, handler, patterns, options or HandlerOptions(), batch=True)
+
+    def _add(
+        self,
+        name: str,
+        handler: Handler | BatchHandler,
+        patterns: Sequence[str],
+        options: HandlerOptions,
+        *,
+        batch: bool,
+    ) -> Subscription:
+        if name in self._subs:
+            raise ValueError(f"a handler called {name!r} is already subscribed")
+        sub = Subscription(
+            name,
+            patterns,
+            handler,
+            batch=batch,
+            options=options,
+            breaker=self.breakers.get_or_create(BREAKER_PREFIX + name, options.breaker),
+            metrics=self.metrics.handler(name),
+        )
+        self._subs[name] = sub
+        self._routes.clear()
+        if self._running:
+            self._start_workers(sub)
+        return sub
+
+    def handler_names(self) -> list[str]:
+        return sorted(self._subs)
+
+    def _route(self, event_type: str) -> list[Subscription]:
+        subs = [s for s in self._subs.values() if s.matches(event_type)]
+        self._routes[event_type] = subs
+        return subs
+
+    # -- publishing --------------------------------------------------------------------------
+
+    async def publish(self, event: Event) -> None:
+        await self.publish_many((event,))
+
+    async def publish_many(self, events: Iterable[Event]) -> None:
+        """Queue each event for every matching handler; returns once all are queued (or shed).
+
+        Never raises because of a handler: a full queue sheds (or, for ``block`` handlers,
+        waits a bounded time first), and delivery happens on the handlers' own workers.
+        """
+        published = self.metrics.published
+        routes = self._routes
+        deadlines: dict[str, float] | None = None
+        shed: dict[str, int] | None = None
+        for event in events:
+            event_type = event.type
+            subs = routes.get(event_type)
+            if subs is None:
+                subs = self._route(event_type)
+            published[event_type] += 1
+            for sub in subs:
+                try:
+                    sub.queue.put_nowait(event)
+                    continue
+                except asyncio.QueueFull:
+                    pass
+                if sub.options.overflow is Overflow.BLOCK:
+                    if deadlines is None:
+                        deadlines = {}
+                    if await self._wait_for_room(sub, event, deadlines):
+                        continue
+                sub.metrics.shed += 1
+                if shed is None:
+                    shed = {}
+                shed[sub.name] = shed.get(sub.name, 0) + 1
+        if shed:
+            self._report_shed(shed)
+
+    async def _wait_for_room(
+        self, sub: Subscription, event: Event, deadlines: dict[str, float]
+    ) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = deadlines.setdefault(sub.name, loop.time() + sub.options.block_timeout)
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return False
+        sub.metrics.blocked += 1
+        try:
+            async with asyncio.timeout(remaining):
+                await sub.queue.put(event)
+        except TimeoutError:
+            deadlines[sub.name] = loop.time()  # given up: shed the rest of this call at once
+            return False
+        return True
+
+    def _report_shed(self, shed: dict[str, int]) -> None:
+        for name, count in shed.items():
+            sub = self._subs[name]
+            self.errors.record(
+                ResourceExhausted(f"queue of handler {name} full: {count} events shed"),
+                service="events",
+                operation="publish",
+                context={"handler": name, "shed": count, "queue_size": sub.options.queue_size},
+            )
+
+    # -- delivering --------------------------------------------------------------------------
+
+    def _start_workers(self, sub: Subscription) -> None:
+        for index in range(sub.options.concurrency):
+            sub.workers.append(
+                asyncio.create_task(self._work(sub, index), name=f"handler:{sub.name}:{index}")
+            )
+
+    async def _work(self, sub: Subscription, worker: int) -> None:
+        queue = sub.queue
+        limit = sub.options.batch_size
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < limit:
+                try:
+                    batch.append(queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            sub.in_flight[worker] = batch
+            try:
+                await self._deliver(sub, batch)
+                del sub.in_flight[worker]
+            except Exception:
+                del sub.in_flight[worker]
+                # The bus's own bug must not end the worker: the handler would starve.
+                log.exception("event delivery failed inside the bus", handler=sub.name)
+            finally:
+                for _ in batch:
+                    queue.task_done()
+
+    async def _attempt(self, sub: Subscription, events: Sequence[Event]) -> None:
+        started = time.perf_counter()
+        timeout = sub.options.timeout
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                await sub.call(events)
+        except TimeoutError:
+            if scope.expired():
+                sub.metrics.timeouts += 1
+                raise HandlerTimeout(sub.name, timeout) from None
+            raise
+        sub.metrics.latencies.append(time.perf_counter() - started)
+
+    async def _deliver(
+        self,
+        sub: Subscription,
+        events: Sequence[Event],
+        *,
+        guarded: bool = True,
+        dead_letter: bool = True,
+    ) -> Failure | None:
+        """One delivery with retries; None on success, else why it failed (and, unless
+        ``dead_letter`` is False, the events are in the dead-letter queue)."""
+        metrics = sub.metrics
+        probe: bool | None = None
+        if guarded:
+            try:
+                probe = sub.breaker.before_call()
+            except CircuitOpenError as exc:
+                metrics.rejected += len(events)
+                failure = self._failure(sub, events, exc, attempts=0, first=_now())
+                await self._fail(sub, events, failure, dead_letter=dead_letter)
+                return failure
+        attempts = 0
+        first: datetime | None = None
+
+        async def attempt() -> None:
+            nonlocal attempts, first
+            attempts += 1
+            try:
+                await self._attempt(sub, events)
+            except Exception:
+                if first is None:
+                    first = _now()
+                raise
+
+        def count_retry(_attempt: int, _exc: BaseException) -> None:
+            metrics.retries += 1
+
+        try:
+            await retry_async(
+                attempt, sub.options.retry, is_transient=_any_error, on_retry=count_retry
+            )
+        except Exception as exc:
+            if guarded:
+                sub.breaker.on_failure(exc, probe=probe)
+            failure = self._failure(sub, events, exc, attempts=attempts, first=first or _now())
+            await self._fail(sub, events, failure, dead_letter=dead_letter)
+            return failure
+        if guarded:
+            sub.breaker.on_success(probe=probe)
+        metrics.successes += len(events)
+        delivered = self.metrics.delivered
+        for event in events:
+            delivered[event.type] += 1
+        return None
+
+    def _failure(
+        self,
+        sub: Subscription,
+        events: Sequence[Event],
+        exc: BaseException,
+        *,
+        attempts: int,
+        first: datetime,
+    ) -> Failure:
+        # Recorded as a handler failure (its own category in the analytics), the real error as
+        # its cause; the dead letter keeps the real error's type and, if known, category.
+        wrapped = HandlerFailed(sub.name, f"{type(exc).__name__}: {exc}")
+        wrapped.__cause__ = exc
+        record = self.errors.record(
+            wrapped,
+            service="events",
+            operation=f"handler.{sub.name}",
+            context={
+                "handler": sub.name,
+                "event_type": events[0].type,
+                "event_id": events[0].id,
+                "events": len(events),
+                "attempts": attempts,
+            },
+        )
+        return Failure(
+            error_type=error_type_name(exc),
+            error_category=_category(exc),
+            error_message=record.message,
+            attempts=attempts,
+            first_failed_at=first,
+            last_failed_at=record.occurred_at,
+        )
+
+    async def _fail(
+        self, sub: Subscription, events: Sequence[Event], failure: Failure, *, dead_letter: bool
+    ) -> None:
+        sub.metrics.failures += len(events)
+        failed = self.metrics.failed
+        for event in events:
+            failed[event.type] += 1
+        if dead_letter:
+            await self._dead_letter(sub, events, failure)
+
+    async def _dead_letter(
+        self, sub: Subscription, events: Sequence[Event], failure: Failure
+    ) -> None:
+        sub.metrics.dead_lettered += len(events)
+        if self.dead_letters is None:
+            log.error("no dead-letter queue: failed events lost", handler=sub.name, n=len(events))
+            return
+        letters = [
+            NewDeadLetter(
+                event=event,
+                handler=sub.name,
+                error_type=failure.error_type,
+                error_category=failure.error_category,
+                error_message=failure.error_message,
+                attempts=failure.attempts,
+                first_failed_at=failure.first_failed_at,
+                last_failed_at=failure.last_failed_at,
+            )
+            for event in events
+        ]
+        await asyncio.to_thread(self.dead_letters.put, letters)
+
+    # -- replay and back-fill ----------------------------------------------------------------
+
+    async def replay_dead_letter(self, letter_id: int) -> ReplayResult:
+        """Deliver one dead letter to its handler again, bypassing the queue and the breaker
+        (replaying is the operator saying the handler works now). Delivered: the letter is
+        removed, so a second replay finds nothing. Failed again: it stays, with the attempts
+        added. A letter being replayed is claimed, so two replays never run at once."""
+        dlq = self._require_dead_letters()
+        try:
+            letter = await asyncio.to_thread(dlq.claim, letter_id)
+        except DeadLetterBusy:
+            return ReplayResult(ReplayOutcome.BUSY)
+        if letter is None:
+            return ReplayResult(ReplayOutcome.NOT_FOUND)
+        sub = self._subs.get(letter.handler)
+        if sub is None:
+            await asyncio.to_thread(
+                dlq.release,
+                letter_id,
+                error_type=letter.error_type or "",
+                error_category=letter.error_category or "",
+                error_message=letter.error_message or "",
+                attempts=0,
+                failed_at=letter.last_failed_at,
+            )
+            return ReplayResult(ReplayOutcome.UNKNOWN_HANDLER)
+        failure = await self._deliver(sub, [letter.event], guarded=False, dead_letter=False)
+        if failure is None:
+            await asyncio.to_thread(dlq.remove, letter_id)
+            return ReplayResult(ReplayOutcome.DELIVERED)
+        await asyncio.to_thread(
+            dlq.release,
+            letter_id,
+            error_type=failure.error_type,
+            error_category=failure.error_category,
+            error_message=failure.error_message,
+            attempts=failure.attempts,
+            failed_at=failure.last_failed_at,
+        )
+        return ReplayResult(ReplayOutcome.FAILED, failure)
+
+    async def deliver_to(self, name: str, events: Iterable[Event]) -> tuple[int, int]:
+        """Back-fill: deliver ``events`` (say, from the event log) to the one handler ``name``
+        that matches them, in order, with its timeout and retries; failures are dead-lettered.
+        Returns (delivered, failed)."""
+        sub = self._subs.get(name)
+        if sub is None:
+            raise KeyError(f"no handler called {name!r}")
+        delivered = failed = 0
+        batch: list[Event] = []
+
+        async def flush() -> None:
+            nonlocal delivered, failed
+            if await self._deliver(sub, batch, guarded=False) is None:
+                delivered += len(batch)
+            else:
+                failed += len(batch)
+            batch.clear()
+
+        for event in events:
+            if sub.matches(event.type):
+                batch.append(event)
+                if len(batch) >= sub.options.batch_size:
+                    await flush()
+        if batch:
+            await flush()
+        return delivered, failed
+
+    def _require_dead_letters(self) -> DeadLetterQueue:
+        if self.dead_letters is None:
+            raise RuntimeError("this bus has no dead-letter queue")
+        return self.dead_letters
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._running:
+            return
+        if self.dead_letters is not None:
+            reset = await asyncio.to_thread(self.dead_letters.release_stale_claims)
+            if reset:
+                log.warning("dead letters left mid-replay by a crash are pending again", n=reset)
+        self._running = True
+        for sub in self._subs.values():
+            self._start_workers(sub)
+
+    async def stop(self, timeout: float = 30.0) -> bool:
+        """Let the handlers finish what is queued (within ``timeout``), then stop them.
+
+        Whatever is still queued at the deadline is dead-lettered as ``BusStopped``, so a stop
+        loses nothing: the next start can replay it. True when everything was delivered."""
+        drained = True
+        try:
+            async with asyncio.timeout(timeout):
+                for sub in self._subs.values():
+                    await sub.queue.join()
+        except TimeoutError:
+            drained = False
+            log.error(
+                "event handlers did not drain in time",
+                timeout=timeout,
+                queued={s.name: s.queue.qsize() for s in self._subs.values()},
+            )
+        for sub in self._subs.values():
+            for task in sub.workers:
+                task.cancel()
+        await asyncio.gather(
+            *(t for s in self._subs.values() for t in s.workers), return_exceptions=True
+        )
+        for sub in self._subs.values():
+            sub.workers.clear()
+            await self._dead_letter_queued(sub)
+        self._running = False
+        if self.dead_letters is not None:
+            await asyncio.to_thread(self.dead_letters.flush)
+        return drained
+
+    async def _dead_letter_queued(self, sub: Subscription) -> None:
+        # In-flight batches were cut off by the cancellation: they were not delivered either.
+        left: list[Event] = [e for batch in sub.in_flight.values() for e in batch]
+        sub.in_flight.clear()
+        while True:
+            try:
+                left.append(sub.queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+            sub.queue.task_done()
+        if left:
+            exc = BusStopped(f"bus stopped with {len(left)} events queued for {sub.name}")
+            failure = self._failure(sub, left, exc, attempts=0, first=_now())
+            await self._fail(sub, left, failure, dead_letter=True)
+
+    async def join(self) -> None:
+        """Wait until every queued event has been delivered or dead-lettered."""
+        for sub in list(self._subs.values()):
+            await sub.queue.join()
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def queued(self) -> int:
+        return sum(s.queue.qsize() for s in self._subs.values())
+
+    def handlers_report(self) -> dict[str, dict[str, Any]]:
+        report: dict[str, dict[str, Any]] = {}
+        for name in sorted(self._subs):
+            sub = self._subs[name]
+            report[name] = {
+                "patterns": list(sub.patterns),
+                **sub.metrics.as_dict(),
+                "queue_depth": sub.queue.qsize(),
+                "queue_size": sub.options.queue_size,
+                "overflow": sub.options.overflow.value,
+                "concurrency": sub.options.concurrency,
+                "timeout_seconds": sub.options.timeout,
+                "breaker": sub.breaker.snapshot().as_dict(),
+            }
+        return report
+
+    def health(self) -> dict[str, Any]:
+        open_breakers = [
+            name for name, sub in self._subs.items() if sub.breaker.state.value != "closed"
+        ]
+        return {"running": self._running, "queued": self.queued(), "open_breakers": open_breakers}

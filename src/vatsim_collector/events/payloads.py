@@ -1,0 +1,154 @@
+"""The payload of each domain event type. The msgspec tag of a payload *is* its event type.
+
+Payloads carry ids and facts, never members' names: events are logged and may be replayed to
+handlers long after the fact, and names are personal data (DESIGN §5).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import msgspec
+
+__all__ = [
+    "AtisChanged",
+    "ControllerConnected",
+    "ControllerDisconnected",
+    "EventType",
+    "FlightplanAmended",
+    "FlightplanFiled",
+    "Payload",
+    "PilotConnected",
+    "PilotDisconnected",
+    "SnapshotReceived",
+]
+
+
+class EventType(StrEnum):
+    SNAPSHOT_RECEIVED = "snapshot.received"
+    PILOT_CONNECTED = "pilot.connected"
+    PILOT_DISCONNECTED = "pilot.disconnected"
+    FLIGHTPLAN_FILED = "flightplan.filed"
+    FLIGHTPLAN_AMENDED = "flightplan.amended"
+    CONTROLLER_CONNECTED = "controller.connected"
+    CONTROLLER_DISCONNECTED = "controller.disconnected"
+    ATIS_CHANGED = "atis.changed"
+
+
+class _Payload(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
+    pass
+
+
+class SnapshotReceived(_Payload, tag=EventType.SNAPSHOT_RECEIVED.value):
+    """A new snapshot was accepted (``ingested``) or held back by the sanity gate
+    (``quarantined``); duplicates and undecodable documents publish nothing."""
+
+    snapshot_id: int
+    update_timestamp: datetime
+    outcome: str
+    pilots: int
+    controllers: int
+    atis: int
+    prefiles: int
+    transceivers: int | None
+
+
+class PilotConnected(_Payload, tag=EventType.PILOT_CONNECTED.value):
+    """A pilot connection appeared, or one ended by the missed-snapshot rule came back
+    (``resumed``: the same session continues)."""
+
+    session_id: int
+    flight_id: int
+    cid: int
+    callsign: str
+    logon_time: datetime
+    latitude: float
+    longitude: float
+    altitude: int
+    departure: str | None
+    arrival: str | None
+    resumed: bool = False
+
+
+class PilotDisconnected(_Payload, tag=EventType.PILOT_DISCONNECTED.value):
+    """A pilot session ended: missing for N snapshots, or replaced by a new logon of the
+    same callsign. ``last_seen`` is the end time."""
+
+    session_id: int
+    flight_id: int
+    cid: int
+    callsign: str
+    logon_time: datetime
+    first_seen: datetime
+    last_seen: datetime
+
+
+class _Plan(_Payload):
+    session_id: int
+    flight_id: int
+    cid: int
+    callsign: str
+    flight_rules: str
+    aircraft: str
+    departure: str
+    arrival: str
+    alternate: str
+    altitude: str
+    route: str
+    revision_id: int | None
+
+
+class FlightplanFiled(_Plan, tag=EventType.FLIGHTPLAN_FILED.value):
+    """A flight has a plan for the first time."""
+
+
+class FlightplanAmended(_Plan, tag=EventType.FLIGHTPLAN_AMENDED.value):
+    """A flight's plan differs from its previous one; ``changed`` names the fields."""
+
+    changed: tuple[str, ...]
+
+
+class ControllerConnected(_Payload, tag=EventType.CONTROLLER_CONNECTED.value):
+    session_id: int
+    cid: int
+    callsign: str
+    logon_time: datetime
+    frequency: str
+    facility: int
+    rating: int
+    observer: bool
+    supervisor: bool
+    resumed: bool = False
+
+
+class ControllerDisconnected(_Payload, tag=EventType.CONTROLLER_DISCONNECTED.value):
+    session_id: int
+    cid: int
+    callsign: str
+    logon_time: datetime
+    first_seen: datetime
+    last_seen: datetime
+
+
+class AtisChanged(_Payload, tag=EventType.ATIS_CHANGED.value):
+    """An ATIS station's letter or text changed, or the station was seen for the first time."""
+
+    session_id: int
+    cid: int
+    callsign: str
+    frequency: str
+    atis_code: str | None
+    text: tuple[str, ...] | None
+
+
+Payload = (
+    SnapshotReceived
+    | PilotConnected
+    | PilotDisconnected
+    | FlightplanFiled
+    | FlightplanAmended
+    | ControllerConnected
+    | ControllerDisconnected
+    | AtisChanged
+)

@@ -1,0 +1,170 @@
+"""The domain events of one committed snapshot, built from its changeset.
+
+Built after the commit, when every session and flight has its database id, and published in
+an order a reader can follow: the snapshot first, then pilots leaving before pilots arriving
+(a new logon of a callsign ends the old one), then plans, controllers and ATIS.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from vatsim_collector.events.event import Event
+from vatsim_collector.events.payloads import (
+    AtisChanged,
+    ControllerConnected,
+    ControllerDisconnected,
+    FlightplanAmended,
+    FlightplanFiled,
+    Payload,
+    PilotConnected,
+    PilotDisconnected,
+    SnapshotReceived,
+)
+from vatsim_collector.feed.models import FlightPlan, Snapshot
+from vatsim_collector.tracking.changes import Changeset
+from vatsim_collector.tracking.state import ControllerSession, PilotSession
+
+__all__ = ["PIPELINE_SOURCE", "TRACKING_SOURCE", "domain_events", "snapshot_received"]
+
+PIPELINE_SOURCE = "pipeline"
+TRACKING_SOURCE = "tracking"
+
+_PLAN_FIELDS = FlightPlan.__struct_fields__
+
+
+def _stored(value: int | None, what: str) -> int:
+    if value is None:
+        raise ValueError(f"{what} has no database id: events are built after the commit")
+    return value
+
+
+def snapshot_received(
+    snapshot: Snapshot,
+    *,
+    snapshot_id: int,
+    outcome: str,
+    transceivers: int | None,
+) -> Event:
+    payload = SnapshotReceived(
+        snapshot_id=snapshot_id,
+        update_timestamp=snapshot.update_timestamp,
+        outcome=outcome,
+        pilots=len(snapshot.pilots),
+        controllers=len(snapshot.controllers),
+        atis=len(snapshot.atis),
+        prefiles=len(snapshot.prefiles),
+        transceivers=transceivers,
+    )
+    return Event.create(payload, time=snapshot.update_timestamp, source=PIPELINE_SOURCE)
+
+
+def _pilot_connected(session: PilotSession, *, resumed: bool) -> PilotConnected:
+    latest = session.latest
+    return PilotConnected(
+        session_id=_stored(session.id, "pilot session"),
+        flight_id=_stored(session.flight.id, "flight"),
+        cid=session.cid,
+        callsign=session.callsign,
+        logon_time=session.logon_time,
+        latitude=latest.latitude,
+        longitude=latest.longitude,
+        altitude=latest.altitude,
+        departure=session.flight.departure,
+        arrival=session.flight.arrival,
+        resumed=resumed,
+    )
+
+
+def _pilot_disconnected(session: PilotSession) -> PilotDisconnected:
+    return PilotDisconnected(
+        session_id=_stored(session.id, "pilot session"),
+        flight_id=_stored(session.flight.id, "flight"),
+        cid=session.cid,
+        callsign=session.callsign,
+        logon_time=session.logon_time,
+        first_seen=session.first_seen,
+        last_seen=session.last_seen,
+    )
+
+
+def _plan_fields(session: PilotSession, plan: FlightPlan) -> dict[str, object]:
+    return {
+        "session_id": _stored(session.id, "pilot session"),
+        "flight_id": _stored(session.flight.id, "flight"),
+        "cid": session.cid,
+        "callsign": session.callsign,
+        "flight_rules": plan.flight_rules,
+        "aircraft": plan.aircraft_short or plan.aircraft,
+        "departure": plan.departure,
+        "arrival": plan.arrival,
+        "alternate": plan.alternate,
+        "altitude": plan.altitude,
+        "route": plan.route,
+        "revision_id": plan.revision_id,
+    }
+
+
+def _changed(previous: FlightPlan, plan: FlightPlan) -> tuple[str, ...]:
+    return tuple(f for f in _PLAN_FIELDS if getattr(previous, f) != getattr(plan, f))
+
+
+def _controller_connected(session: ControllerSession, *, resumed: bool) -> ControllerConnected:
+    return ControllerConnected(
+        session_id=_stored(session.id, "controller session"),
+        cid=session.cid,
+        callsign=session.callsign,
+        logon_time=session.logon_time,
+        frequency=session.frequency,
+        facility=session.facility,
+        rating=session.latest.rating,
+        observer=session.is_observer,
+        supervisor=session.is_supervisor,
+        resumed=resumed,
+    )
+
+
+def _controller_disconnected(session: ControllerSession) -> ControllerDisconnected:
+    return ControllerDisconnected(
+        session_id=_stored(session.id, "controller session"),
+        cid=session.cid,
+        callsign=session.callsign,
+        logon_time=session.logon_time,
+        first_seen=session.first_seen,
+        last_seen=session.last_seen,
+    )
+
+
+def _atis_changed(session: ControllerSession) -> AtisChanged:
+    return AtisChanged(
+        session_id=_stored(session.id, "ATIS session"),
+        cid=session.cid,
+        callsign=session.callsign,
+        frequency=session.frequency,
+        atis_code=session.atis_code,
+        text=session.text_atis,
+    )
+
+
+def _payloads(changes: Changeset) -> list[Payload]:
+    out: list[Payload] = [_pilot_disconnected(s) for s in changes.closed_pilots]
+    out.extend(_pilot_connected(s, resumed=False) for s in changes.opened_pilots)
+    out.extend(_pilot_connected(s, resumed=True) for s in changes.resumed_pilots)
+    out.extend(FlightplanFiled(**_plan_fields(s, p)) for s, p in changes.filed_plans)  # type: ignore[arg-type]
+    out.extend(
+        FlightplanAmended(**_plan_fields(s, p), changed=_changed(prev, p))  # type: ignore[arg-type]
+        for s, p, prev in changes.amended_plans
+    )
+    out.extend(_controller_disconnected(s) for s in changes.closed_controllers)
+    out.extend(_controller_connected(s, resumed=False) for s in changes.opened_controllers)
+    out.extend(_controller_connected(s, resumed=True) for s in changes.resumed_controllers)
+    out.extend(_atis_changed(s) for s in changes.atis_revisions)
+    return out
+
+
+def domain_events(changes: Changeset, *, correlation_id: str | None) -> list[Event]:
+    at: datetime = changes.at
+    return [
+        Event.create(p, time=at, source=TRACKING_SOURCE, correlation_id=correlation_id)
+        for p in _payloads(changes)
+    ]
