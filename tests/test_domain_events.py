@@ -121,7 +121,8 @@ async def test_a_replay_of_the_real_snapshots_publishes_the_expected_events(
             assert e.correlation_id in by_id
             assert by_id[e.correlation_id].time == e.time
     ids = [e.id for e in seen]
-    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
 
 
 async def test_plan_rules_filed_amended_withdrawn_and_reconnected(engine: Engine) -> None:
@@ -145,7 +146,8 @@ async def test_plan_rules_filed_amended_withdrawn_and_reconnected(engine: Engine
     ]
     assert [e.type for e in mine] == ["flightplan.filed", "flightplan.amended"]
     change = mine[1].payload
-    assert isinstance(change, FlightplanAmended) and change.changed == ("route",)
+    assert isinstance(change, FlightplanAmended)
+    assert change.changed == ("route",)
     assert change.route.endswith("DCT TEST")
 
 
@@ -170,10 +172,12 @@ async def test_a_reconnect_continuing_the_flight_refiles_nothing_and_resumes_not
         "pilot.connected",
     ]
     connect, _, disconnect, reconnect = (e.payload for e in mine)
-    assert isinstance(connect, PilotConnected) and isinstance(reconnect, PilotConnected)
+    assert isinstance(connect, PilotConnected)
+    assert isinstance(reconnect, PilotConnected)
     assert isinstance(disconnect, PilotDisconnected)
     assert reconnect.flight_id == connect.flight_id  # the same flight continues
-    assert reconnect.session_id != connect.session_id and not reconnect.resumed
+    assert reconnect.session_id != connect.session_id
+    assert not reconnect.resumed
     assert disconnect.last_seen == timestamp(first)
 
 

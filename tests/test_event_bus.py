@@ -84,7 +84,7 @@ def dlq(db: DatabaseService) -> DeadLetterQueue:
 
 @pytest.fixture
 def fake_clock() -> Iterator[FakeClock]:
-    yield FakeClock()
+    return FakeClock()
 
 
 async def test_a_raising_handler_dead_letters_after_its_retries_and_replay_delivers_once(
@@ -95,7 +95,10 @@ async def test_a_raising_handler_dead_letters_after_its_retries_and_replay_deliv
     handler = Recorder()
     handler.broken = True
     bus.subscribe(
-        "flaky", handler, "controller.*", options=HandlerOptions(retry=FAST_RETRY, breaker=NEVER_TRIPS)
+        "flaky",
+        handler,
+        "controller.*",
+        options=HandlerOptions(retry=FAST_RETRY, breaker=NEVER_TRIPS),
     )
     await bus.start()
     events = [event(i) for i in range(5)]
@@ -115,7 +118,8 @@ async def test_a_raising_handler_dead_letters_after_its_retries_and_replay_deliv
     assert errors.counts()["by_service"]["events"] == 5
     assert errors.counts()["by_category"]["handler"] == 5
     assert letters[0].error_category == "handler"
-    assert letters[0].error_message is not None and "cannot handle" in letters[0].error_message
+    assert letters[0].error_message is not None
+    assert "cannot handle" in letters[0].error_message
 
     handler.broken = False
     outcomes = [(await bus.replay_dead_letter(letter.id)).outcome for letter in letters]
@@ -141,9 +145,12 @@ async def test_a_replay_that_fails_again_keeps_the_letter_with_its_attempts_adde
     [letter] = dlq.list()[1]
     result = await bus.replay_dead_letter(letter.id)
     assert result.outcome is ReplayOutcome.FAILED
-    assert result.failure is not None and result.failure.attempts == 3
+    assert result.failure is not None
+    assert result.failure.attempts == 3
     kept = dlq.get(letter.id)
-    assert kept is not None and kept.attempts == 6 and kept.status == "pending"
+    assert kept is not None
+    assert kept.attempts == 6
+    assert kept.status == "pending"
     await bus.stop(timeout=5)
 
 
@@ -176,7 +183,8 @@ async def test_a_hanging_handler_is_cut_off_while_the_others_and_the_publisher_g
     # The publisher is back before the hanging handler has even been cut off once.
     assert cut_at == []
     await fast_done.wait()
-    assert started.is_set() and cut_at == []  # all 8 delivered while "hangs" still hangs
+    assert started.is_set()
+    assert cut_at == []
     await bus.join()
     assert max(fast_times) < min(cut_at)
     hang = bus.metrics.handler("hangs")
@@ -184,7 +192,8 @@ async def test_a_hanging_handler_is_cut_off_while_the_others_and_the_publisher_g
     assert (len(cut_at), hang.timeouts, hang.rejected, hang.failures) == (5, 5, 3, 8)
     assert bus.metrics.handler("fast").successes == 8
     total, letters = dlq.list(handler="hangs")
-    assert total == 8 and letters[0].error_category == "timeout"
+    assert total == 8
+    assert letters[0].error_category == "timeout"
     await bus.stop(timeout=5)
 
 
@@ -243,7 +252,8 @@ async def test_shed_overflow_drops_and_counts_what_does_not_fit(
     assert metrics.shed == 8
     assert bus.metrics.published["controller.disconnected"] == 10
     [record] = [r for r in errors.recent() if r.operation == "publish"]
-    assert record.context["shed"] == 8 and record.category.value == "resource"
+    assert record.context["shed"] == 8
+    assert record.category.value == "resource"
     handler.gate.set()
     await bus.join()
     assert len(handler.received) == 2
@@ -311,7 +321,8 @@ async def test_dead_letters_survive_a_restart(database_url: str, engine: Engine)
         second.subscribe("h", fixed, "*")
         await second.start()
         total, letters = dlq.list()
-        assert total == 3 and [letter.event for letter in letters] == events
+        assert total == 3
+        assert [letter.event for letter in letters] == events
         for letter in letters:
             assert (await second.replay_dead_letter(letter.id)).outcome is ReplayOutcome.DELIVERED
         assert fixed.received == [e.id for e in events]
@@ -332,7 +343,9 @@ async def test_replay_of_an_unknown_handlers_letter_keeps_it(dlq: DeadLetterQueu
     [letter] = dlq.list()[1]
     assert (await other.replay_dead_letter(letter.id)).outcome is ReplayOutcome.UNKNOWN_HANDLER
     kept = dlq.get(letter.id)
-    assert kept is not None and kept.status == "pending" and kept.attempts == 1
+    assert kept is not None
+    assert kept.status == "pending"
+    assert kept.attempts == 1
 
 
 async def test_patterns_route_by_type_and_backfill_reaches_only_the_named_handler(

@@ -15,9 +15,14 @@ import structlog
 from sqlalchemy import ColumnElement, Engine, Table, func, insert, select, text
 
 from vatsim_collector.config import Settings
+from vatsim_collector.events.deadletters import DeadLetterQueue, NewDeadLetter
+from vatsim_collector.events.event import Event
+from vatsim_collector.events.eventlog import EventLog
+from vatsim_collector.events.payloads import AtisChanged
 from vatsim_collector.feed.sim_world import SimulatedNetwork
 from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.store import schema as t
+from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.partitions import PartitionManager, day_bounds, partition_name
 from vatsim_collector.store.retention import (
@@ -35,7 +40,9 @@ DAY2_START_ID = day_bounds(DAY2)[0]
 # Positions and transceivers kept for one day: at this moment all of day 1 is expired.
 DAY1_EXPIRED_AT = datetime(2026, 1, 3, 0, 0, tzinfo=UTC)
 HISTORY = (t.snapshots, t.pilot_sessions, t.flights, t.flight_plans, t.controller_sessions)
-VOLUME_ONLY = RetentionPolicy(positions=1, transceivers=1, held_documents=0, error_records=0)
+VOLUME_ONLY = RetentionPolicy(
+    positions=1, transceivers=1, held_documents=0, error_records=0, events=0
+)
 
 
 def on_postgresql(engine: Engine) -> bool:
@@ -174,7 +181,10 @@ def test_a_partly_expired_day_is_kept_whole_on_postgresql_and_trimmed_on_sqlite(
 def test_zero_days_keeps_everything(engine: Engine) -> None:
     filled = fill_two_days(engine)
     add_times(engine, [datetime(2020, 1, 1, tzinfo=UTC)])
-    never = RetentionPolicy(positions=0, transceivers=0, held_documents=0, error_records=0)
+    add_events(engine, [datetime(2020, 1, 1, tzinfo=UTC)])
+    never = RetentionPolicy(
+        positions=0, transceivers=0, held_documents=0, error_records=0, events=0
+    )
     report = job_for(engine, never, datetime(2030, 1, 1, tzinfo=UTC)).run_once()
     assert report.partitions_dropped == []
     assert report.chunks == 0
@@ -183,6 +193,7 @@ def test_zero_days_keeps_everything(engine: Engine) -> None:
     assert volume_by_day(engine) == (filled.day1, filled.day2)
     assert count(engine, t.held_documents) == 1
     assert count(engine, t.error_records) == 1
+    assert count(engine, t.events) == 1
 
 
 def add_times(engine: Engine, moments: list[datetime]) -> None:
@@ -216,7 +227,9 @@ def test_held_documents_and_error_records_expire_by_their_own_times(engine: Engi
     now = datetime(2026, 5, 31, 12, 0, tzinfo=UTC)
     moments = [now - timedelta(days=d, minutes=1) for d in range(0, 40, 3)]
     add_times(engine, moments)
-    policy = RetentionPolicy(positions=0, transceivers=0, held_documents=10, error_records=20)
+    policy = RetentionPolicy(
+        positions=0, transceivers=0, held_documents=10, error_records=20, events=0
+    )
     report = job_for(engine, policy, now).run_once()
 
     held = [m for m in moments if m >= now - timedelta(days=10)]
@@ -228,6 +241,7 @@ def test_held_documents_and_error_records_expire_by_their_own_times(engine: Engi
         "transceivers": 0,
         "held_documents": len(moments) - len(held),
         "error_records": len(moments) - len(errors),
+        "events": 0,
     }
 
 
@@ -242,6 +256,58 @@ def test_small_tables_are_deleted_in_bounded_chunks(engine: Engine) -> None:
     assert report.chunks == 2 * 5  # 50 + 50 + 50 + 50 + 30 for each table
     assert remaining(engine, t.held_documents, "received_at") == sorted(recent)
     assert remaining(engine, t.error_records, "occurred_at") == sorted(recent)
+
+
+def add_events(engine: Engine, moments: list[datetime], per_moment: int = 1) -> None:
+    """``per_moment`` events at each moment, as one snapshot publishes several at one time."""
+    events = [
+        Event.create(
+            AtisChanged(
+                session_id=n,
+                cid=1_000_000 + n,
+                callsign="EGLL_ATIS",
+                frequency="128.075",
+                atis_code="A",
+                text=None,
+            ),
+            time=at,
+            source="test",
+        )
+        for at in moments
+        for n in range(per_moment)
+    ]
+    EventLog(DatabaseService.for_engine(engine)).write(events)
+
+
+def test_events_expire_by_their_time_in_bounded_chunks(engine: Engine) -> None:
+    now = datetime(2026, 5, 31, 12, 0, tzinfo=UTC)
+    old = [now - timedelta(days=40, seconds=15 * s) for s in range(9)]
+    recent = [now - timedelta(days=1, seconds=15 * s) for s in range(2)]
+    add_events(engine, old + recent, per_moment=3)  # chunks end in the middle of an instant
+    add_times(engine, old)
+    policy = RetentionPolicy(
+        positions=0, transceivers=0, held_documents=0, error_records=0, events=30
+    )
+    report = job_for(engine, policy, now, chunk_rows=4).run_once()
+    assert report.deleted["events"] == 27
+    assert report.chunks == 7  # 4 * 6 + 3
+    assert report.cutoffs == {"events": now - timedelta(days=30)}
+    assert remaining(engine, t.events, "time") == sorted(recent * 3)
+    assert count(engine, t.held_documents) == count(engine, t.error_records) == len(old)
+    assert count(engine, t.dead_letters) == 0
+
+
+def test_dead_letters_are_not_expired(engine: Engine) -> None:
+    now = datetime(2026, 5, 31, 12, 0, tzinfo=UTC)
+    add_events(engine, [now - timedelta(days=400)])
+    (event,) = EventLog(DatabaseService.for_engine(engine)).read()
+    old = now - timedelta(days=400)
+    DeadLetterQueue(DatabaseService.for_engine(engine)).put(
+        [NewDeadLetter(event, "stats", "RuntimeError", "handler", "boom", 3, old, old)]
+    )
+    report = job_for(engine, RetentionPolicy(events=1, error_records=1), now).run_once()
+    assert report.deleted["events"] == 1
+    assert count(engine, t.dead_letters) == 1
 
 
 # ----- SQLite: chunked deletes of the volume tables ---------------------------------------
@@ -373,9 +439,10 @@ def test_policy_from_settings_and_report_summary() -> None:
         retention_transceivers_days=0,
         retention_held_documents_days=5,
         retention_error_records_days=6,
+        retention_events_days=8,
     )
     policy = RetentionPolicy.from_settings(settings)
-    assert policy == RetentionPolicy(3, 0, 5, 6)
+    assert policy == RetentionPolicy(3, 0, 5, 6, 8)
     summary = RetentionReport().summary()
     assert summary["positions_deleted"] == 0
     assert summary["partitions_dropped"] == []

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from vatsim_collector.cli_events import events_app
 from vatsim_collector.config import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -19,6 +22,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(events_app, name="events")
 
 DatabaseUrl = Annotated[
     str | None,
@@ -30,7 +34,7 @@ DatabaseUrl = Annotated[
 ]
 
 
-def _settings(**overrides: object) -> Settings:
+def settings_or_exit(**overrides: object) -> Settings:
     try:
         return load_settings(**overrides)
     except SettingsError as exc:
@@ -58,7 +62,7 @@ def run(
     ] = None,
 ) -> None:
     """Collect the live feed into the database and serve the API."""
-    settings = _settings(
+    settings = settings_or_exit(
         database_url=database_url,
         status_url=status_url,
         api_host=host,
@@ -87,16 +91,26 @@ def replay(
     A file named vatsim-data-X.json is paired with transceivers-data-X.json beside it.
     Exits non-zero only if no file could be ingested at all.
     """
-    settings = _settings(database_url=database_url)
+    settings = settings_or_exit(database_url=database_url)
     _configure_logging("ERROR")  # problems are reported once, below, not also as log lines
-    from vatsim_collector.replay import ReplayReport, collect_files, order_files
-    from vatsim_collector.replay import replay as run_replay
-    from vatsim_collector.service import open_ingestor
+    from vatsim_collector.events.layer import build_event_layer
+    from vatsim_collector.replay import ReplayReport, collect_files, order_files, replay_to_bus
+    from vatsim_collector.service import STOP_TIMEOUT_SECONDS, open_ingestor
 
     report = ReplayReport()
     files = order_files(collect_files(paths), report)
     ingestor, engine = open_ingestor(settings)
     ingestor.stats.snapshots_rejected += len(report.problems)
+    # Replayed history feeds the event log (and any handler) exactly as live collection does.
+    layer = build_event_layer(settings, ingestor.db)
+
+    async def run_all(advance: Callable[[], None] | None) -> None:
+        await layer.start()
+        try:
+            await replay_to_bus(ingestor, files, report, layer.bus, advance=advance)
+        finally:
+            await layer.stop(STOP_TIMEOUT_SECONDS)
+
     try:
         show = sys.stderr.isatty() if progress is None else progress
         if show and files:
@@ -104,14 +118,18 @@ def replay(
 
             with Progress(transient=True) as bar:
                 task = bar.add_task("replaying", total=len(files))
-                run_replay(ingestor, files, report, advance=lambda: bar.advance(task))
+                asyncio.run(run_all(lambda: bar.advance(task)))
         else:
-            run_replay(ingestor, files, report)
+            asyncio.run(run_all(None))
     finally:
         engine.dispose()
     for name, problem in report.problems:
         typer.echo(f"{name}: {problem}", err=True)
-    stats = ingestor.stats.as_dict()
+    stats: dict[str, int] = ingestor.stats.as_dict()
+    stats["events_published"] = sum(layer.bus.metrics.published.values())
+    stats["events_dead_lettered"] = sum(
+        m.dead_lettered for m in layer.bus.metrics.handlers.values()
+    )
     typer.echo(json.dumps(stats, sort_keys=True))
     usable = stats["snapshots_ingested"] + stats["snapshots_duplicate"]
     usable += stats["snapshots_quarantined"]
@@ -215,7 +233,7 @@ def demo(
     """Run the simulator and the collector together, fully offline."""
     from vatsim_collector.service import run_demo
 
-    settings = _settings(
+    settings = settings_or_exit(
         database_url=database_url or "sqlite:///data/demo.db",
         # Replaced by the simulator's own address once it has a port.
         status_url="http://127.0.0.1/status.json",
@@ -229,7 +247,7 @@ def demo(
 @db_app.command("upgrade")
 def db_upgrade(database_url: DatabaseUrl = None) -> None:
     """Apply database migrations up to the latest revision."""
-    settings = _settings(database_url=database_url)
+    settings = settings_or_exit(database_url=database_url)
     from vatsim_collector.store.engine import create_db_engine
     from vatsim_collector.store.migrate import current_revision, upgrade
 

@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     retention_transceivers_days: int = Field(default=7, ge=0)
     retention_held_documents_days: int = Field(default=30, ge=0)
     retention_error_records_days: int = Field(default=30, ge=0)
+    retention_events_days: int = Field(default=30, ge=0)
     retention_interval: float = Field(default=3600.0, gt=0)
     retention_chunk_rows: int = Field(default=5000, ge=100)
     partitions_ahead_days: int = Field(default=2, ge=1, le=60)
@@ -94,6 +95,20 @@ class Settings(BaseSettings):
     retry_max: float = Field(default=4.0, gt=0)
     error_window_size: int = Field(default=10_000, ge=100)
     error_flush_interval: float = Field(default=5.0, gt=0)
+
+    # Event bus. Event types written to the event log: comma-separated fnmatch patterns
+    # ("*", "pilot.*", "atis.changed"); an empty value logs nothing.
+    event_log_types: str = "*"
+    # Failed deliveries kept for replay; beyond this the oldest are evicted.
+    dead_letter_max: int = Field(default=10_000, ge=1)
+    # Events waiting per handler before the overflow policy applies.
+    event_queue_size: int = Field(default=10_000, ge=1)
+    # Seconds one handler call may take before it counts as failed.
+    event_handler_timeout: float = Field(default=10.0, gt=0)
+    # Attempts per delivery (the first included) before the event is dead-lettered.
+    event_handler_retries: int = Field(default=3, ge=1)
+    # Seconds a publish waits for room in a full blocking queue before shedding.
+    event_block_timeout: float = Field(default=5.0, ge=0)
 
     # Keys that unlock the error analytics and breaker resets (comma-separated in the
     # environment). With none configured those endpoints always answer 401.
@@ -126,6 +141,10 @@ class Settings(BaseSettings):
     @property
     def api_key_list(self) -> list[str]:
         return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+
+    @property
+    def event_log_type_list(self) -> list[str]:
+        return [p.strip() for p in self.event_log_types.split(",") if p.strip()]
 
     @model_validator(mode="after")
     def _polite_to_vatsim(self) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import msgspec
 
-from vatsim_collector.ingest import Ingestor, Outcome
+from vatsim_collector.events.bus import EventBus
+from vatsim_collector.ingest import Ingestor, IngestResult, Outcome
 
 TRANSCEIVERS_MARK = "transceivers"
 
@@ -98,6 +100,28 @@ def order_files(paths: Iterable[Path], report: ReplayReport) -> list[ReplayFile]
     return files
 
 
+def _transceivers_of(item: ReplayFile, report: ReplayReport) -> bytes | None:
+    if item.transceivers is None:
+        return None
+    try:
+        return read_bytes(item.transceivers)
+    except (OSError, gzip.BadGzipFile, EOFError) as exc:
+        report.problems.append((str(item.transceivers), f"cannot read: {exc}"))
+        return None
+
+
+def _ingest_file(ingestor: Ingestor, item: ReplayFile, report: ReplayReport) -> IngestResult:
+    result = ingestor.ingest(
+        item.raw,
+        transceivers_raw=_transceivers_of(item, report),
+        fetched_at=datetime.now(UTC),
+        source=str(item.path),
+    )
+    if result.outcome in (Outcome.REJECTED, Outcome.QUARANTINED):
+        report.problems.append((str(item.path), f"{result.outcome}: {result.reason}"))
+    return result
+
+
 def replay(
     ingestor: Ingestor,
     files: Sequence[ReplayFile],
@@ -105,20 +129,27 @@ def replay(
     *,
     advance: Callable[[], None] | None = None,
 ) -> None:
+    """Ingest ``files`` in order, without publishing events."""
     for item in files:
-        transceivers: bytes | None = None
-        if item.transceivers is not None:
-            try:
-                transceivers = read_bytes(item.transceivers)
-            except (OSError, gzip.BadGzipFile, EOFError) as exc:
-                report.problems.append((str(item.transceivers), f"cannot read: {exc}"))
-        result = ingestor.ingest(
-            item.raw,
-            transceivers_raw=transceivers,
-            fetched_at=datetime.now(UTC),
-            source=str(item.path),
-        )
-        if result.outcome in (Outcome.REJECTED, Outcome.QUARANTINED):
-            report.problems.append((str(item.path), f"{result.outcome}: {result.reason}"))
+        _ingest_file(ingestor, item, report)
+        if advance is not None:
+            advance()
+
+
+async def replay_to_bus(
+    ingestor: Ingestor,
+    files: Sequence[ReplayFile],
+    report: ReplayReport,
+    bus: EventBus,
+    *,
+    advance: Callable[[], None] | None = None,
+) -> None:
+    """Ingest ``files`` in order and publish each snapshot's events, as the service would.
+
+    Ingest runs in a thread, so the handlers work through one snapshot's events while the
+    next one is read."""
+    for item in files:
+        result = await asyncio.to_thread(_ingest_file, ingestor, item, report)
+        await bus.publish_many(result.events)
         if advance is not None:
             advance()

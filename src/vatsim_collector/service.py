@@ -23,6 +23,7 @@ from vatsim_collector.errors.breaker import BreakerConfig
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.retry import RetryPolicy
+from vatsim_collector.events.layer import build_event_layer
 from vatsim_collector.feed.client import FeedClient, redact_url
 from vatsim_collector.feed.schedule import FixedRateSchedule
 from vatsim_collector.feed.sim_thread import running_simulator
@@ -81,6 +82,7 @@ def build_service_app(
         status_breaker=breakers.get_or_create("feed.status"),
         transceivers_breaker=breakers.get_or_create("feed.transceivers"),
     )
+    events = build_event_layer(settings, ingestor.db, errors=errors, breakers=breakers)
     poller = Poller(
         client,
         ingestor,
@@ -89,6 +91,7 @@ def build_service_app(
         errors=errors,
         breakers=breakers,
         retry=retry_policy(settings),
+        bus=events.bus,
     )
 
     @asynccontextmanager
@@ -115,6 +118,7 @@ def build_service_app(
                 name="error-records",
             ),
         ]
+        await events.start()
         task = asyncio.create_task(poller.run(), name="poller")
         log.info(
             "collector started", feed=redact_url(settings.status_url), interval=client.poll_interval
@@ -127,6 +131,9 @@ def build_service_app(
                 await asyncio.wait_for(task, STOP_TIMEOUT_SECONDS)
             except TimeoutError:
                 log.error("poller did not stop in time", timeout=STOP_TIMEOUT_SECONDS)
+            # Handlers finish what the last snapshots published; what they cannot finish in
+            # time is dead-lettered, to be replayed.
+            await events.stop(STOP_TIMEOUT_SECONDS)
             stop_background.set()
             await asyncio.gather(*background, return_exceptions=True)
             await client.aclose()
@@ -139,6 +146,7 @@ def build_service_app(
         lifespan=lifespan,
         health=monitor,
         errors=ErrorLayer(manager=errors, breakers=breakers, poller=poller),
+        events=events,
         api_keys=settings.api_key_list,
     )
 

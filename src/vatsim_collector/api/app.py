@@ -21,10 +21,12 @@ from vatsim_collector.api import (
     routes_controllers,
     routes_database,
     routes_errors,
+    routes_events,
     routes_flights,
     routes_status,
 )
 from vatsim_collector.api.context import ApiContext, ErrorLayer
+from vatsim_collector.events.layer import EventLayer
 from vatsim_collector.ingest import Ingestor
 from vatsim_collector.store.health import HealthLimits, HealthMonitor
 
@@ -59,6 +61,7 @@ def create_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     health: HealthMonitor | None = None,
     errors: ErrorLayer | None = None,
+    events: EventLayer | None = None,
     api_keys: Sequence[str] = (),
 ) -> FastAPI:
     """Build the API for ``ingestor``.
@@ -80,7 +83,12 @@ def create_app(
         ingestor.db, limits=HealthLimits(stale_after_seconds=stale_after), clock=now
     )
     app.state.api_context = ApiContext(
-        ingestor=ingestor, stale_after=stale_after, clock=now, health=monitor, errors=errors
+        ingestor=ingestor,
+        stale_after=stale_after,
+        clock=now,
+        health=monitor,
+        errors=errors,
+        events=events,
     )
     app.state.api_keys = tuple(key.encode() for key in api_keys)
     app.add_exception_handler(SQLAlchemyError, _database_error)
@@ -90,4 +98,5 @@ def create_app(
     app.include_router(routes_controllers.router)
     app.include_router(routes_database.router)
     app.include_router(routes_errors.router)
+    app.include_router(routes_events.router)
     return app

@@ -15,6 +15,7 @@ from fastapi import Depends, Request, Response, status
 
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
+from vatsim_collector.events.layer import EventLayer
 from vatsim_collector.ingest import Ingestor
 from vatsim_collector.poller import Poller
 from vatsim_collector.store.health import HealthMonitor, HealthReport
@@ -36,6 +37,7 @@ class ApiContext:
     clock: Callable[[], datetime]
     health: HealthMonitor
     errors: ErrorLayer | None = None
+    events: EventLayer | None = None
     # A verdict older than this is re-probed on request (the monitor's loop may not run).
     health_max_age: float = 30.0
 

@@ -492,7 +492,7 @@ class EventBus:
         for sub in self._subs.values():
             self._start_workers(sub)
 
-    async def stop(self, timeout: float = 30.0) -> bool:
+    async def stop(self, timeout: float = 30.0) -> bool:  # noqa: ASYNC109 (drain deadline)
         """Let the handlers finish what is queued (within ``timeout``), then stop them.
 
         Whatever is still queued at the deadline is dead-lettered as ``BusStopped``, so a stop

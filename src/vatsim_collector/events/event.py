@@ -50,8 +50,10 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         )
 
     def summary(self) -> dict[str, Any]:
-        """The envelope and payload as plain JSON-ready values."""
-        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+        """The envelope (with its type) and payload as plain JSON-ready values."""
+        data: dict[str, Any] = msgspec.to_builtins(self)
+        data["type"] = self.type
+        return data
 
 
 class EventCodecError(ValueError):
@@ -80,7 +82,8 @@ def decode_event(data: bytes | str) -> Event:
 
 def decode_payload(data: bytes | str) -> Payload:
     try:
-        return _payload_decoder.decode(data)
+        payload: Payload = _payload_decoder.decode(data)
+        return payload
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise EventCodecError(f"stored event payload cannot be decoded: {exc}") from exc
 

@@ -40,7 +40,7 @@ class _Payload(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=F
     pass
 
 
-class SnapshotReceived(_Payload, tag=EventType.SNAPSHOT_RECEIVED.value):
+class SnapshotReceived(_Payload, frozen=True, tag=EventType.SNAPSHOT_RECEIVED.value):
     """A new snapshot was accepted (``ingested``) or held back by the sanity gate
     (``quarantined``); duplicates and undecodable documents publish nothing."""
 
@@ -54,7 +54,7 @@ class SnapshotReceived(_Payload, tag=EventType.SNAPSHOT_RECEIVED.value):
     transceivers: int | None
 
 
-class PilotConnected(_Payload, tag=EventType.PILOT_CONNECTED.value):
+class PilotConnected(_Payload, frozen=True, tag=EventType.PILOT_CONNECTED.value):
     """A pilot connection appeared, or one ended by the missed-snapshot rule came back
     (``resumed``: the same session continues)."""
 
@@ -71,7 +71,7 @@ class PilotConnected(_Payload, tag=EventType.PILOT_CONNECTED.value):
     resumed: bool = False
 
 
-class PilotDisconnected(_Payload, tag=EventType.PILOT_DISCONNECTED.value):
+class PilotDisconnected(_Payload, frozen=True, tag=EventType.PILOT_DISCONNECTED.value):
     """A pilot session ended: missing for N snapshots, or replaced by a new logon of the
     same callsign. ``last_seen`` is the end time."""
 
@@ -84,7 +84,7 @@ class PilotDisconnected(_Payload, tag=EventType.PILOT_DISCONNECTED.value):
     last_seen: datetime
 
 
-class _Plan(_Payload):
+class _Plan(_Payload, frozen=True):
     session_id: int
     flight_id: int
     cid: int
@@ -99,17 +99,17 @@ class _Plan(_Payload):
     revision_id: int | None
 
 
-class FlightplanFiled(_Plan, tag=EventType.FLIGHTPLAN_FILED.value):
+class FlightplanFiled(_Plan, frozen=True, tag=EventType.FLIGHTPLAN_FILED.value):
     """A flight has a plan for the first time."""
 
 
-class FlightplanAmended(_Plan, tag=EventType.FLIGHTPLAN_AMENDED.value):
+class FlightplanAmended(_Plan, frozen=True, tag=EventType.FLIGHTPLAN_AMENDED.value):
     """A flight's plan differs from its previous one; ``changed`` names the fields."""
 
     changed: tuple[str, ...]
 
 
-class ControllerConnected(_Payload, tag=EventType.CONTROLLER_CONNECTED.value):
+class ControllerConnected(_Payload, frozen=True, tag=EventType.CONTROLLER_CONNECTED.value):
     session_id: int
     cid: int
     callsign: str
@@ -122,7 +122,7 @@ class ControllerConnected(_Payload, tag=EventType.CONTROLLER_CONNECTED.value):
     resumed: bool = False
 
 
-class ControllerDisconnected(_Payload, tag=EventType.CONTROLLER_DISCONNECTED.value):
+class ControllerDisconnected(_Payload, frozen=True, tag=EventType.CONTROLLER_DISCONNECTED.value):
     session_id: int
     cid: int
     callsign: str
@@ -131,7 +131,7 @@ class ControllerDisconnected(_Payload, tag=EventType.CONTROLLER_DISCONNECTED.val
     last_seen: datetime
 
 
-class AtisChanged(_Payload, tag=EventType.ATIS_CHANGED.value):
+class AtisChanged(_Payload, frozen=True, tag=EventType.ATIS_CHANGED.value):
     """An ATIS station's letter or text changed, or the station was seen for the first time."""
 
     session_id: int

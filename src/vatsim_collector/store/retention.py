@@ -1,7 +1,8 @@
-"""Retention: expire old positions, transceivers, held documents and error records.
+"""Retention: expire old positions, transceivers, held documents, error records and events.
 
 Each class of data has its own age limit (0 days keeps it forever). History proper (snapshots,
-sessions, flights, flight plans, prefiles, ATIS revisions) is never expired here.
+sessions, flights, flight plans, prefiles, ATIS revisions) is never expired here, and neither
+are dead letters: they wait for a replay, and their number is bounded instead.
 
 On PostgreSQL the volume tables are partitioned by UTC day, so a day expires by dropping its
 partitions once the whole day is older than the cutoff: no big DELETE, no bloat. A drop waits at
@@ -34,7 +35,10 @@ log = structlog.get_logger(__name__)
 # PostgreSQL's SQLSTATE for "lock_not_available", raised when lock_timeout expires.
 _LOCK_NOT_AVAILABLE = "55P03"
 
-CLASSES = ("positions", "transceivers", "held_documents", "error_records")
+CLASSES = ("positions", "transceivers", "held_documents", "error_records", "events")
+# The time each small table expires by. Events have a text id, which orders a chunk all the
+# same: rows of one instant go in id order.
+_MOMENT = {"held_documents": "received_at", "error_records": "occurred_at", "events": "time"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class RetentionPolicy:
     transceivers: int = 7
     held_documents: int = 30
     error_records: int = 30
+    events: int = 30
 
     def __post_init__(self) -> None:
         for name in CLASSES:
@@ -58,6 +63,7 @@ class RetentionPolicy:
             transceivers=settings.retention_transceivers_days,
             held_documents=settings.retention_held_documents_days,
             error_records=settings.retention_error_records_days,
+            events=settings.retention_events_days,
         )
 
     def days(self, name: str) -> int:
@@ -205,9 +211,7 @@ class RetentionJob:
 
     def _delete_by_time(self, name: str, cutoff: datetime, report: RetentionReport) -> None:
         table: Table = t.metadata.tables[name]
-        moment: Column[Any] = (
-            table.c.received_at if name == "held_documents" else table.c.occurred_at
-        )
+        moment: Column[Any] = table.c[_MOMENT[name]]
         oldest = (
             select(table.c.id)
             .where(moment < cutoff)

@@ -256,6 +256,44 @@ transceivers = Table(
 )
 
 
+# The event bus's log: every published event of the configured types, for audit and back-fill.
+# The id is the event's UUIDv7 text, so a re-published event is stored once.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("time", UTCDateTime, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("correlation_id", Text),
+    Column("payload", Text, nullable=False),  # msgspec JSON of the payload, tag included
+    Index("ix_events_time_id", "time", "id"),
+    Index("ix_events_type_time", "type", "time"),
+)
+
+# Deliveries that exhausted their retries: one row per (event, handler), bounded in number
+# (the oldest go first) rather than expired by age, and kept until replayed or discarded.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("event_id", Text, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("event_time", UTCDateTime, nullable=False),
+    Column("handler", Text, nullable=False),
+    Column("event", Text, nullable=False),  # the whole event as JSON
+    Column("error_type", Text),
+    Column("error_category", Text),
+    Column("error_message", Text),
+    Column("attempts", Integer, nullable=False),
+    Column("first_failed_at", UTCDateTime, nullable=False),
+    Column("last_failed_at", UTCDateTime, nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),  # pending | replaying
+    UniqueConstraint("event_id", "handler"),
+    Index("ix_dead_letters_handler", "handler"),
+)
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -32,9 +32,7 @@ class Changeset:
     plan_revisions: list[tuple[PilotSession, FlightPlan]] = field(default_factory=list)
     # The same revisions seen from the flight: its first plan, and changes to its plan.
     filed_plans: list[tuple[PilotSession, FlightPlan]] = field(default_factory=list)
-    amended_plans: list[tuple[PilotSession, FlightPlan, FlightPlan]] = field(
-        default_factory=list
-    )
+    amended_plans: list[tuple[PilotSession, FlightPlan, FlightPlan]] = field(default_factory=list)
     opened_controllers: list[ControllerSession] = field(default_factory=list)
     present_controllers: list[ControllerSession] = field(default_factory=list)
     resumed_controllers: list[ControllerSession] = field(default_factory=list)

@@ -1,0 +1,108 @@
+"""Response models of the event bus endpoints: analytics, dead letters and the event log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from vatsim_collector.api.models_errors import BreakerOut
+
+
+class TypeCountsOut(BaseModel):
+    published: int
+    delivered: int = Field(description="Successful deliveries, summed over handlers.")
+    failed: int = Field(description="Deliveries that ended in the dead-letter queue.")
+
+
+class LatencyOut(BaseModel):
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class HandlerOut(BaseModel):
+    patterns: list[str]
+    successes: int
+    failures: int
+    timeouts: int
+    retries: int
+    shed: int = Field(description="Events dropped because the handler's queue was full.")
+    blocked: int = Field(description="Publishes that waited for room in the queue.")
+    rejected: int = Field(description="Events refused without a call while the breaker was open.")
+    dead_lettered: int
+    latency_ms: LatencyOut = Field(description="Over the handler's recent deliveries.")
+    queue_depth: int
+    queue_size: int
+    overflow: Literal["block", "shed"]
+    concurrency: int
+    timeout_seconds: float
+    breaker: BreakerOut
+
+
+class DeadLetterStatsOut(BaseModel):
+    size: int
+    bound: int
+    evicted: int = Field(description="Oldest letters removed to keep the bound, since start.")
+    unwritten: int = Field(description="Letters held in memory while the database is down.")
+
+
+class EventAnalyticsOut(BaseModel):
+    running: bool
+    types: dict[str, TypeCountsOut]
+    handlers: dict[str, HandlerOut]
+    dead_letters: DeadLetterStatsOut
+
+
+class EventOut(BaseModel):
+    id: str = Field(description="UUIDv7: sorts by creation time.")
+    type: str
+    time: datetime = Field(description="When it happened on the network (snapshot time).")
+    source: str
+    correlation_id: str | None
+    payload: dict[str, Any]
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    handler: str
+    event: EventOut
+    error_type: str | None
+    error_category: str | None
+    error_message: str | None = Field(description="Scrubbed of secrets.")
+    attempts: int
+    first_failed_at: datetime
+    last_failed_at: datetime
+    status: Literal["pending", "replaying"]
+
+
+class PaginationOut(BaseModel):
+    total: int
+    limit: int
+    offset: int
+
+
+class DeadLettersOut(BaseModel):
+    dead_letters: list[DeadLetterOut]
+    pagination: PaginationOut
+
+
+class ReplayFailureOut(BaseModel):
+    error_type: str
+    error_category: str
+    error_message: str
+    attempts: int
+
+
+class ReplayOut(BaseModel):
+    id: int
+    outcome: Literal["delivered", "failed"]
+    failure: ReplayFailureOut | None = None
+
+
+class EventPageOut(BaseModel):
+    events: list[EventOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )

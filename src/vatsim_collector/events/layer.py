@@ -1,0 +1,99 @@
+"""Builds the collector's event layer from settings: bus, dead-letter queue, event log.
+
+The service, the ``replay`` command and the ``events`` commands all build it here, so a dead
+letter written by one can be replayed by another: handlers are known by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from vatsim_collector.config import Settings
+from vatsim_collector.errors.manager import ErrorManager
+from vatsim_collector.errors.registry import BreakerRegistry
+from vatsim_collector.errors.retry import RetryPolicy
+from vatsim_collector.events.bus import EventBus
+from vatsim_collector.events.deadletters import DeadLetterQueue
+from vatsim_collector.events.event import Event
+from vatsim_collector.events.eventlog import EventLog
+from vatsim_collector.events.subscription import HandlerOptions, Overflow
+from vatsim_collector.store.database import DatabaseService
+
+__all__ = ["EVENT_LOG_HANDLER", "EventLayer", "build_event_layer", "handler_options"]
+
+EVENT_LOG_HANDLER = "event-log"
+# Rows per event-log transaction: the first snapshot of a session brings thousands of events.
+EVENT_LOG_BATCH = 500
+
+
+def handler_options(settings: Settings, **overrides: Any) -> HandlerOptions:
+    """The configured defaults for a handler, with its own choices on top."""
+    options = HandlerOptions(
+        timeout=settings.event_handler_timeout,
+        queue_size=settings.event_queue_size,
+        block_timeout=settings.event_block_timeout,
+        retry=RetryPolicy(
+            attempts=settings.event_handler_retries,
+            initial=0.2,
+            maximum=5.0,
+            total=max(settings.event_handler_timeout * settings.event_handler_retries, 1.0),
+        ),
+    )
+    return replace(options, **overrides)
+
+
+@dataclass
+class EventLayer:
+    bus: EventBus
+    dead_letters: DeadLetterQueue
+    log: EventLog
+
+    async def start(self) -> None:
+        await self.bus.start()
+
+    async def stop(self, timeout: float) -> bool:  # noqa: ASYNC109 (drain deadline)
+        return await self.bus.stop(timeout)
+
+    async def analytics(self) -> dict[str, Any]:
+        """Everything ``/api/events/analytics`` shows. The bus's counters are read on the event
+        loop that updates them; the dead-letter count is one small query in a thread."""
+        report = {
+            "running": self.bus.running,
+            "types": self.bus.metrics.by_type(),
+            "handlers": self.bus.handlers_report(),
+        }
+        report["dead_letters"] = await asyncio.to_thread(self.dead_letters.stats)
+        return report
+
+
+def _log_writer(log: EventLog) -> Any:
+    async def write(events: Sequence[Event]) -> None:
+        await asyncio.to_thread(log.write, events)
+
+    return write
+
+
+def build_event_layer(
+    settings: Settings,
+    db: DatabaseService,
+    *,
+    errors: ErrorManager | None = None,
+    breakers: BreakerRegistry | None = None,
+) -> EventLayer:
+    dead_letters = DeadLetterQueue(db, max_entries=settings.dead_letter_max)
+    bus = EventBus(breakers=breakers, errors=errors, dead_letters=dead_letters)
+    types = settings.event_log_type_list
+    log = EventLog(db, types=types)
+    if types:
+        # The log is the history every other handler can be back-filled from: it waits for
+        # room rather than shedding, within the configured bound.
+        bus.subscribe_batch(
+            EVENT_LOG_HANDLER,
+            _log_writer(log),
+            *types,
+            options=handler_options(settings, overflow=Overflow.BLOCK, batch_size=EVENT_LOG_BATCH),
+        )
+    return EventLayer(bus=bus, dead_letters=dead_letters, log=log)
