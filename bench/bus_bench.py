@@ -1,0 +1,219 @@
+"""What the event bus costs: dispatch throughput, and what it adds to ingesting a snapshot.
+
+    .venv/bin/python bench/bus_bench.py [--events 100000] [--repeats 5] [--backend sqlite]
+
+Dispatch: ``--events`` events published in one ``publish_many`` and delivered through one
+no-op handler, and through ten, each handler with its timeout, breaker, retry policy and
+metrics on (the defaults of ``HandlerOptions``); throughput = events / (publish + drain). The
+issue's target is >= 50,000 events/s through one handler.
+
+Ingest: the largest shared snapshot ingested into a fresh database (its first snapshot: every
+pilot, controller and ATIS connects, about 3,000 domain events), then a successor 15 s later
+(the steady state: a handful of events), each in two variants, interleaved round by round:
+
+* ``without bus`` -- ``Ingestor.ingest`` alone (it builds the events; nobody hears of them);
+* ``with bus``    -- the same, then ``publish_many`` to the service's own event layer (the
+  event-log handler writing every event to the database) and a wait until it has.
+
+Reported: the medians, the ratio with/without, and the time to build the events (run again
+on the same changeset) so the two parts of the bus's cost are visible. Also the ``orjson.loads``
+time of the document, the yardstick the other benchmarks use. Writes JSON to ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from dbsetup import BACKENDS, PG_ADMIN_URL, fresh_database, machine, source_fingerprint
+from feeddocs import load_document, successors
+from vatsim_collector.config import Settings
+from vatsim_collector.events.bus import EventBus
+from vatsim_collector.events.event import Event
+from vatsim_collector.events.layer import build_event_layer
+from vatsim_collector.events.payloads import ControllerDisconnected
+from vatsim_collector.events.subscription import HandlerOptions
+from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.tracking.domain_events import domain_events
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "feeds"
+LARGEST = SHARED / "vatsim-data-20210103T142930Z.json"
+TARGET_EVENTS_PER_S = 50_000
+
+
+def _events(n: int) -> list[Event]:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    payload = ControllerDisconnected(
+        session_id=1, cid=1, callsign="EDDF_TWR", logon_time=at, first_seen=at, last_seen=at
+    )
+    return [Event.create(payload, time=at, source="bench") for _ in range(n)]
+
+
+async def _dispatch_once(events: list[Event], handlers: int) -> float:
+    bus = EventBus()
+
+    async def noop(event: Event) -> None:
+        return None
+
+    options = HandlerOptions(queue_size=len(events) + 1)
+    for i in range(handlers):
+        bus.subscribe(f"noop-{i}", noop, "*", options=options)
+    await bus.start()
+    gc.collect()
+    started = time.perf_counter()
+    await bus.publish_many(events)
+    await bus.join()
+    elapsed = time.perf_counter() - started
+    delivered = sum(m.successes for m in bus.metrics.handlers.values())
+    assert delivered == len(events) * handlers, "not every event was delivered"
+    await bus.stop(timeout=10)
+    return elapsed
+
+
+def dispatch(n: int, repeats: int) -> dict[str, Any]:
+    events = _events(n)
+    out: dict[str, Any] = {"events": n}
+    for handlers in (1, 10):
+        times = [asyncio.run(_dispatch_once(events, handlers)) for _ in range(repeats)]
+        best, median = min(times), statistics.median(times)
+        out[f"{handlers}_handlers"] = {
+            "median_s": median,
+            "events_per_s": n / median,
+            "deliveries_per_s": n * handlers / median,
+            "best_events_per_s": n / best,
+            "us_per_delivery": median / (n * handlers) * 1e6,
+        }
+    return out
+
+
+async def _ingest_round(
+    backend: str, raw: bytes, successor: bytes, with_bus: bool
+) -> dict[str, float]:
+    settings = Settings()
+    with fresh_database(backend) as engine:
+        db = DatabaseService.for_engine(engine)
+        ingestor = Ingestor(db, IngestConfig())
+        ingestor.restore()
+        layer = build_event_layer(settings, db) if with_bus else None
+        if layer is not None:
+            await layer.start()
+        out: dict[str, float] = {}
+        for name, doc in (("first", raw), ("steady", successor)):
+            gc.collect()
+            started = time.perf_counter()
+            result = await asyncio.to_thread(ingestor.ingest, doc)
+            if layer is not None:
+                await layer.bus.publish_many(result.events)
+                out[f"{name}_published"] = time.perf_counter() - started
+                await layer.bus.join()
+            out[name] = time.perf_counter() - started
+            out[f"{name}_events"] = len(result.events)
+            if result.changes is not None and not with_bus:
+                # Building is part of ingest in both variants; time it on its own here.
+                t0 = time.perf_counter()
+                domain_events(result.changes, correlation_id=None)
+                out[f"{name}_build"] = time.perf_counter() - t0
+        if layer is not None:
+            logged = layer.log.count()
+            assert logged == out["first_events"] + out["steady_events"], "events not logged"
+            await layer.stop(30)
+        return out
+
+
+def ingest_cost(backend: str, repeats: int) -> dict[str, Any]:
+    raw = LARGEST.read_bytes()
+    successor = successors(load_document(LARGEST), 1)[0]
+    loads = []
+    for _ in range(max(repeats, 5)):
+        t0 = time.perf_counter()
+        orjson.loads(raw)
+        loads.append(time.perf_counter() - t0)
+    rounds: dict[str, list[dict[str, float]]] = {"without": [], "with": []}
+    for _ in range(repeats):
+        for variant in ("without", "with"):
+            rounds[variant].append(
+                asyncio.run(_ingest_round(backend, raw, successor, variant == "with"))
+            )
+    out: dict[str, Any] = {"orjson_loads_ms": statistics.median(loads) * 1000}
+    for name in ("first", "steady"):
+        without = statistics.median(r[name] for r in rounds["without"])
+        with_bus = statistics.median(r[name] for r in rounds["with"])
+        build = statistics.median(r[f"{name}_build"] for r in rounds["without"])
+        published = statistics.median(r[f"{name}_published"] for r in rounds["with"])
+        out[name] = {
+            "events": int(rounds["with"][0][f"{name}_events"]),
+            "without_bus_ms": without * 1000,
+            "published_ms": published * 1000,
+            "with_bus_ms": with_bus * 1000,
+            "published_over_without": published / without,
+            "with_over_without": with_bus / without,
+            "build_events_ms": build * 1000,
+            "build_share_of_ingest": build / without,
+        }
+    return out
+
+
+def report(result: dict[str, Any]) -> None:
+    d = result["dispatch"]
+    print(f"Dispatch of {d['events']} events (publish + drain; median of rounds)")
+    for h in (1, 10):
+        r = d[f"{h}_handlers"]
+        print(
+            f"  {h:>2} handler(s): {r['events_per_s']:>9,.0f} events/s"
+            f"  {r['deliveries_per_s']:>9,.0f} deliveries/s  {r['us_per_delivery']:.2f} µs each"
+        )
+    ok = d["1_handlers"]["events_per_s"] >= TARGET_EVENTS_PER_S
+    verdict = "met" if ok else "MISSED"
+    print(f"  target >= {TARGET_EVENTS_PER_S:,} events/s through one handler: {verdict}")
+    for backend, cost in result["ingest"].items():
+        loads = cost["orjson_loads_ms"]
+        print(f"Ingest of the largest snapshot, {backend} (orjson.loads {loads:.1f} ms)")
+        print(
+            f"  {'':6} {'events':>6} {'ingest ms':>10} {'+publish ms':>12} {'ratio':>6}"
+            f" {'+handled ms':>12} {'ratio':>6} {'build ms':>9}"
+        )
+        for name in ("first", "steady"):
+            c = cost[name]
+            print(
+                f"  {name:>6} {c['events']:>6} {c['without_bus_ms']:>10.1f}"
+                f" {c['published_ms']:>12.1f} {c['published_over_without']:>6.3f}"
+                f" {c['with_bus_ms']:>12.1f} {c['with_over_without']:>6.3f}"
+                f" {c['build_events_ms']:>9.2f}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--backend", choices=(*BACKENDS, "both"), default="both")
+    args = parser.parse_args()
+    backends = BACKENDS if args.backend == "both" else (args.backend,)
+    result: dict[str, Any] = {
+        "bench": "bus",
+        "at": datetime.now(UTC).isoformat(),
+        "machine": machine(PG_ADMIN_URL if "postgresql" in backends else None),
+        "source": source_fingerprint(),
+        "dispatch": dispatch(args.events, args.repeats),
+        "ingest": {b: ingest_cost(b, args.repeats) for b in backends},
+    }
+    report(result)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"bus-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
