@@ -138,6 +138,15 @@ def test_run_collects_from_the_simulator_and_survives_a_restart(
             callsign = flights[0]["callsign"]
             track = httpx2.get(f"{api}/api/flights/{callsign}/track").json()
             assert len(track["positions"]) >= 2
+        # The clean stop let the event log catch up: one event per stored snapshot, and a
+        # connect and a disconnect for every session opened and closed.
+        ev = t.events.c.type
+        stored = count(engine, t.snapshots, t.snapshots.c.status == "accepted")
+        assert count(engine, t.events, ev == "snapshot.received") == stored
+        assert count(engine, t.events, ev == "pilot.connected") == count(engine, t.pilot_sessions)
+        ended = count(engine, t.pilot_sessions, t.pilot_sessions.c.ended_at.is_not(None))
+        assert count(engine, t.events, ev == "pilot.disconnected") == ended
+        assert count(engine, t.dead_letters) == 0
         sessions_before = count(engine, t.pilot_sessions)
         opened_while_down = 0
         with collector(database_url, status_url, tmp_path) as api:

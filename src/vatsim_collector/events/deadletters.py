@@ -235,7 +235,8 @@ class DeadLetterQueue:
         )
         new = statement.excluded
         changes: dict[str, Any] = {name: new[name] for name in _LATEST}
-        changes.update(attempts=_dl.c.attempts + new.attempts, status=PENDING)
+        # The status stays: a letter claimed by a replay remains claimed by it.
+        changes["attempts"] = _dl.c.attempts + new.attempts
         return statement.on_conflict_do_update(index_elements=["event_id", "handler"], set_=changes)
 
     # ----- reading ------------------------------------------------------------------------
@@ -255,7 +256,9 @@ class DeadLetterQueue:
         if event_type is not None:
             where.append(_dl.c.event_type == event_type)
         total = select(func.count()).select_from(_dl).where(*where)
-        page = select(_dl).where(*where).order_by(_dl.c.id).limit(max(limit, 0)).offset(offset)
+        page = (
+            select(_dl).where(*where).order_by(_dl.c.id).limit(max(limit, 0)).offset(max(offset, 0))
+        )
         with self.db.read("dead_letters.list") as conn:
             count = int(conn.execute(total).scalar_one())
             rows = conn.execute(page).all()
