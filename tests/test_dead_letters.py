@@ -147,7 +147,7 @@ def test_failing_again_adds_to_the_same_letter(db: DatabaseService) -> None:
     assert mine.first_failed_at == before.first_failed_at
     assert mine.last_failed_at == later + timedelta(seconds=1)
     assert mine.error_message == "last"
-    assert mine.status == "pending"
+    assert mine.status == "replaying"  # the replay that claimed it still holds it
     assert (other.handler, other.attempts) == ("archive", 4)
 
 
