@@ -42,10 +42,11 @@ class HandlerOut(BaseModel):
 
 
 class DeadLetterStatsOut(BaseModel):
-    size: int
+    size: int | None = Field(description="Letters stored; null while the database is down.")
     bound: int
     evicted: int = Field(description="Oldest letters removed to keep the bound, since start.")
     unwritten: int = Field(description="Letters held in memory while the database is down.")
+    rejected: int = Field(description="Letters the database refused as invalid, since start.")
 
 
 class EventAnalyticsOut(BaseModel):

@@ -7,9 +7,13 @@ letter written by one can be replayed by another: handlers are known by name.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from vatsim_collector.config import Settings
 from vatsim_collector.errors.manager import ErrorManager
@@ -65,8 +69,46 @@ class EventLayer:
             "types": self.bus.metrics.by_type(),
             "handlers": self.bus.handlers_report(),
         }
-        report["dead_letters"] = await asyncio.to_thread(self.dead_letters.stats)
+        try:
+            report["dead_letters"] = await asyncio.to_thread(self.dead_letters.stats)
+        except SQLAlchemyError:
+            # The bus's own figures matter most while the database is down: still show them.
+            report["dead_letters"] = {
+                "size": None,
+                "bound": self.dead_letters.bound,
+                "evicted": self.dead_letters.evicted,
+                "unwritten": self.dead_letters.unwritten,
+                "rejected": self.dead_letters.rejected,
+            }
         return report
+
+    async def backfill(
+        self,
+        handler: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        types: Sequence[str] | None = None,
+    ) -> tuple[int, int]:
+        """Deliver logged history to one handler (say, one added after the fact), oldest first:
+        (delivered, failed); failures are dead-lettered like live ones."""
+        loop = asyncio.get_running_loop()
+        pages = self.log.iterate(start=start, end=end, types=types)
+        delivered = failed = 0
+        while True:
+            # Each page is read in a thread; delivery runs here, on the bus's loop.
+            page = await loop.run_in_executor(None, _next_page, pages)
+            if not page:
+                return delivered, failed
+            ok, bad = await self.bus.deliver_to(handler, page)
+            delivered, failed = delivered + ok, failed + bad
+
+
+BACKFILL_PAGE = 1000
+
+
+def _next_page(events: Iterator[Event]) -> list[Event]:
+    return list(itertools.islice(events, BACKFILL_PAGE))
 
 
 def _log_writer(log: EventLog) -> Any:
