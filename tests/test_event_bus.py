@@ -388,3 +388,29 @@ async def test_batch_handlers_get_what_was_waiting_together(dlq: DeadLetterQueue
     assert batches == [100, 100, 50]
     assert bus.metrics.handler("log").successes == 250
     await bus.stop(timeout=5)
+
+
+async def test_concurrency_bounds_the_calls_in_flight(dlq: DeadLetterQueue) -> None:
+    bus = EventBus(dead_letters=dlq)
+    gate = asyncio.Event()
+    in_flight = peak = 0
+
+    async def slow(ev: Event) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await gate.wait()
+        in_flight -= 1
+
+    bus.subscribe("wide", slow, "*", options=HandlerOptions(concurrency=3))
+    await bus.start()
+    await bus.publish_many(event(i) for i in range(10))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert (peak, in_flight) == (3, 3)
+    assert bus.handlers_report()["wide"]["queue_depth"] == 7
+    gate.set()
+    await bus.join()
+    assert peak == 3
+    assert bus.metrics.handler("wide").successes == 10
+    await bus.stop(timeout=5)
