@@ -23,10 +23,13 @@ from vatsim_collector.feed.decode import FeedDecodeError, decode_snapshot, decod
 from vatsim_collector.feed.models import Snapshot, StationTransceivers
 from vatsim_collector.feed.sanity import SanityGate
 from vatsim_collector.store import schema as t
+from vatsim_collector.store.airspace_restore import restore_airspace
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.partitions import PartitionManager
 from vatsim_collector.store.restore import load_live_state
 from vatsim_collector.store.writer import SnapshotWriter
+from vatsim_collector.tracking.airspace import AirspaceEngine
+from vatsim_collector.tracking.airspace_live import LiveAirspace
 from vatsim_collector.tracking.changes import Changeset
 from vatsim_collector.tracking.domain_events import domain_events, snapshot_received
 from vatsim_collector.tracking.live import LiveView
@@ -127,7 +130,13 @@ def _outage_as_unavailable() -> Iterator[None]:
 
 
 class Ingestor:
-    def __init__(self, db: DatabaseService | Engine, config: IngestConfig) -> None:
+    def __init__(
+        self,
+        db: DatabaseService | Engine,
+        config: IngestConfig,
+        *,
+        airspace: AirspaceEngine | None = None,
+    ) -> None:
         self.db = db if isinstance(db, DatabaseService) else DatabaseService.for_engine(db)
         self.engine = self.db.engine
         self.config = config
@@ -141,6 +150,8 @@ class Ingestor:
         self.partitions = PartitionManager()
         self.state = LiveState()
         self.tracker = self._tracker(self.state)
+        # Sector occupancy and ATC contact, when configured (the service always does).
+        self.airspace = LiveAirspace(airspace) if airspace is not None else None
         # What readers on other threads may look at; see tracking.live.
         self.live = LiveView.empty()
         self.last_snapshot: Snapshot | None = None
@@ -164,6 +175,8 @@ class Ingestor:
                 missed_to_end=self.config.missed_snapshots_to_end,
                 reconnect_window=timedelta(minutes=self.config.flight_reconnect_minutes),
             )
+            if self.airspace is not None:
+                restore_airspace(conn, self.airspace, self.state)
         self.tracker = self._tracker(self.state)
         self.live = LiveView.of(self.state)
         self._restore_needed = False
@@ -226,6 +239,10 @@ class Ingestor:
         with self.db.timed("ingest.partitions"):
             self.partitions.ensure_for(self.engine, snapshot_id)
         changes = self.tracker.apply(snapshot, transceivers)
+        if self.airspace is not None:
+            changes.airspace = self.airspace.apply(
+                changes, transceivers_fetched=transceivers is not None
+            )
         try:
             with self.db.write("ingest.snapshot") as conn:
                 snapshot_id = self.writer.write(

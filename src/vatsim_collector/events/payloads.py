@@ -13,6 +13,8 @@ import msgspec
 
 __all__ = [
     "AtisChanged",
+    "ContactEnded",
+    "ContactStarted",
     "ControllerConnected",
     "ControllerDisconnected",
     "EventType",
@@ -21,6 +23,8 @@ __all__ = [
     "Payload",
     "PilotConnected",
     "PilotDisconnected",
+    "SectorEntered",
+    "SectorExited",
     "SnapshotReceived",
 ]
 
@@ -34,6 +38,10 @@ class EventType(StrEnum):
     CONTROLLER_CONNECTED = "controller.connected"
     CONTROLLER_DISCONNECTED = "controller.disconnected"
     ATIS_CHANGED = "atis.changed"
+    SECTOR_ENTERED = "sector.entered"
+    SECTOR_EXITED = "sector.exited"
+    CONTACT_STARTED = "contact.started"
+    CONTACT_ENDED = "contact.ended"
 
 
 class _Payload(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
@@ -142,6 +150,59 @@ class AtisChanged(_Payload, frozen=True, tag=EventType.ATIS_CHANGED.value):
     text: tuple[str, ...] | None
 
 
+class SectorEntered(_Payload, frozen=True, tag=EventType.SECTOR_ENTERED.value):
+    """A flight's first snapshot inside a sector (the most specific one containing it)."""
+
+    session_id: int
+    flight_id: int
+    cid: int
+    callsign: str
+    sector: str
+    latitude: float
+    longitude: float
+    altitude: int
+
+
+class SectorExited(_Payload, frozen=True, tag=EventType.SECTOR_EXITED.value):
+    """Outside the sector for N snapshots in a row, or the session ended. The exit is the last
+    snapshot inside: ``exited_at`` and the position there."""
+
+    session_id: int
+    flight_id: int
+    cid: int
+    callsign: str
+    sector: str
+    entered_at: datetime
+    exited_at: datetime
+    latitude: float
+    longitude: float
+    altitude: int
+
+
+class ContactStarted(_Payload, frozen=True, tag=EventType.CONTACT_STARTED.value):
+    """A pilot tuned to a controller's frequency within its range (DESIGN §4)."""
+
+    pilot_session_id: int
+    flight_id: int
+    callsign: str
+    controller_session_id: int
+    controller_callsign: str
+    frequency_hz: int
+
+
+class ContactEnded(_Payload, frozen=True, tag=EventType.CONTACT_ENDED.value):
+    """The contact's last snapshot was ``ended_at``."""
+
+    pilot_session_id: int
+    flight_id: int
+    callsign: str
+    controller_session_id: int
+    controller_callsign: str
+    frequency_hz: int
+    started_at: datetime
+    ended_at: datetime
+
+
 Payload = (
     SnapshotReceived
     | PilotConnected
@@ -151,4 +212,8 @@ Payload = (
     | ControllerConnected
     | ControllerDisconnected
     | AtisChanged
+    | SectorEntered
+    | SectorExited
+    | ContactStarted
+    | ContactEnded
 )

@@ -294,6 +294,113 @@ dead_letters = Table(
 )
 
 
+# Airspace analytics. Rows are written when something starts or ends, never per snapshot: an open
+# row's running state (last time inside, last contact) is rebuilt from positions and sessions.
+sector_occupancy = Table(
+    "sector_occupancy",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("pilot_session_id", IdType, ForeignKey("pilot_sessions.id"), nullable=False),
+    Column("flight_id", IdType, ForeignKey("flights.id"), nullable=False),
+    Column("sector", Text, nullable=False),
+    Column("entered_at", UTCDateTime, nullable=False),
+    Column("entry_latitude", Float, nullable=False),
+    Column("entry_longitude", Float, nullable=False),
+    Column("entry_altitude", Integer, nullable=False),
+    Column("exited_at", UTCDateTime),  # NULL while inside (or outside for fewer than N)
+    Column("exit_latitude", Float),
+    Column("exit_longitude", Float),
+    Column("exit_altitude", Integer),
+    UniqueConstraint("pilot_session_id", "sector", "entered_at"),
+    Index("ix_sector_occupancy_sector_entered_at", "sector", "entered_at"),
+    Index("ix_sector_occupancy_flight_id", "flight_id"),
+    Index("ix_sector_occupancy_exited_at", "exited_at"),
+)
+
+contact_intervals = Table(
+    "contact_intervals",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("pilot_session_id", IdType, ForeignKey("pilot_sessions.id"), nullable=False),
+    Column("flight_id", IdType, ForeignKey("flights.id"), nullable=False),
+    Column("controller_session_id", IdType, ForeignKey("controller_sessions.id"), nullable=False),
+    Column("frequency_hz", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),  # NULL while in contact
+    UniqueConstraint("pilot_session_id", "controller_session_id", "started_at"),
+    Index("ix_contact_intervals_flight_id", "flight_id"),
+    Index("ix_contact_intervals_controller_session_id", "controller_session_id"),
+    Index("ix_contact_intervals_started_at", "started_at"),
+    Index("ix_contact_intervals_ended_at", "ended_at"),
+)
+
+# A controller's frequency and facility over its session (the session row keeps the latest):
+# what a recompute needs to match contacts exactly as they were matched live.
+controller_frequencies = Table(
+    "controller_frequencies",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("controller_session_id", IdType, ForeignKey("controller_sessions.id"), nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("frequency", Text),
+    Column("facility", SmallInteger, nullable=False),
+    Index("ix_controller_frequencies_controller_session_id", "controller_session_id"),
+)
+
+flight_summaries = Table(
+    "flight_summaries",
+    metadata,
+    Column("flight_id", IdType, ForeignKey("flights.id"), primary_key=True, autoincrement=False),
+    Column("cid", Integer, nullable=False),
+    Column("callsign", Text, nullable=False),
+    Column("departure", Text),
+    Column("arrival", Text),
+    Column("aircraft", Text),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=False),
+    Column("online_minutes", Float, nullable=False),
+    Column("airborne_minutes", Float, nullable=False),
+    Column("distance_nm", Float, nullable=False),
+    Column("max_altitude", Integer),
+    Column("coverage", Float),
+    Column("airborne_coverage", Float),
+    Column("controllers", Text, nullable=False),  # JSON
+    Column("sectors", Text, nullable=False),  # JSON
+    Column("computed_at", UTCDateTime, nullable=False),
+    Index("ix_flight_summaries_ended_at", "ended_at"),
+    Index("ix_flight_summaries_callsign", "callsign"),
+    Index("ix_flight_summaries_cid", "cid"),
+    Index("ix_flight_summaries_departure", "departure"),
+    Index("ix_flight_summaries_arrival", "arrival"),
+)
+
+controller_summaries = Table(
+    "controller_summaries",
+    metadata,
+    Column(
+        "controller_session_id",
+        IdType,
+        ForeignKey("controller_sessions.id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("cid", Integer, nullable=False),
+    Column("callsign", Text, nullable=False),
+    Column("facility", SmallInteger, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=False),
+    Column("duration_minutes", Float, nullable=False),
+    Column("frequencies", Text, nullable=False),  # JSON
+    Column("aircraft_handled", Integer, nullable=False),
+    Column("peak_concurrent", Integer, nullable=False),
+    Column("hourly", Text, nullable=False),  # JSON
+    Column("per_aircraft", Text, nullable=False),  # JSON
+    Column("computed_at", UTCDateTime, nullable=False),
+    Index("ix_controller_summaries_ended_at", "ended_at"),
+    Index("ix_controller_summaries_callsign", "callsign"),
+    Index("ix_controller_summaries_cid", "cid"),
+)
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import BigInteger, Connection, Table, any_, bindparam, insert, u
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vatsim_collector.store import schema as t
+from vatsim_collector.store.airspace_writer import write_changes
 from vatsim_collector.store.rows import (
     POSITION_COLUMNS,
     controller_session_row,
@@ -152,6 +153,8 @@ class SnapshotWriter:
         self._write_controllers(conn, changes)
         self._write_prefiles(conn, changes)
         self._write_transceivers(conn, changes, snapshot_id)
+        if changes.airspace is not None:
+            write_changes(conn, changes.airspace)
         return snapshot_id
 
     def _write_flights(self, conn: Connection, changes: Changeset) -> None:

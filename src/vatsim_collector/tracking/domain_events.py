@@ -12,6 +12,8 @@ from datetime import datetime
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.payloads import (
     AtisChanged,
+    ContactEnded,
+    ContactStarted,
     ControllerConnected,
     ControllerDisconnected,
     FlightplanAmended,
@@ -19,9 +21,12 @@ from vatsim_collector.events.payloads import (
     Payload,
     PilotConnected,
     PilotDisconnected,
+    SectorEntered,
+    SectorExited,
     SnapshotReceived,
 )
 from vatsim_collector.feed.models import FlightPlan, Snapshot
+from vatsim_collector.tracking.airspace import AirspaceChanges
 from vatsim_collector.tracking.changes import Changeset
 from vatsim_collector.tracking.state import ControllerSession, PilotSession
 
@@ -159,6 +164,65 @@ def _payloads(changes: Changeset) -> list[Payload]:
     out.extend(_controller_connected(s, resumed=False) for s in changes.opened_controllers)
     out.extend(_controller_connected(s, resumed=True) for s in changes.resumed_controllers)
     out.extend(_atis_changed(s) for s in changes.atis_revisions)
+    if changes.airspace is not None:
+        out.extend(_airspace(changes.airspace.airspace))
+    return out
+
+
+def _airspace(changes: AirspaceChanges) -> list[Payload]:
+    out: list[Payload] = []
+    for o in changes.exited:
+        out.append(
+            SectorExited(
+                session_id=_stored(o.pilot.id, "pilot session"),
+                flight_id=_stored(o.pilot.flight.id, "flight"),
+                cid=o.pilot.cid,
+                callsign=o.pilot.callsign,
+                sector=o.sector,
+                entered_at=o.entered_at,
+                exited_at=o.last_inside_at,
+                latitude=o.last_inside.latitude,
+                longitude=o.last_inside.longitude,
+                altitude=o.last_inside.altitude,
+            )
+        )
+    for o in changes.entered:
+        out.append(
+            SectorEntered(
+                session_id=_stored(o.pilot.id, "pilot session"),
+                flight_id=_stored(o.pilot.flight.id, "flight"),
+                cid=o.pilot.cid,
+                callsign=o.pilot.callsign,
+                sector=o.sector,
+                latitude=o.entry.latitude,
+                longitude=o.entry.longitude,
+                altitude=o.entry.altitude,
+            )
+        )
+    for c in changes.contacts_ended:
+        out.append(
+            ContactEnded(
+                pilot_session_id=_stored(c.pilot.id, "pilot session"),
+                flight_id=_stored(c.pilot.flight.id, "flight"),
+                callsign=c.pilot.callsign,
+                controller_session_id=_stored(c.controller.id, "controller session"),
+                controller_callsign=c.controller.callsign,
+                frequency_hz=c.frequency_hz,
+                started_at=c.started_at,
+                ended_at=c.last_contact_at,
+            )
+        )
+    for c in changes.contacts_started:
+        out.append(
+            ContactStarted(
+                pilot_session_id=_stored(c.pilot.id, "pilot session"),
+                flight_id=_stored(c.pilot.flight.id, "flight"),
+                callsign=c.pilot.callsign,
+                controller_session_id=_stored(c.controller.id, "controller session"),
+                controller_callsign=c.controller.callsign,
+                frequency_hz=c.frequency_hz,
+            )
+        )
     return out
 
 
