@@ -15,6 +15,8 @@ from vatsim_collector.events.event import KNOWN_TYPES, Event, EventCodecError
 from vatsim_collector.events.eventlog import EventLog
 from vatsim_collector.events.payloads import (
     AtisChanged,
+    ContactEnded,
+    ContactStarted,
     ControllerConnected,
     ControllerDisconnected,
     FlightplanAmended,
@@ -22,6 +24,8 @@ from vatsim_collector.events.payloads import (
     Payload,
     PilotConnected,
     PilotDisconnected,
+    SectorEntered,
+    SectorExited,
     SnapshotReceived,
 )
 from vatsim_collector.store import schema as t
@@ -111,6 +115,46 @@ def one_of_each(at: datetime) -> list[Payload]:
             frequency="128.075",
             atis_code="K",
             text=("HEATHROW INFORMATION K", "RWY 27L"),
+        ),
+        SectorEntered(
+            session_id=7,
+            flight_id=3,
+            cid=1234567,
+            callsign="BAW12",
+            sector="EGTT",
+            latitude=51.5,
+            longitude=-0.2,
+            altitude=6000,
+        ),
+        SectorExited(
+            session_id=7,
+            flight_id=3,
+            cid=1234567,
+            callsign="BAW12",
+            sector="EGTT",
+            entered_at=at - timedelta(minutes=30),
+            exited_at=at,
+            latitude=51.0,
+            longitude=2.0,
+            altitude=35000,
+        ),
+        ContactStarted(
+            pilot_session_id=7,
+            flight_id=3,
+            callsign="BAW12",
+            controller_session_id=9,
+            controller_callsign="EGLL_N_TWR",
+            frequency_hz=118_505_000,
+        ),
+        ContactEnded(
+            pilot_session_id=7,
+            flight_id=3,
+            callsign="BAW12",
+            controller_session_id=9,
+            controller_callsign="EGLL_N_TWR",
+            frequency_hz=118_505_000,
+            started_at=at - timedelta(minutes=3),
+            ended_at=at,
         ),
     ]
 

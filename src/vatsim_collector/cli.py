@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -42,6 +43,18 @@ def settings_or_exit(**overrides: object) -> Settings:
         raise typer.Exit(2) from None
 
 
+@contextlib.contextmanager
+def configuration_errors() -> Iterator[None]:
+    """A sector or boundary file that cannot be used ends the command with its reason."""
+    from vatsim_collector.errors.taxonomy import ConfigurationError
+
+    try:
+        yield
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _configure_logging(level: str) -> None:
     from vatsim_collector.logsetup import configure_logging
 
@@ -72,7 +85,8 @@ def run(
     _configure_logging(settings.log_level)
     from vatsim_collector.service import run_service
 
-    run_service(settings)
+    with configuration_errors():
+        run_service(settings)
 
 
 @app.command()
@@ -99,7 +113,8 @@ def replay(
 
     report = ReplayReport()
     files = order_files(collect_files(paths), report)
-    ingestor, engine = open_ingestor(settings)
+    with configuration_errors():
+        ingestor, engine = open_ingestor(settings)
     ingestor.stats.snapshots_rejected += len(report.problems)
     # Replayed history feeds the event log (and any handler) exactly as live collection does.
     layer = build_event_layer(settings, ingestor.db)
@@ -241,7 +256,8 @@ def demo(
         poll_interval=max(15.0 / speed, 0.5),
     )
     _configure_logging(settings.log_level)
-    run_demo(settings, speed=speed, seed=seed)
+    with configuration_errors():
+        run_demo(settings, speed=speed, seed=seed)
 
 
 @db_app.command("upgrade")

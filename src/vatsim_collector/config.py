@@ -110,6 +110,26 @@ class Settings(BaseSettings):
     # Seconds a publish waits for room in a full blocking queue before shedding.
     event_block_timeout: float = Field(default=5.0, ge=0)
 
+    # Airspace analytics: sector occupancy and ATC contact, computed during ingest.
+    airspace_enabled: bool = True
+    # A GeoJSON file of sectors; empty: the shipped VATSpy FIR boundaries.
+    sector_file: Path | None = None
+    sector_name_property: str = Field(default="id", min_length=1)
+    # Feature properties with the altitude band in feet; a missing value is unbounded.
+    sector_lower_property: str = "lower_ft"
+    sector_upper_property: str = "upper_ft"
+    # Snapshots seen outside a sector, in a row, before the flight counts as having left it.
+    sector_exit_after: int = Field(default=4, ge=1, le=100)
+    # Contact range per facility, overriding the defaults: "TWR=15,APP=60,CTR=400".
+    contact_ranges: str = ""
+    # Optional boundary filter, off unless an area is given: record only pilots inside these
+    # sectors (comma-separated names from the sector file) or this GeoJSON file, plus a margin.
+    boundary_sectors: str = ""
+    boundary_file: Path | None = None
+    boundary_margin_nm: float = Field(default=0.0, ge=0, le=1000)
+    # With a boundary: only controllers whose callsign matches one of these patterns (EDDF_*).
+    boundary_controllers: str = ""
+
     # Keys that unlock the error analytics and breaker resets (comma-separated in the
     # environment). With none configured those endpoints always answer 401.
     api_keys: SecretStr = SecretStr("")
@@ -145,6 +165,23 @@ class Settings(BaseSettings):
     @property
     def event_log_type_list(self) -> list[str]:
         return [p.strip() for p in self.event_log_types.split(",") if p.strip()]
+
+    @field_validator("contact_ranges")
+    @classmethod
+    def _ranges(cls, value: str) -> str:
+        from vatsim_collector.tracking.contacts import ContactRanges
+
+        if value.strip():
+            ContactRanges.parse(value)  # raises ValueError naming the bad part
+        return value
+
+    @property
+    def boundary_sector_list(self) -> list[str]:
+        return [n.strip() for n in self.boundary_sectors.split(",") if n.strip()]
+
+    @property
+    def boundary_controller_list(self) -> list[str]:
+        return [p.strip() for p in self.boundary_controllers.split(",") if p.strip()]
 
     @model_validator(mode="after")
     def _polite_to_vatsim(self) -> Settings:

@@ -30,6 +30,8 @@ from vatsim_collector.store.restore import load_live_state
 from vatsim_collector.store.writer import SnapshotWriter
 from vatsim_collector.tracking.airspace import AirspaceEngine
 from vatsim_collector.tracking.airspace_live import LiveAirspace
+from vatsim_collector.tracking.boundary import BoundaryFilter
+from vatsim_collector.tracking.boundary_filtering import within_boundary
 from vatsim_collector.tracking.changes import Changeset
 from vatsim_collector.tracking.domain_events import domain_events, snapshot_received
 from vatsim_collector.tracking.live import LiveView
@@ -74,6 +76,10 @@ class IngestStats:
     positions_written: int = 0
     transceivers_written: int = 0
     prefiles_seen: int = 0
+    # Left out by the boundary filter (always 0 without one).
+    pilots_filtered: int = 0
+    controllers_filtered: int = 0
+    atis_filtered: int = 0
 
     def count(self, changes: Changeset) -> None:
         self.snapshots_ingested += 1
@@ -136,6 +142,7 @@ class Ingestor:
         config: IngestConfig,
         *,
         airspace: AirspaceEngine | None = None,
+        boundary: BoundaryFilter | None = None,
     ) -> None:
         self.db = db if isinstance(db, DatabaseService) else DatabaseService.for_engine(db)
         self.engine = self.db.engine
@@ -152,6 +159,8 @@ class Ingestor:
         self.tracker = self._tracker(self.state)
         # Sector occupancy and ATC contact, when configured (the service always does).
         self.airspace = LiveAirspace(airspace) if airspace is not None else None
+        # Record only one region's traffic, when configured (off by default).
+        self.boundary = boundary
         # What readers on other threads may look at; see tracking.live.
         self.live = LiveView.empty()
         self.last_snapshot: Snapshot | None = None
@@ -235,6 +244,12 @@ class Ingestor:
         reason = self.gate.check(snapshot, self.state.last_accepted_clients)
         if reason is not None:
             return self._quarantine(snapshot, raw, reason, source, fetched_at)
+        if self.boundary is not None:
+            filtered = within_boundary(snapshot, transceivers, self.boundary)
+            snapshot, transceivers = filtered.snapshot, filtered.transceivers
+            self.stats.pilots_filtered += filtered.pilots_dropped
+            self.stats.controllers_filtered += filtered.controllers_dropped
+            self.stats.atis_filtered += filtered.atis_dropped
         snapshot_id = t.snapshot_id_for(at)
         with self.db.timed("ingest.partitions"):
             self.partitions.ensure_for(self.engine, snapshot_id)

@@ -35,17 +35,24 @@ from vatsim_collector.store.health import HealthLimits, HealthMonitor
 from vatsim_collector.store.migrate import upgrade
 from vatsim_collector.store.retention import RetentionJob, RetentionPolicy, run_periodically
 from vatsim_collector.store.spool import SnapshotSpool
+from vatsim_collector.tracking.airspace_setup import Airspace, build_airspace
 
 log = structlog.get_logger(__name__)
 
 STOP_TIMEOUT_SECONDS = 30.0
 
 
-def open_ingestor(settings: Settings) -> tuple[Ingestor, Engine]:
+def open_ingestor(settings: Settings, airspace: Airspace | None = None) -> tuple[Ingestor, Engine]:
     """Engine with migrations applied, and an ingestor holding the restored live state."""
+    airspace = airspace if airspace is not None else build_airspace(settings)
     db = DatabaseService.from_settings(settings)
     upgrade(db.engine)
-    ingestor = Ingestor(db, IngestConfig.from_settings(settings))
+    ingestor = Ingestor(
+        db,
+        IngestConfig.from_settings(settings),
+        airspace=airspace.engine,
+        boundary=airspace.boundary,
+    )
     ingestor.restore()
     return ingestor, db.engine
 
@@ -62,7 +69,8 @@ def health_limits(settings: Settings) -> HealthLimits:
 def build_service_app(
     settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
 ) -> FastAPI:
-    ingestor, engine = open_ingestor(settings)
+    airspace = build_airspace(settings)
+    ingestor, engine = open_ingestor(settings, airspace)
     spool = SnapshotSpool(
         settings.spool_dir,
         max_entries=settings.spool_max_snapshots,
@@ -147,6 +155,7 @@ def build_service_app(
         health=monitor,
         errors=ErrorLayer(manager=errors, breakers=breakers, poller=poller),
         events=events,
+        sectors=airspace.sectors,
         api_keys=settings.api_key_list,
     )
 

@@ -29,6 +29,7 @@ from vatsim_collector.api.context import ApiContext, ErrorLayer
 from vatsim_collector.events.layer import EventLayer
 from vatsim_collector.ingest import Ingestor
 from vatsim_collector.store.health import HealthLimits, HealthMonitor
+from vatsim_collector.tracking.sectors import SectorSet
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +63,7 @@ def create_app(
     health: HealthMonitor | None = None,
     errors: ErrorLayer | None = None,
     events: EventLayer | None = None,
+    sectors: SectorSet | None = None,
     api_keys: Sequence[str] = (),
 ) -> FastAPI:
     """Build the API for ``ingestor``.
@@ -89,6 +91,7 @@ def create_app(
         health=monitor,
         errors=errors,
         events=events,
+        sectors=sectors,
     )
     app.state.api_keys = tuple(key.encode() for key in api_keys)
     app.add_exception_handler(SQLAlchemyError, _database_error)

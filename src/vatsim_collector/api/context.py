@@ -19,6 +19,7 @@ from vatsim_collector.events.layer import EventLayer
 from vatsim_collector.ingest import Ingestor
 from vatsim_collector.poller import Poller
 from vatsim_collector.store.health import HealthMonitor, HealthReport
+from vatsim_collector.tracking.sectors import SectorSet
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class ApiContext:
     health: HealthMonitor
     errors: ErrorLayer | None = None
     events: EventLayer | None = None
+    sectors: SectorSet | None = None
     # A verdict older than this is re-probed on request (the monitor's loop may not run).
     health_max_age: float = 30.0
 

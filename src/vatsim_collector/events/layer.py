@@ -23,12 +23,21 @@ from vatsim_collector.events.bus import EventBus
 from vatsim_collector.events.deadletters import DeadLetterQueue
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.eventlog import EventLog
+from vatsim_collector.events.payloads import ControllerDisconnected, EventType, PilotDisconnected
 from vatsim_collector.events.subscription import HandlerOptions, Overflow
 from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.summaries_store import SummaryWriter
 
-__all__ = ["EVENT_LOG_HANDLER", "EventLayer", "build_event_layer", "handler_options"]
+__all__ = [
+    "EVENT_LOG_HANDLER",
+    "SUMMARIES_HANDLER",
+    "EventLayer",
+    "build_event_layer",
+    "handler_options",
+]
 
 EVENT_LOG_HANDLER = "event-log"
+SUMMARIES_HANDLER = "summaries"
 # Rows per event-log transaction: the first snapshot of a session brings thousands of events.
 EVENT_LOG_BATCH = 500
 
@@ -118,6 +127,17 @@ def _log_writer(log: EventLog) -> Any:
     return write
 
 
+def _summariser(writer: SummaryWriter) -> Any:
+    async def summarise(event: Event) -> None:
+        payload = event.payload
+        if isinstance(payload, PilotDisconnected):
+            await asyncio.to_thread(writer.flight, payload.flight_id)
+        elif isinstance(payload, ControllerDisconnected):
+            await asyncio.to_thread(writer.controller, payload.session_id)
+
+    return summarise
+
+
 def build_event_layer(
     settings: Settings,
     db: DatabaseService,
@@ -138,4 +158,13 @@ def build_event_layer(
             *types,
             options=handler_options(settings, overflow=Overflow.BLOCK, batch_size=EVENT_LOG_BATCH),
         )
+    # Summaries are written once their flight or controller session has ended; a failure is
+    # dead-lettered like any other, and replaying it rewrites the same row.
+    bus.subscribe(
+        SUMMARIES_HANDLER,
+        _summariser(SummaryWriter(db)),
+        EventType.PILOT_DISCONNECTED.value,
+        EventType.CONTROLLER_DISCONNECTED.value,
+        options=handler_options(settings),
+    )
     return EventLayer(bus=bus, dead_letters=dead_letters, log=log)

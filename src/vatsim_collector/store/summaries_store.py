@@ -1,0 +1,200 @@
+"""Loads what a flight's or controller session's summary is computed from, and stores the result.
+
+Summaries are written when the flight or session has ended, and rewritten -- an upsert on the
+flight or session id -- whenever asked again: a flight continued by a reconnect and ended once
+more, or a ``recompute``, simply replaces the row. Observers get no controller summary: they
+are excluded from ATC statistics.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from vatsim_collector.store import schema as t
+from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.tracking.summaries import (
+    ContactSpan,
+    HandledSpan,
+    PositionSample,
+    SectorVisit,
+    controller_summary,
+    flight_summary,
+)
+
+__all__ = ["SummaryWriter"]
+
+
+def _json(value: Any) -> str:
+    def default(obj: object) -> str:
+        if isinstance(obj, datetime):
+            return obj.isoformat()
+        raise TypeError(f"not JSON: {type(obj).__name__}")
+
+    return json.dumps(value, default=default, separators=(",", ":"))
+
+
+def _mhz(hz: int) -> str:
+    return f"{hz / 1e6:.3f}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SummaryWriter:
+    def __init__(self, db: DatabaseService, *, clock: Callable[[], datetime] = _now) -> None:
+        self.db = db
+        self._clock = clock
+
+    def _upsert(self, conn: Connection, table: Any, key: str, row: dict[str, Any]) -> None:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(table).values(**row)
+        update = {name: stmt.excluded[name] for name in row if name != key}
+        conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_=update))
+
+    # -- flights -----------------------------------------------------------------------------
+
+    def flight(self, flight_id: int) -> bool:
+        """Summarise the flight if it has ended; False when it has not (or does not exist)."""
+        with self.db.write("summaries.flight") as conn:
+            return self.flight_in(conn, flight_id)
+
+    def flight_in(self, conn: Connection, flight_id: int) -> bool:
+        fl = conn.execute(select(t.flights).where(t.flights.c.id == flight_id)).first()
+        if fl is None or fl.ended_at is None:
+            return False
+        ps, pos, snap = t.pilot_sessions, t.positions, t.snapshots
+        positions = [
+            PositionSample(
+                r.pilot_session_id,
+                r.update_timestamp,
+                r.latitude,
+                r.longitude,
+                r.altitude,
+                r.groundspeed,
+            )
+            for r in conn.execute(
+                select(
+                    pos.c.pilot_session_id,
+                    snap.c.update_timestamp,
+                    pos.c.latitude,
+                    pos.c.longitude,
+                    pos.c.altitude,
+                    pos.c.groundspeed,
+                )
+                .join(ps, ps.c.id == pos.c.pilot_session_id)
+                .join(snap, snap.c.id == pos.c.snapshot_id)
+                .where(ps.c.flight_id == flight_id)
+            )
+        ]
+        ci, cs = t.contact_intervals, t.controller_sessions
+        contacts = [
+            ContactSpan(
+                r.controller_session_id, r.callsign, _mhz(r.frequency_hz), r.started_at, r.ended_at
+            )
+            for r in conn.execute(
+                select(ci, cs.c.callsign)
+                .join(cs, cs.c.id == ci.c.controller_session_id)
+                .where(ci.c.flight_id == flight_id, ci.c.ended_at.is_not(None))
+            )
+        ]
+        so = t.sector_occupancy
+        visits = [
+            SectorVisit(r.sector, r.entered_at, r.exited_at)
+            for r in conn.execute(
+                select(so).where(so.c.flight_id == flight_id, so.c.exited_at.is_not(None))
+            )
+        ]
+        fp = t.flight_plans
+        plan = conn.execute(
+            select(fp.c.aircraft_short, fp.c.aircraft)
+            .where(fp.c.flight_id == flight_id)
+            .order_by(fp.c.id.desc())
+            .limit(1)
+        ).first()
+        summary = flight_summary(positions, contacts, visits)
+        self._upsert(
+            conn,
+            t.flight_summaries,
+            "flight_id",
+            {
+                "flight_id": flight_id,
+                "cid": fl.cid,
+                "callsign": fl.callsign,
+                "departure": fl.departure,
+                "arrival": fl.arrival,
+                "aircraft": (plan.aircraft_short or plan.aircraft or None) if plan else None,
+                "started_at": fl.started_at,
+                "ended_at": fl.ended_at,
+                "online_minutes": summary.online_minutes,
+                "airborne_minutes": summary.airborne_minutes,
+                "distance_nm": summary.distance_nm,
+                "max_altitude": summary.max_altitude,
+                "coverage": summary.coverage,
+                "airborne_coverage": summary.airborne_coverage,
+                "controllers": _json(summary.controllers),
+                "sectors": _json(summary.sectors),
+                "computed_at": self._clock(),
+            },
+        )
+        return True
+
+    # -- controllers -------------------------------------------------------------------------
+
+    def controller(self, session_id: int) -> bool:
+        """Summarise the controller session if it has ended and is not an observer."""
+        with self.db.write("summaries.controller") as conn:
+            return self.controller_in(conn, session_id)
+
+    def controller_in(self, conn: Connection, session_id: int) -> bool:
+        cs = t.controller_sessions
+        row = conn.execute(select(cs).where(cs.c.id == session_id)).first()
+        if row is None or row.ended_at is None or row.is_observer:
+            return False
+        cf = t.controller_frequencies
+        frequencies = [
+            r.frequency
+            for r in conn.execute(
+                select(cf.c.frequency)
+                .where(cf.c.controller_session_id == session_id)
+                .order_by(cf.c.id)
+            )
+            if r.frequency
+        ] or ([row.frequency] if row.frequency else [])
+        ci, ps = t.contact_intervals, t.pilot_sessions
+        spans = [
+            HandledSpan(r.flight_id, r.callsign, r.started_at, r.ended_at)
+            for r in conn.execute(
+                select(ci.c.flight_id, ci.c.started_at, ci.c.ended_at, ps.c.callsign)
+                .join(ps, ps.c.id == ci.c.pilot_session_id)
+                .where(ci.c.controller_session_id == session_id, ci.c.ended_at.is_not(None))
+            )
+        ]
+        summary = controller_summary(row.first_seen_at, row.last_seen_at, frequencies, spans)
+        self._upsert(
+            conn,
+            t.controller_summaries,
+            "controller_session_id",
+            {
+                "controller_session_id": session_id,
+                "cid": row.cid,
+                "callsign": row.callsign,
+                "facility": row.facility,
+                "started_at": row.first_seen_at,
+                "ended_at": row.last_seen_at,
+                "duration_minutes": summary.duration_minutes,
+                "frequencies": _json(summary.frequencies),
+                "aircraft_handled": summary.aircraft_handled,
+                "peak_concurrent": summary.peak_concurrent,
+                "hourly": _json(summary.hourly),
+                "per_aircraft": _json(summary.per_aircraft),
+                "computed_at": self._clock(),
+            },
+        )
+        return True
