@@ -305,6 +305,8 @@ def test_assign_shapes_and_empty_input() -> None:
     empty = sectors.assign([], [], [])
     assert empty.dtype == np.int64
     assert empty.shape == (0,)
+    nan = float("nan")
+    assert sectors.assign([nan, 0.5], [0.5, nan], [0.0, 0.0]).tolist() == [-1, -1]
     with pytest.raises(ValueError, match="equal length"):
         sectors.assign([0.5, 0.5], [0.5], [0.0])
 
