@@ -261,7 +261,7 @@ def recompute(
         missed: dict[int, int] = {}
         for snapshot in snapshots:
             observed, tuned = _observations(conn, snapshot, pilots, controllers)
-            seen = {o.key for o in observed}
+            seen = {o.ref.id for o in observed if o.ref.id is not None}
             ended: list[int] = []
             for key in list(missed):
                 if key in seen:
@@ -270,8 +270,8 @@ def recompute(
                 if missed[key] >= missed_to_end:
                     del missed[key]
                     ended.append(key)
-            for key in seen:
-                missed[key] = 0
+            for present in seen:
+                missed[present] = 0
             changes = engine.step(snapshot.update_timestamp, observed, tuned, ended_pilots=ended)
             write_airspace(conn, changes)
             _written(changes, report)

@@ -1,0 +1,239 @@
+"""Response models of the airspace and summary endpoints.
+
+Windows are echoed back as ``from``/``to`` (Python keywords, hence the aliases) so a client that
+relied on the defaults learns which window it was answered for.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vatsim_collector.api.models_events import PaginationOut
+
+class _Window(BaseModel):
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
+
+    start: datetime = Field(alias="from", description="Inclusive, UTC.")
+    end: datetime = Field(alias="to", description="Exclusive, UTC.")
+
+
+# -- sectors -------------------------------------------------------------------------------
+
+
+class SectorOut(BaseModel):
+    name: str
+    features: int = Field(description="Polygons in the sector file carrying this name.")
+    lower_ft: float | None = Field(
+        description="Lowest lower limit over its polygons; null when one has none."
+    )
+    upper_ft: float | None = Field(
+        description="Highest upper limit over its polygons; null when one has none."
+    )
+    current: int = Field(description="Pilot sessions inside it now (open occupancy rows).")
+
+
+class SectorsOut(BaseModel):
+    sectors: list[SectorOut]
+    pagination: PaginationOut
+
+
+class PointOut(BaseModel):
+    latitude: float
+    longitude: float
+    altitude: int
+
+
+class OccupancyOut(BaseModel):
+    id: int
+    sector: str
+    flight_id: int
+    pilot_session_id: int
+    callsign: str
+    entered_at: datetime = Field(description="The first snapshot inside.")
+    entry: PointOut
+    exited_at: datetime | None = Field(
+        description="The last snapshot inside; null while the aircraft is still inside."
+    )
+    exit: PointOut | None
+
+
+class OccupancyHourOut(BaseModel):
+    hour: datetime = Field(description="Start of the UTC hour.")
+    aircraft: int = Field(description="Distinct flights inside at some time of the hour.")
+    entries: int = Field(description="Entries into the sector during the hour.")
+
+
+class SectorOccupancyOut(_Window):
+    sector: str
+    current: list[OccupancyOut] = Field(description="Open occupancies now, oldest entry first.")
+    visits: list[OccupancyOut] = Field(
+        description="Occupancies overlapping the window, by entry time (this page)."
+    )
+    hourly: list[OccupancyHourOut] = Field(
+        description="Every UTC hour meeting the window, counted over all visits (not the page)."
+    )
+    pagination: PaginationOut
+
+
+# -- coverage ------------------------------------------------------------------------------
+
+
+class CoverageBucketOut(BaseModel):
+    samples: int
+    covered: int
+    coverage: float | None = Field(description="covered / samples; null without samples.")
+
+
+class HourCoverageOut(CoverageBucketOut):
+    hour: datetime
+
+
+class SectorCoverageOut(CoverageBucketOut):
+    sector: str
+
+
+class CoverageOut(_Window, CoverageBucketOut):
+    sector: str | None
+    hourly: list[HourCoverageOut]
+    by_sector: list[SectorCoverageOut] = Field(
+        description="Per sector the samples were in (a sample may be in two during a"
+        " handover); empty when `sector` was given."
+    )
+
+
+# -- transceivers --------------------------------------------------------------------------
+
+
+class TransceiverOut(BaseModel):
+    id: int
+    frequency_hz: int
+    frequency: str = Field(description="MHz, three decimals, e.g. 118.505.")
+    latitude: float | None
+    longitude: float | None
+    height_msl_m: float | None
+    height_agl_m: float | None
+
+
+class StationOut(BaseModel):
+    callsign: str
+    transceivers: list[TransceiverOut]
+
+
+class TransceiversOut(BaseModel):
+    transceivers: list[StationOut]
+    updated_at: datetime | None = Field(
+        description="update_timestamp of the latest accepted snapshot; null before the first."
+    )
+    pagination: PaginationOut
+
+
+# -- summaries -----------------------------------------------------------------------------
+
+
+class ControllerWorkedOut(BaseModel):
+    controller_session_id: int
+    callsign: str
+    minutes: float
+
+
+class SectorMinutesOut(BaseModel):
+    sector: str
+    minutes: float
+
+
+class FlightSummaryOut(BaseModel):
+    flight_id: int
+    cid: int
+    callsign: str
+    departure: str | None
+    arrival: str | None
+    aircraft: str | None
+    started_at: datetime
+    ended_at: datetime
+    online_minutes: float
+    airborne_minutes: float
+    distance_nm: float
+    max_altitude: int | None
+    coverage: float | None = Field(description="Share of online time in contact with ATC.")
+    airborne_coverage: float | None
+    controllers: list[ControllerWorkedOut]
+    sectors: list[SectorMinutesOut]
+    computed_at: datetime
+
+
+class FlightSummariesOut(BaseModel):
+    summaries: list[FlightSummaryOut]
+    pagination: PaginationOut
+
+
+class FlightRecordOut(BaseModel):
+    id: int
+    cid: int
+    callsign: str
+    departure: str | None
+    arrival: str | None
+    started_at: datetime
+    ended_at: datetime | None = Field(description="Null while the flight is on.")
+
+
+class PilotSessionOut(BaseModel):
+    id: int
+    logon_time: datetime
+    first_seen_at: datetime
+    last_seen_at: datetime
+    ended_at: datetime | None
+
+
+class ContactOut(BaseModel):
+    id: int
+    pilot_session_id: int
+    controller_session_id: int
+    callsign: str = Field(description="The controller's callsign.")
+    frequency_hz: int
+    frequency: str = Field(description="MHz, three decimals, e.g. 118.505.")
+    started_at: datetime
+    ended_at: datetime | None = Field(description="Null while in contact.")
+
+
+class FlightDetailOut(BaseModel):
+    flight: FlightRecordOut
+    sessions: list[PilotSessionOut]
+    summary: FlightSummaryOut | None = Field(description="Null while the flight is on.")
+    contacts: list[ContactOut]
+    sectors: list[OccupancyOut]
+
+
+class HourlyControllerOut(BaseModel):
+    hour: datetime
+    online_minutes: float
+    contact_minutes: float
+    aircraft: int
+
+
+class AircraftHandledOut(BaseModel):
+    flight_id: int
+    callsign: str
+    minutes: float
+
+
+class ControllerSummaryOut(BaseModel):
+    controller_session_id: int
+    cid: int
+    callsign: str
+    facility: int
+    started_at: datetime
+    ended_at: datetime
+    duration_minutes: float
+    frequencies: list[str]
+    aircraft_handled: int
+    peak_concurrent: int
+    hourly: list[HourlyControllerOut]
+    per_aircraft: list[AircraftHandledOut]
+    computed_at: datetime
+
+
+class ControllerSummariesOut(BaseModel):
+    summaries: list[ControllerSummaryOut]
+    pagination: PaginationOut
