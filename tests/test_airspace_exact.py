@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.engine import make_url
 
 from feeds import parse_time
 from vatsim_collector.feed.sim_traffic import SimRates
@@ -112,23 +113,27 @@ class Fresh:
 
 @pytest.fixture
 def second_database(database_url: str) -> Iterator[Fresh]:
-    """Another empty database of the same kind as ``engine``'s."""
+    """Another empty database of the same kind as ``engine``'s, dropped afterwards."""
     if database_url.startswith("sqlite"):
-        url = database_url.replace(".db", "-second.db")
-    else:
-        from sqlalchemy import text
-        from sqlalchemy.engine import make_url
-
-        admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
-        name = make_url(database_url).database + "_second"
+        engine = create_engine(database_url.replace(".db", "-second.db"))
+        upgrade(engine)
+        yield Fresh(str(engine.url), engine)
+        engine.dispose()
+        return
+    url = make_url(database_url)
+    name = f"{url.database}_second"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = create_engine(url.set(database=name))
+    try:
+        upgrade(engine)
+        yield Fresh(name, engine)
+    finally:
+        engine.dispose()
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-        url = make_url(database_url).set(database=name).render_as_string(False)
-    engine = create_engine(url)
-    upgrade(engine)
-    yield Fresh(url, engine)
-    engine.dispose()
 
 
 def test_restarts_split_nothing(

@@ -1,7 +1,8 @@
 """The REST API app factory. No module-level app, engine or settings: build one per ingestor.
 
-Live data (``/api/flights``, ``/api/controllers``, ``/api/status``) is read from the
-ingestor's in-memory state; history (tracks) from the database via the ingestor's DatabaseService.
+Live data (``/api/flights``, ``/api/controllers``, ``/api/status``, ``/api/transceivers``) is
+read from the ingestor's in-memory state; history (tracks, summaries, sector occupancy, coverage)
+from the database via the ingestor's DatabaseService.
 Errors are always JSON ``{"detail": ...}`` without stack traces: a database failure is a 503,
 anything unexpected a 500; the exception is logged, not returned.
 """
@@ -18,12 +19,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from vatsim_collector.api import (
+    routes_airspace,
     routes_controllers,
     routes_database,
     routes_errors,
     routes_events,
     routes_flights,
     routes_status,
+    routes_summaries,
 )
 from vatsim_collector.api.context import ApiContext, ErrorLayer
 from vatsim_collector.events.layer import EventLayer
@@ -97,7 +100,10 @@ def create_app(
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(routes_status.router)
+    # Before the flights router: /api/flights/summaries must not be taken for a flight id.
+    app.include_router(routes_summaries.router)
     app.include_router(routes_flights.router)
+    app.include_router(routes_airspace.router)
     app.include_router(routes_controllers.router)
     app.include_router(routes_database.router)
     app.include_router(routes_errors.router)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vatsim_collector.api.models_events import PaginationOut
 
+
 class _Window(BaseModel):
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
 
@@ -80,23 +81,26 @@ class SectorOccupancyOut(_Window):
 # -- coverage ------------------------------------------------------------------------------
 
 
-class CoverageBucketOut(BaseModel):
+class HourCoverageOut(BaseModel):
+    hour: datetime = Field(description="Start of the UTC hour.")
     samples: int
     covered: int
     coverage: float | None = Field(description="covered / samples; null without samples.")
 
 
-class HourCoverageOut(CoverageBucketOut):
-    hour: datetime
-
-
-class SectorCoverageOut(CoverageBucketOut):
+class SectorCoverageOut(BaseModel):
     sector: str
+    samples: int
+    covered: int
+    coverage: float | None = Field(description="covered / samples; null without samples.")
 
 
-class CoverageOut(_Window, CoverageBucketOut):
-    sector: str | None
-    hourly: list[HourCoverageOut]
+class CoverageOut(_Window):
+    sector: str | None = Field(description="The sector asked for, if any.")
+    samples: int = Field(description="Stored positions in the window (inside `sector`, if given).")
+    covered: int = Field(description="Samples in contact with ATC at their snapshot time.")
+    coverage: float | None = Field(description="covered / samples; null without samples.")
+    hourly: list[HourCoverageOut] = Field(description="Every UTC hour meeting the window.")
     by_sector: list[SectorCoverageOut] = Field(
         description="Per sector the samples were in (a sample may be in two during a"
         " handover); empty when `sector` was given."

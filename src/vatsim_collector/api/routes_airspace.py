@@ -1,0 +1,391 @@
+"""Sectors, their occupancy, ATC coverage (from the database) and transceivers (from memory).
+
+Public like ``/api/flights``. Time windows are bounded because every one of these reads scales
+with the window: a caller cannot make the database scan a year of positions. The window and
+paging parameters live here and the summary routes reuse them, so both areas validate alike.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+
+from vatsim_collector.api import queries_airspace as q
+from vatsim_collector.api.context import ApiContext, Context
+from vatsim_collector.api.models import ErrorOut
+from vatsim_collector.api.models_airspace import (
+    CoverageOut,
+    HourCoverageOut,
+    OccupancyHourOut,
+    OccupancyOut,
+    PointOut,
+    SectorCoverageOut,
+    SectorOccupancyOut,
+    SectorOut,
+    SectorsOut,
+    StationOut,
+    TransceiverOut,
+    TransceiversOut,
+)
+from vatsim_collector.api.models_events import PaginationOut
+from vatsim_collector.feed.models import StationTransceivers
+from vatsim_collector.tracking.sectors import SectorSet
+
+router = APIRouter(tags=["airspace"])
+
+NAME_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+OCCUPANCY_MAX = timedelta(days=31)
+COVERAGE_MAX = timedelta(days=7)
+
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size, 1-500.")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip.")]
+From = Annotated[
+    datetime | None,
+    Query(alias="from", description="Inclusive; ISO 8601 with a UTC offset, e.g. ...T12:00:00Z."),
+]
+To = Annotated[
+    datetime | None,
+    Query(alias="to", description="Exclusive; ISO 8601 with a UTC offset."),
+]
+NamePrefix = Annotated[
+    str | None,
+    Query(
+        max_length=32,
+        pattern=NAME_PATTERN,
+        description="Prefix, case-insensitive: 1-32 of A-Z, a-z, 0-9, '_' and '-'.",
+    ),
+]
+SectorName = Annotated[
+    str, Path(max_length=32, pattern=NAME_PATTERN, description="A sector name, e.g. EGTT.")
+]
+
+_503: dict[int | str, dict[str, Any]] = {status.HTTP_503_SERVICE_UNAVAILABLE: {"model": ErrorOut}}
+_404_503: dict[int | str, dict[str, Any]] = {
+    status.HTTP_404_NOT_FOUND: {"model": ErrorOut},
+    **_503,
+}
+
+
+def unprocessable(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
+
+
+def aware_range(
+    start: datetime | None, end: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """Both bounds in UTC. A naive time is refused, not read as UTC: guessing would shift every
+    result by the caller's offset without anyone noticing."""
+    for moment in (start, end):
+        if moment is not None and moment.utcoffset() is None:
+            raise unprocessable("from and to need a UTC offset, e.g. 2024-05-01T12:00:00Z")
+    start = None if start is None else start.astimezone(UTC)
+    end = None if end is None else end.astimezone(UTC)
+    if start is not None and end is not None and end <= start:
+        raise unprocessable("to must be after from")
+    return start, end
+
+
+def window(
+    ctx: ApiContext,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    maximum: timedelta,
+    default: timedelta = DAY,
+) -> tuple[datetime, datetime]:
+    """``to`` defaults to now and ``from`` to ``default`` before ``to``."""
+    start, end = aware_range(start, end)
+    end = end if end is not None else ctx.clock().astimezone(UTC)
+    start = start if start is not None else end - default
+    if end <= start:
+        raise unprocessable("to (now when not given) must be after from")
+    if end - start > maximum:
+        raise unprocessable(
+            f"the window from {start.isoformat()} to {end.isoformat()} is"
+            f" longer than the maximum of {maximum.days} days"
+        )
+    return start, end
+
+
+def hours_of(start: datetime, end: datetime) -> list[datetime]:
+    """Every UTC hour that meets ``[start, end)``."""
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    out = []
+    while hour < end:
+        out.append(hour)
+        hour += HOUR
+    return out
+
+
+def _sector_set(ctx: ApiContext) -> SectorSet:
+    if ctx.sectors is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="no sector set is loaded in this process; sector data is unavailable",
+        )
+    return ctx.sectors
+
+
+def _sector_named(ctx: ApiContext, name: str) -> str:
+    """The stored name for ``name``; case is forgiven like callsigns (VATSpy ids are upper)."""
+    sectors = _sector_set(ctx)
+    for candidate in (name, name.upper()):
+        if sectors.by_name(candidate):
+            return candidate
+    raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no sector named {name}")
+
+
+def _limit(values: Iterable[float | None], pick: Any) -> float | None:
+    """The outermost limit over a name's polygons; unbounded if any polygon is."""
+    found = list(values)
+    return None if any(v is None for v in found) else pick(found)
+
+
+@router.get(
+    "/api/sectors",
+    response_model=SectorsOut,
+    summary="Sectors of the loaded sector set, by name, with the pilots inside each now",
+    description="One row per name: a name may have several polygons (`features`).",
+    responses=_503,
+)
+def list_sectors(
+    ctx: Context, name: NamePrefix = None, limit: Limit = 50, offset: Offset = 0
+) -> SectorsOut:
+    sectors = _sector_set(ctx)
+    names = sectors.names()
+    if name is not None:
+        prefix = name.upper()
+        names = [n for n in names if n.upper().startswith(prefix)]
+    page = names[offset : offset + limit]
+    with ctx.ingestor.db.read("api.sectors") as conn:
+        current = q.open_counts(conn, page)
+    rows = []
+    for sector_name in page:
+        parts = sectors.by_name(sector_name)
+        rows.append(
+            SectorOut(
+                name=sector_name,
+                features=len(parts),
+                lower_ft=_limit((p.lower_ft for p in parts), min),
+                upper_ft=_limit((p.upper_ft for p in parts), max),
+                current=current.get(sector_name, 0),
+            )
+        )
+    return SectorsOut(
+        sectors=rows, pagination=PaginationOut(total=len(names), limit=limit, offset=offset)
+    )
+
+
+def occupancy_out(row: q.OccupancyRow) -> OccupancyOut:
+    exit_point = None
+    if (
+        row.exited_at is not None
+        and row.exit_latitude is not None
+        and row.exit_longitude is not None
+        and row.exit_altitude is not None
+    ):
+        exit_point = PointOut(
+            latitude=row.exit_latitude, longitude=row.exit_longitude, altitude=row.exit_altitude
+        )
+    return OccupancyOut(
+        id=row.id,
+        sector=row.sector,
+        flight_id=row.flight_id,
+        pilot_session_id=row.pilot_session_id,
+        callsign=row.callsign,
+        entered_at=row.entered_at,
+        entry=PointOut(
+            latitude=row.entry_latitude,
+            longitude=row.entry_longitude,
+            altitude=row.entry_altitude,
+        ),
+        exited_at=row.exited_at,
+        exit=exit_point,
+    )
+
+
+def _occupancy_hours(
+    spans: list[q.Span], start: datetime, end: datetime, now: datetime
+) -> list[OccupancyHourOut]:
+    """Difference arrays over hours, so a week-long visit costs as much as a short one. A visit
+    still open is taken to last until now (or the window's end, if earlier)."""
+    hours = hours_of(start, end)
+    base, count = hours[0], len(hours)
+    entries = [0] * count
+    runs: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    open_until = min(now, end)
+    for span in spans:
+        if start <= span.entered_at < end:
+            entries[(span.entered_at - base) // HOUR] += 1
+        first = max(span.entered_at, start)
+        last = span.exited_at if span.exited_at is not None else open_until
+        if last < first:
+            continue
+        j = count - 1 if last >= end else (last - base) // HOUR
+        runs[span.flight_id].append(((first - base) // HOUR, j))
+    aircraft = [0] * (count + 1)
+    for flight_runs in runs.values():
+        counted_through = -1  # a flight in the sector twice in one hour counts once there
+        for i, j in sorted(flight_runs):
+            i = max(i, counted_through + 1)
+            if i <= j:
+                aircraft[i] += 1
+                aircraft[j + 1] -= 1
+                counted_through = j
+    out, running = [], 0
+    for k, hour in enumerate(hours):
+        running += aircraft[k]
+        out.append(OccupancyHourOut(hour=hour, aircraft=running, entries=entries[k]))
+    return out
+
+
+@router.get(
+    "/api/sectors/{name}/occupancy",
+    response_model=SectorOccupancyOut,
+    summary="Who is in a sector now, who was in it during a window, and hourly counts",
+    description="Window: `from` (default `to` minus 24 h) to `to` (default now), at most 31"
+    " days. A visit overlaps the window when it entered before `to` and had not exited before"
+    " `from`. `hourly` counts, per UTC hour, the distinct flights inside at some time of the"
+    " hour and the entries during it; visits still open count until now.",
+    responses=_404_503,
+)
+def sector_occupancy(
+    ctx: Context,
+    name: SectorName,
+    start: From = None,
+    end: To = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> SectorOccupancyOut:
+    sector = _sector_named(ctx, name)
+    start, end = window(ctx, start, end, maximum=OCCUPANCY_MAX)
+    now = ctx.clock().astimezone(UTC)
+    with ctx.ingestor.db.read("api.sector_occupancy") as conn:
+        current = q.current_occupancy(conn, sector)
+        total, visits = q.visits(conn, sector, start, end, limit, offset)
+        spans = q.visit_spans(conn, sector, start, end)
+    return SectorOccupancyOut(
+        sector=sector,
+        start=start,
+        end=end,
+        current=[occupancy_out(r) for r in current],
+        visits=[occupancy_out(r) for r in visits],
+        hourly=_occupancy_hours(spans, start, end, now),
+        pagination=PaginationOut(total=total, limit=limit, offset=offset),
+    )
+
+
+def _share(covered: int, samples: int) -> float | None:
+    return covered / samples if samples else None
+
+
+@router.get(
+    "/api/coverage",
+    response_model=CoverageOut,
+    summary="Share of flight time with ATC, by hour and by sector",
+    description="A *sample* is one stored position: one pilot at one snapshot whose time `t`"
+    " is in [`from`, `to`). It is *covered* when a contact interval of that pilot session"
+    " contains `t` (`started_at <= t` and `ended_at >= t` or still open). `coverage` ="
+    " covered / samples, null without samples. The sector of a sample is any occupancy of its"
+    " session with `entered_at <= t` and `exited_at >= t` or still open; `by_sector` counts a"
+    " sample once in each such sector. With `sector`, only samples inside that sector count and"
+    " `by_sector` is empty. Window: `from` (default `to` minus 24 h) to `to` (default now), at"
+    " most 7 days.",
+    responses=_404_503,
+)
+def coverage(
+    ctx: Context,
+    start: From = None,
+    end: To = None,
+    sector: Annotated[
+        str | None,
+        Query(max_length=32, pattern=NAME_PATTERN, description="Only samples inside it."),
+    ] = None,
+) -> CoverageOut:
+    name = None if sector is None else _sector_named(ctx, sector)
+    start, end = window(ctx, start, end, maximum=COVERAGE_MAX)
+    with ctx.ingestor.db.read("api.coverage") as conn:
+        per_snapshot = q.coverage_by_snapshot(conn, start, end, name)
+        per_sector = [] if name is not None else q.coverage_by_sector(conn, start, end)
+    hours = hours_of(start, end)
+    samples, covered = [0] * len(hours), [0] * len(hours)
+    for row in per_snapshot:
+        k = (row.key - hours[0]) // HOUR
+        samples[k] += row.samples
+        covered[k] += row.covered
+    total, total_covered = sum(samples), sum(covered)
+    return CoverageOut(
+        start=start,
+        end=end,
+        sector=name,
+        samples=total,
+        covered=total_covered,
+        coverage=_share(total_covered, total),
+        hourly=[
+            HourCoverageOut(hour=h, samples=n, covered=c, coverage=_share(c, n))
+            for h, n, c in zip(hours, samples, covered, strict=True)
+        ],
+        by_sector=[
+            SectorCoverageOut(
+                sector=r.key,
+                samples=r.samples,
+                covered=r.covered,
+                coverage=_share(r.covered, r.samples),
+            )
+            for r in per_sector
+        ],
+    )
+
+
+def mhz(hz: int) -> str:
+    return f"{hz / 1e6:.3f}"
+
+
+def _station_out(station: StationTransceivers) -> StationOut:
+    return StationOut(
+        callsign=station.callsign,
+        transceivers=[
+            TransceiverOut(
+                id=x.id,
+                frequency_hz=x.frequency,
+                frequency=mhz(x.frequency),
+                latitude=x.latDeg,
+                longitude=x.lonDeg,
+                height_msl_m=x.heightMslM,
+                height_agl_m=x.heightAglM,
+            )
+            for x in station.transceivers
+        ],
+    )
+
+
+@router.get(
+    "/api/transceivers",
+    response_model=TransceiversOut,
+    summary="Each station's radios in the latest transceivers document, sorted by callsign",
+    description="From memory: empty until a snapshot arrived with its transceivers document.",
+)
+async def list_transceivers(
+    ctx: Context, callsign: NamePrefix = None, limit: Limit = 50, offset: Offset = 0
+) -> TransceiversOut:
+    ingestor = ctx.ingestor
+    document = ingestor.last_transceivers or []
+    updated_at = ingestor.live.snapshot_at
+    latest: dict[str, StationTransceivers] = {}
+    for station in document:
+        latest[station.callsign] = station  # listed twice: the later entry wins
+    names = sorted(latest)
+    if callsign is not None:
+        prefix = callsign.upper()
+        names = [n for n in names if n.upper().startswith(prefix)]
+    return TransceiversOut(
+        transceivers=[_station_out(latest[n]) for n in names[offset : offset + limit]],
+        updated_at=updated_at,
+        pagination=PaginationOut(total=len(names), limit=limit, offset=offset),
+    )
