@@ -260,6 +260,54 @@ def demo(
         run_demo(settings, speed=speed, seed=seed)
 
 
+@app.command()
+def recompute(
+    start: Annotated[
+        datetime, typer.Option("--from", help="UTC start of the range (2026-01-01T00:00:00).")
+    ],
+    end: Annotated[datetime, typer.Option("--to", help="UTC end of the range.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Rebuild sector occupancy, ATC contacts and summaries of every pilot session overlapping
+    the range, from stored positions and transceivers; prints a JSON report.
+
+    Uses the configured sector file and contact ranges: the same ones as live collection, or
+    the results differ from what was stored live."""
+    settings = settings_or_exit(database_url=database_url)
+    _configure_logging("WARNING")
+    start, end = (d if d.tzinfo else d.replace(tzinfo=UTC) for d in (start, end))
+    if end < start:
+        typer.echo("error: --to is before --from", err=True)
+        raise typer.Exit(2)
+    from vatsim_collector.recompute import recompute as run_recompute
+    from vatsim_collector.store.database import DatabaseService
+    from vatsim_collector.store.migrate import upgrade
+    from vatsim_collector.tracking.airspace import AirspaceEngine
+    from vatsim_collector.tracking.airspace_setup import build_airspace
+
+    with configuration_errors():
+        airspace = build_airspace(settings)
+    engine = airspace.engine
+    if engine is None:
+        typer.echo("error: airspace analytics are disabled (VATSIM_AIRSPACE_ENABLED)", err=True)
+        raise typer.Exit(2)
+    db = DatabaseService.from_settings(settings)
+    try:
+        upgrade(db.engine)
+        report = run_recompute(
+            db,
+            lambda: AirspaceEngine(
+                engine.sectors, ranges=engine.ranges, exit_after=engine.exit_after
+            ),
+            start=start,
+            end=end,
+            missed_to_end=settings.missed_snapshots_to_end,
+        )
+    finally:
+        db.dispose()
+    typer.echo(json.dumps(report.as_dict(), sort_keys=True))
+
+
 @db_app.command("upgrade")
 def db_upgrade(database_url: DatabaseUrl = None) -> None:
     """Apply database migrations up to the latest revision."""
