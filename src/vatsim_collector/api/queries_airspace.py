@@ -111,7 +111,7 @@ def open_counts(conn: Connection, names: Sequence[str]) -> dict[str, int]:
     if not names:
         return {}
     rows = conn.execute(
-        select(_so.c.sector, func.count(distinct(_so.c.pilot_session_id)))
+        select(_so.c.sector, func.count())
         .where(_so.c.exited_at.is_(None), _so.c.sector.in_(list(names)))
         .group_by(_so.c.sector)
     )

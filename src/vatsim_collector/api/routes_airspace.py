@@ -210,7 +210,7 @@ def occupancy_out(row: q.OccupancyRow) -> OccupancyOut:
     )
 
 
-def _occupancy_hours(
+def occupancy_hours(
     spans: list[q.Span], start: datetime, end: datetime, now: datetime
 ) -> list[OccupancyHourOut]:
     """Difference arrays over hours, so a week-long visit costs as much as a short one. A visit
@@ -276,7 +276,7 @@ def sector_occupancy(
         end=end,
         current=[occupancy_out(r) for r in current],
         visits=[occupancy_out(r) for r in visits],
-        hourly=_occupancy_hours(spans, start, end, now),
+        hourly=occupancy_hours(spans, start, end, now),
         pagination=PaginationOut(total=total, limit=limit, offset=offset),
     )
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -72,8 +72,9 @@ class ControllerRef(Protocol):
     def callsign(self) -> str: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
+class Point(NamedTuple):
+    # A tuple, not a frozen dataclass: a snapshot makes one per pilot, and this is the cheap
+    # immutable record.
     latitude: float
     longitude: float
     altitude: int
@@ -199,6 +200,13 @@ class AirspaceEngine:
         for pilot, index in zip(pilots, found, strict=True):
             sector = names[index] if index >= 0 else None
             open_here = table.get(pilot.key)
+            if open_here is not None and len(open_here) == 1 and sector in open_here:
+                # The common case by far: still in the one sector it is in.
+                same = open_here[sector]
+                same.outside = 0
+                same.last_inside_at = at
+                same.last_inside = pilot.point
+                continue
             if open_here:
                 for name in list(open_here):
                     if name == sector:
@@ -251,9 +259,12 @@ class AirspaceEngine:
             for found in match_contacts(radios, [c.radio for c in controllers], self.ranges):
                 matched.setdefault(found.pilot, {})[found.controller] = found.frequency_hz
         state = self.state
+        nothing: dict[Key, int] = {}
         for pilot in pilots:
-            now = matched.get(pilot.key, {})
             mine = state.contacts_of.get(pilot.key)
+            now = matched.get(pilot.key, nothing)
+            if not now and not mine:
+                continue
             if mine:
                 for controller_key in [k for k in mine if k not in now]:
                     ended = mine.pop(controller_key)

@@ -18,6 +18,7 @@ import re
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from vatsim_collector.feed.models import StationTransceivers
 from vatsim_collector.tracking.geodesy import great_circle_nm
@@ -126,16 +127,16 @@ class ContactRanges:
         return self.by_facility.get(facility)
 
 
-@dataclass(frozen=True, slots=True)
-class PilotRadio:
+# Named tuples rather than frozen dataclasses: a snapshot makes one per pilot and controller,
+# and a frozen dataclass's __init__ costs several times more.
+class PilotRadio(NamedTuple):
     key: Hashable
     latitude: float
     longitude: float
     frequencies_hz: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ControllerRadio:
+class ControllerRadio(NamedTuple):
     key: Hashable
     frequency_hz: int | None
     facility: int
@@ -145,8 +146,7 @@ class ControllerRadio:
     observer: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Contact:
+class Contact(NamedTuple):
     pilot: Hashable
     controller: Hashable
     frequency_hz: int
