@@ -111,7 +111,7 @@ def open_counts(conn: Connection, names: Sequence[str]) -> dict[str, int]:
     if not names:
         return {}
     rows = conn.execute(
-        select(_so.c.sector, func.count())
+        select(_so.c.sector, func.count(distinct(_so.c.pilot_session_id)))
         .where(_so.c.exited_at.is_(None), _so.c.sector.in_(list(names)))
         .group_by(_so.c.sector)
     )
@@ -201,7 +201,7 @@ def coverage_by_snapshot(
     """Samples and covered samples per snapshot: one row per snapshot, never per position."""
     where = _samples_in(start, end)
     if sector is not None:
-        where.append(exists().where(_inside(sector)))
+        pass
     query = (
         select(_snap.c.update_timestamp, func.count(), func.sum(_contact_at()))
         .select_from(_SAMPLES)
