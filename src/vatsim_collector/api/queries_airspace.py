@@ -201,7 +201,7 @@ def coverage_by_snapshot(
     """Samples and covered samples per snapshot: one row per snapshot, never per position."""
     where = _samples_in(start, end)
     if sector is not None:
-        pass
+        where.append(exists().where(_inside(sector)))
     query = (
         select(_snap.c.update_timestamp, func.count(), func.sum(_contact_at()))
         .select_from(_SAMPLES)
