@@ -1,16 +1,104 @@
-"""Response models of the airspace and summary endpoints.
+"""Request parameters and response models of the airspace and summary endpoints.
 
-Windows are echoed back as ``from``/``to`` (Python keywords, hence the aliases) so a client that
-relied on the defaults learns which window it was answered for.
+The paging and window parameters, and the checks on them, are shared by both routers so both
+areas validate alike. Windows are echoed back as ``from``/``to`` (Python keywords, hence the
+aliases) so a client that relied on the defaults learns which window it was answered for.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
+from fastapi import HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from vatsim_collector.api.models_events import PaginationOut
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+# -- request parameters --------------------------------------------------------------------
+
+NAME_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size, 1-500.")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip.")]
+From = Annotated[
+    datetime | None,
+    Query(alias="from", description="Inclusive; ISO 8601 with a UTC offset, e.g. ...T12:00:00Z."),
+]
+To = Annotated[
+    datetime | None,
+    Query(alias="to", description="Exclusive; ISO 8601 with a UTC offset."),
+]
+NamePrefix = Annotated[
+    str | None,
+    Query(
+        max_length=32,
+        pattern=NAME_PATTERN,
+        description="Prefix, case-insensitive: 1-32 of A-Z, a-z, 0-9, '_' and '-'.",
+    ),
+]
+
+
+def unprocessable(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
+
+
+def aware_range(
+    start: datetime | None, end: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """Both bounds in UTC. A naive time is refused, not read as UTC: guessing would shift every
+    result by the caller's offset without anyone noticing."""
+    for moment in (start, end):
+        if moment is not None and moment.utcoffset() is None:
+            raise unprocessable("from and to need a UTC offset, e.g. 2024-05-01T12:00:00Z")
+    start = None if start is None else start.astimezone(UTC)
+    end = None if end is None else end.astimezone(UTC)
+    if start is not None and end is not None and end <= start:
+        raise unprocessable("to must be after from")
+    return start, end
+
+
+def window(
+    now: datetime,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    maximum: timedelta,
+    default: timedelta = DAY,
+) -> tuple[datetime, datetime]:
+    """``to`` defaults to now and ``from`` to ``default`` before ``to``."""
+    start, end = aware_range(start, end)
+    end = end if end is not None else now.astimezone(UTC)
+    start = start if start is not None else end - default
+    if end <= start:
+        raise unprocessable("to (now when not given) must be after from")
+    if end - start > maximum:
+        raise unprocessable(
+            f"the window from {start.isoformat()} to {end.isoformat()} is"
+            f" longer than the maximum of {maximum.days} days"
+        )
+    return start, end
+
+
+def hours_of(start: datetime, end: datetime) -> list[datetime]:
+    """Every UTC hour that meets ``[start, end)``."""
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    out = []
+    while hour < end:
+        out.append(hour)
+        hour += HOUR
+    return out
+
+
+def mhz(hz: int) -> str:
+    return f"{hz / 1e6:.3f}"
+
+
+# -- responses -----------------------------------------------------------------------------
 
 
 class _Window(BaseModel):

@@ -1,8 +1,7 @@
 """Sectors, their occupancy, ATC coverage (from the database) and transceivers (from memory).
 
 Public like ``/api/flights``. Time windows are bounded because every one of these reads scales
-with the window: a caller cannot make the database scan a year of positions. The window and
-paging parameters live here and the summary routes reuse them, so both areas validate alike.
+with the window: a caller cannot make the database scan a year of positions.
 """
 
 from __future__ import annotations
@@ -18,18 +17,28 @@ from vatsim_collector.api import queries_airspace as q
 from vatsim_collector.api.context import ApiContext, Context
 from vatsim_collector.api.models import ErrorOut
 from vatsim_collector.api.models_airspace import (
+    HOUR,
+    NAME_PATTERN,
     CoverageOut,
+    From,
     HourCoverageOut,
+    Limit,
+    NamePrefix,
     OccupancyHourOut,
     OccupancyOut,
+    Offset,
     PointOut,
     SectorCoverageOut,
     SectorOccupancyOut,
     SectorOut,
     SectorsOut,
     StationOut,
+    To,
     TransceiverOut,
     TransceiversOut,
+    hours_of,
+    mhz,
+    window,
 )
 from vatsim_collector.api.models_events import PaginationOut
 from vatsim_collector.feed.models import StationTransceivers
@@ -37,30 +46,9 @@ from vatsim_collector.tracking.sectors import SectorSet
 
 router = APIRouter(tags=["airspace"])
 
-NAME_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
 OCCUPANCY_MAX = timedelta(days=31)
 COVERAGE_MAX = timedelta(days=7)
 
-Limit = Annotated[int, Query(ge=1, le=500, description="Page size, 1-500.")]
-Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip.")]
-From = Annotated[
-    datetime | None,
-    Query(alias="from", description="Inclusive; ISO 8601 with a UTC offset, e.g. ...T12:00:00Z."),
-]
-To = Annotated[
-    datetime | None,
-    Query(alias="to", description="Exclusive; ISO 8601 with a UTC offset."),
-]
-NamePrefix = Annotated[
-    str | None,
-    Query(
-        max_length=32,
-        pattern=NAME_PATTERN,
-        description="Prefix, case-insensitive: 1-32 of A-Z, a-z, 0-9, '_' and '-'.",
-    ),
-]
 SectorName = Annotated[
     str, Path(max_length=32, pattern=NAME_PATTERN, description="A sector name, e.g. EGTT.")
 ]
@@ -70,57 +58,6 @@ _404_503: dict[int | str, dict[str, Any]] = {
     status.HTTP_404_NOT_FOUND: {"model": ErrorOut},
     **_503,
 }
-
-
-def unprocessable(detail: str) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
-
-
-def aware_range(
-    start: datetime | None, end: datetime | None
-) -> tuple[datetime | None, datetime | None]:
-    """Both bounds in UTC. A naive time is refused, not read as UTC: guessing would shift every
-    result by the caller's offset without anyone noticing."""
-    for moment in (start, end):
-        if moment is not None and moment.utcoffset() is None:
-            raise unprocessable("from and to need a UTC offset, e.g. 2024-05-01T12:00:00Z")
-    start = None if start is None else start.astimezone(UTC)
-    end = None if end is None else end.astimezone(UTC)
-    if start is not None and end is not None and end <= start:
-        raise unprocessable("to must be after from")
-    return start, end
-
-
-def window(
-    ctx: ApiContext,
-    start: datetime | None,
-    end: datetime | None,
-    *,
-    maximum: timedelta,
-    default: timedelta = DAY,
-) -> tuple[datetime, datetime]:
-    """``to`` defaults to now and ``from`` to ``default`` before ``to``."""
-    start, end = aware_range(start, end)
-    end = end if end is not None else ctx.clock().astimezone(UTC)
-    start = start if start is not None else end - default
-    if end <= start:
-        raise unprocessable("to (now when not given) must be after from")
-    if end - start > maximum:
-        raise unprocessable(
-            f"the window from {start.isoformat()} to {end.isoformat()} is"
-            f" longer than the maximum of {maximum.days} days"
-        )
-    return start, end
-
-
-def hours_of(start: datetime, end: datetime) -> list[datetime]:
-    """Every UTC hour that meets ``[start, end)``."""
-    hour = start.replace(minute=0, second=0, microsecond=0)
-    out = []
-    while hour < end:
-        out.append(hour)
-        hour += HOUR
-    return out
 
 
 def _sector_set(ctx: ApiContext) -> SectorSet:
@@ -264,8 +201,8 @@ def sector_occupancy(
     offset: Offset = 0,
 ) -> SectorOccupancyOut:
     sector = _sector_named(ctx, name)
-    start, end = window(ctx, start, end, maximum=OCCUPANCY_MAX)
     now = ctx.clock().astimezone(UTC)
+    start, end = window(now, start, end, maximum=OCCUPANCY_MAX)
     with ctx.ingestor.db.read("api.sector_occupancy") as conn:
         current = q.current_occupancy(conn, sector)
         total, visits = q.visits(conn, sector, start, end, limit, offset)
@@ -309,7 +246,7 @@ def coverage(
     ] = None,
 ) -> CoverageOut:
     name = None if sector is None else _sector_named(ctx, sector)
-    start, end = window(ctx, start, end, maximum=COVERAGE_MAX)
+    start, end = window(ctx.clock(), start, end, maximum=COVERAGE_MAX)
     with ctx.ingestor.db.read("api.coverage") as conn:
         per_snapshot = q.coverage_by_snapshot(conn, start, end, name)
         per_sector = [] if name is not None else q.coverage_by_sector(conn, start, end)
@@ -341,10 +278,6 @@ def coverage(
             for r in per_sector
         ],
     )
-
-
-def mhz(hz: int) -> str:
-    return f"{hz / 1e6:.3f}"
 
 
 def _station_out(station: StationTransceivers) -> StationOut:

@@ -16,6 +16,7 @@ from vatsim_collector.api import queries_airspace as q
 from vatsim_collector.api.context import Context
 from vatsim_collector.api.models import ErrorOut
 from vatsim_collector.api.models_airspace import (
+    NAME_PATTERN,
     ContactOut,
     ControllerSummariesOut,
     ControllerSummaryOut,
@@ -23,19 +24,16 @@ from vatsim_collector.api.models_airspace import (
     FlightRecordOut,
     FlightSummariesOut,
     FlightSummaryOut,
-    PilotSessionOut,
-)
-from vatsim_collector.api.models_events import PaginationOut
-from vatsim_collector.api.routes_airspace import (
-    NAME_PATTERN,
     From,
     Limit,
     Offset,
+    PilotSessionOut,
     To,
     aware_range,
     mhz,
-    occupancy_out,
 )
+from vatsim_collector.api.models_events import PaginationOut
+from vatsim_collector.api.routes_airspace import occupancy_out
 from vatsim_collector.api.routes_flights import MAX_ID
 
 router = APIRouter(tags=["summaries"])
