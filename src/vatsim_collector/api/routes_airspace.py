@@ -7,7 +7,7 @@ with the window: a caller cannot make the database scan a year of positions.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -78,10 +78,10 @@ def _sector_named(ctx: ApiContext, name: str) -> str:
     raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no sector named {name}")
 
 
-def _limit(values: Iterable[float | None], pick: Any) -> float | None:
+def _limit(values: list[float | None], pick: Callable[[list[float]], float]) -> float | None:
     """The outermost limit over a name's polygons; unbounded if any polygon is."""
-    found = list(values)
-    return None if any(v is None for v in found) else pick(found)
+    bounded = [v for v in values if v is not None]
+    return pick(bounded) if len(bounded) == len(values) else None
 
 
 @router.get(
@@ -109,8 +109,8 @@ def list_sectors(
             SectorOut(
                 name=sector_name,
                 features=len(parts),
-                lower_ft=_limit((p.lower_ft for p in parts), min),
-                upper_ft=_limit((p.upper_ft for p in parts), max),
+                lower_ft=_limit([p.lower_ft for p in parts], min),
+                upper_ft=_limit([p.upper_ft for p in parts], max),
                 current=current.get(sector_name, 0),
             )
         )
