@@ -479,6 +479,7 @@ def test_random_worlds_include_multi_controller_contacts() -> None:
     pilots, controllers = find(
         st.tuples(_pilots(), _controllers()),
         lambda w: len({c.controller for c in match_contacts(*w)}) >= 2,
-        settings=settings(database=None, phases=[Phase.generate]),
+        # Derandomized: the same worlds every run, so this check cannot flake.
+        settings=settings(database=None, phases=[Phase.generate], derandomize=True),
     )
     assert len(match_contacts(pilots, controllers)) >= 2
