@@ -12,6 +12,14 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Timing is not what property tests check: a loaded CI machine must not turn a slow example
+# into a failure.
+settings.register_profile(
+    "collector", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("collector")
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
