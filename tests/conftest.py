@@ -13,18 +13,16 @@ from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
-
-# Timing is not what property tests check: a loaded CI machine must not turn a slow example
-# into a failure.
-settings.register_profile(
-    "collector", deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.load_profile("collector")
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
+
+# Timing is not what property tests check: a loaded CI machine must not turn a slow example
+# into a failure.
+settings.register_profile("collector", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("collector")
 
 SERVER_ENV = "VATSIM_TEST_DATABASE_URL"
 
