@@ -1,0 +1,216 @@
+"""HTTP load on the running service while it ingests: wrk against /api/flights and /api/status.
+
+    .venv/bin/python bench/load_bench.py [--database-url URL] [--snapshots 5760] [--reuse]
+                                         [--duration 30] [--connections 16]
+
+1. Builds (unless ``--reuse``) a day of simulated traffic -- 5,760 snapshots at 15 s, with
+   transceivers, sector occupancy, ATC contact and summaries -- through the real ingest path.
+2. Serves the same simulated network, one tick per second, and starts ``vatsim-collector run``
+   on that database polling it every second, so the collector ingests throughout the load.
+3. Runs ``wrk`` (Debian's package) against ``/api/flights`` and then ``/api/status`` with
+   ``--latency``, and reports requests/s, p50/p90/p99 latency and every error wrk counted
+   (socket errors and non-2xx answers), plus how many snapshots the collector stored meanwhile.
+
+The rate limit is switched off for the run (``VATSIM_RATE_LIMIT_PER_MINUTE=0``): it is there to
+stop abuse, and this measures the service. Results go to ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import orjson
+from sqlalchemy import func, select
+
+from dbsetup import machine
+from vatsim_collector.config import Settings
+from vatsim_collector.events.payloads import ControllerDisconnected, PilotDisconnected
+from vatsim_collector.feed.sim_thread import running_simulator
+from vatsim_collector.feed.sim_world import SimulatedNetwork
+from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.store import schema as t
+from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.engine import create_db_engine
+from vatsim_collector.store.migrate import upgrade
+from vatsim_collector.store.summaries_store import SummaryWriter
+from vatsim_collector.tracking.airspace_setup import build_airspace
+
+RESULTS = Path(__file__).resolve().parent / "results"
+START = datetime(2026, 6, 1, tzinfo=UTC)
+TICK = timedelta(seconds=15)
+
+
+def build_day(url: str, snapshots: int) -> SimulatedNetwork:
+    """Ingest a day of the simulator; summaries as the service's handler would write them."""
+    settings = Settings(database_url=url)
+    engine = create_db_engine(url)
+    upgrade(engine)
+    db = DatabaseService.for_engine(engine)
+    airspace = build_airspace(settings)
+    ingestor = Ingestor(db, IngestConfig(), airspace=airspace.engine)
+    ingestor.restore()
+    writer = SummaryWriter(db)
+    network = SimulatedNetwork(seed=5, start=START)
+    started = time.perf_counter()
+    for i in range(snapshots):
+        result = ingestor.ingest(
+            orjson.dumps(network.data_document()),
+            transceivers_raw=orjson.dumps(network.transceivers_document()),
+        )
+        # What the service's summaries handler does with these events.
+        for event in result.events:
+            if isinstance(event.payload, PilotDisconnected):
+                writer.flight(event.payload.flight_id)
+            elif isinstance(event.payload, ControllerDisconnected):
+                writer.controller(event.payload.session_id)
+        network.tick()
+        if i % 500 == 0:
+            print(
+                f"  built {i}/{snapshots} in {time.perf_counter() - started:.0f} s", file=sys.stderr
+            )
+    engine.dispose()
+    return network
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+_LATENCY = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(text: str) -> dict[str, Any]:
+    latency = {f"p{m[0]}_ms": float(m[1]) * _UNITS[m[2]] for m in _LATENCY.findall(text)}
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    total = re.search(r"(\d+) requests in", text)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
+    return {
+        "requests_per_s": float(rps[1]) if rps else None,
+        "requests": int(total[1]) if total else None,
+        **latency,
+        "non_2xx": int(non2xx[1]) if non2xx else 0,
+        "socket_errors": sum(int(x) for x in socket_errors.groups()) if socket_errors else 0,
+    }
+
+
+def snapshots_stored(url: str) -> int:
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.snapshots)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", default=f"sqlite:///{RESULTS}/load-day.db")
+    parser.add_argument("--snapshots", type=int, default=5760)
+    parser.add_argument("--reuse", action="store_true", help="load the day built before")
+    parser.add_argument("--build-only", action="store_true", help="build the day and stop")
+    parser.add_argument("--duration", type=int, default=30)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 2
+    RESULTS.mkdir(exist_ok=True)
+    url = args.database_url
+    if args.reuse:
+        network = SimulatedNetwork(seed=5, start=START + TICK * args.snapshots)
+    else:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+        network = build_day(url, args.snapshots)
+        if args.build_only:
+            return 0
+    before = snapshots_stored(url)
+    port = free_port()
+    env = {
+        **os.environ,
+        "VATSIM_DATABASE_URL": url,
+        "VATSIM_RATE_LIMIT_PER_MINUTE": "0",
+        "VATSIM_LOG_LEVEL": "WARNING",
+        "VATSIM_SPOOL_DIR": str(RESULTS / "load-spool"),
+    }
+    report: dict[str, Any] = {
+        "bench": "load",
+        "at": datetime.now(UTC).isoformat(),
+        "machine": machine(None),
+        "database": url.split("://")[0],
+        "day_snapshots": before,
+        "duration_s": args.duration,
+        "connections": args.connections,
+    }
+    with running_simulator(network=network, speed=15.0) as sim:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vatsim_collector",
+                "run",
+                "--status-url",
+                f"{sim}/status.json",
+                "--port",
+                str(port),
+                "--poll-interval",
+                "1",
+            ],
+            env=env,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx2.get(f"{base}/api/status").status_code == 200:
+                        break
+                except httpx2.HTTPError:
+                    pass
+                time.sleep(0.2)
+            for path in ("/api/flights", "/api/status"):
+                out = subprocess.run(
+                    [
+                        "wrk",
+                        "-t2",
+                        f"-c{args.connections}",
+                        f"-d{args.duration}s",
+                        "--latency",
+                        base + path,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+                report[path] = parse_wrk(out)
+                print(out)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    report["snapshots_ingested_during_load"] = snapshots_stored(url) - before
+    out_path = RESULTS / f"load-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out_path.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
