@@ -172,7 +172,8 @@ def test_health_down_and_clean_503_when_postgres_is_unreachable() -> None:
     assert health.json()["status"] == "down"
     track = client.get("/api/flights/AAL1765/track")
     assert track.status_code == 503
-    assert track.json() == {"detail": "database unavailable; try again later"}
+    assert track.headers["content-type"] == "application/problem+json"
+    assert track.json()["detail"] == "database unavailable; try again later"
     assert "127.0.0.1" not in track.text
     engine.dispose()
 
@@ -331,7 +332,7 @@ def test_track_by_flight_id_and_lowercase_callsign(fed: Fed, client: TestClient)
 def test_track_unknown_callsign_is_404(client: TestClient) -> None:
     response = client.get("/api/flights/NOSUCH99/track")
     assert response.status_code == 404
-    assert response.json() == {"detail": "no flight recorded for callsign NOSUCH99"}
+    assert response.json()["detail"] == "no flight recorded for callsign NOSUCH99"
 
 
 def test_track_flight_id_of_another_callsign_is_404(fed: Fed, client: TestClient) -> None:
@@ -362,9 +363,8 @@ def test_track_flight_id_of_another_callsign_is_404(fed: Fed, client: TestClient
 def test_track_rejects_bad_parameters_with_422(client: TestClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 422
-    detail = response.json()["detail"]
-    assert isinstance(detail, list)
-    assert detail[0]["loc"][0] in {"path", "query"}
+    errors = response.json()["errors"]
+    assert errors[0]["location"].split(".")[0] in {"path", "query"}
 
 
 def test_track_spans_a_reconnect_of_the_same_flight(tmp_path: Path) -> None:
@@ -397,7 +397,8 @@ def test_track_spans_a_reconnect_of_the_same_flight(tmp_path: Path) -> None:
 def test_unknown_route_is_json_404(client: TestClient) -> None:
     response = client.get("/api/nothing-here")
     assert response.status_code == 404
-    assert response.json() == {"detail": "Not Found"}
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == "Not Found"
 
 
 def test_openapi_documents_every_endpoint(client: TestClient) -> None:
@@ -420,10 +421,14 @@ def test_openapi_documents_every_endpoint(client: TestClient) -> None:
             if method == "delete":
                 assert "204" in operation["responses"]  # no body to describe
                 continue
-            ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
-            assert "$ref" in ok
+            content = operation["responses"]["200"]["content"]
+            if "application/json" not in content:
+                assert set(content) == {"text/plain"}  # /metrics, Prometheus text format
+                continue
+            assert "$ref" in content["application/json"]["schema"]
     track = paths["/api/flights/{callsign}/track"]["get"]["responses"]
-    assert track["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
+    not_found = track["404"]["content"]["application/problem+json"]["schema"]
+    assert not_found["$ref"].endswith("/ErrorOut")
     assert "503" in paths["/health"]["get"]["responses"]
 
 

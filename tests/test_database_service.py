@@ -117,7 +117,8 @@ def test_stats_endpoint_moves_with_real_queries(db: DatabaseService) -> None:
     ingestor.ingest(encode(doc))
     ingestor.ingest(encode(later(doc, 15)))
     callsign = doc["pilots"][0]["callsign"]
-    with TestClient(create_app(ingestor, stale_after=10**9)) as client:
+    app = create_app(ingestor, stale_after=10**9, api_keys=[("read", "reader")])
+    with TestClient(app, headers={"X-API-Key": "reader"}) as client:
         before = client.get("/api/database/service/stats").json()
         for _ in range(7):
             assert client.get(f"/api/flights/{callsign}/track").status_code == 200
@@ -145,8 +146,10 @@ def test_health_endpoint_reports_freshness_and_pool(db: DatabaseService) -> None
     doc = load(SMALL)
     now = timestamp(doc) + timedelta(seconds=30)
     monitor = HealthMonitor(db, limits=HealthLimits(stale_after_seconds=120), clock=lambda: now)
-    app = create_app(ingestor, stale_after=120, clock=lambda: now, health=monitor)
-    with TestClient(app) as client:
+    app = create_app(
+        ingestor, stale_after=120, clock=lambda: now, health=monitor, api_keys=[("read", "reader")]
+    )
+    with TestClient(app, headers={"X-API-Key": "reader"}) as client:
         empty = client.get("/api/database/service/health").json()
         ingestor.ingest(encode(doc))
         monitor.probe()

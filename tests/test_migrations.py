@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
-from vatsim_collector.store.migrate import current_revision, head_revision, upgrade
+from vatsim_collector.store.migrate import alembic_config, current_revision, head_revision, upgrade
 from vatsim_collector.store.schema import metadata
+
+# Created by migration 0004 for analysts; not part of ``metadata`` (tests/test_views.py).
+VIEWS = {"v_flights", "v_controller_sessions", "v_hourly_traffic", "v_sector_visits"}
+
+
+def _downgrade(engine: Engine, revision: str) -> None:
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
 
 
 def test_migrations_build_the_declared_schema(engine: Engine) -> None:
@@ -15,6 +26,25 @@ def test_migrations_build_the_declared_schema(engine: Engine) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
     assert current_revision(engine) == head_revision()
+
+
+def test_the_views_are_all_the_schema_has_beyond_the_metadata(engine: Engine) -> None:
+    """compare_metadata reads tables only, so the views need their own check, and no table
+    may hide among them."""
+    found = inspect(engine)
+    assert set(found.get_view_names()) == VIEWS
+    assert not VIEWS & set(found.get_table_names())
+    assert not VIEWS & set(metadata.tables)
+
+
+def test_the_views_go_with_a_downgrade_and_come_back(engine: Engine) -> None:
+    _downgrade(engine, "0003")
+    assert inspect(engine).get_view_names() == []
+    assert current_revision(engine) == "0003"
+    upgrade(engine)
+    assert set(inspect(engine).get_view_names()) == VIEWS
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
 def test_upgrade_twice_is_harmless(engine: Engine) -> None:

@@ -141,7 +141,7 @@ def test_errors_api_needs_a_key(layer: tuple[Ingestor, ErrorManager, BreakerRegi
     ok = analytics["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok["$ref"].endswith("/ErrorAnalyticsOut")
     assert "401" in analytics["responses"]
-    assert analytics["security"] == [{"APIKeyHeader": []}]
+    assert analytics["security"] == [{"APIKeyHeader": ["admin"]}, {"HTTPBearer": ["admin"]}]
     assert "/api/errors/circuit-breakers/{name}/reset" in schema["paths"]
 
 

@@ -15,6 +15,7 @@ import typer
 
 from vatsim_collector.cli_events import events_app
 from vatsim_collector.config import Settings, SettingsError, load_settings
+from vatsim_collector.logsetup import LogFormat
 
 app = typer.Typer(
     help="Record the VATSIM network into durable history and serve it over HTTP.",
@@ -55,10 +56,10 @@ def configuration_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str, log_format: LogFormat = "auto") -> None:
     from vatsim_collector.logsetup import configure_logging
 
-    configure_logging(level)
+    configure_logging(level, log_format)
 
 
 @app.command()
@@ -82,7 +83,7 @@ def run(
         api_port=port,
         poll_interval=poll_interval,
     )
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     from vatsim_collector.service import run_service
 
     with configuration_errors():
@@ -106,7 +107,9 @@ def replay(
     Exits non-zero only if no file could be ingested at all.
     """
     settings = settings_or_exit(database_url=database_url)
-    _configure_logging("ERROR")  # problems are reported once, below, not also as log lines
+    _configure_logging(
+        "ERROR", settings.log_format
+    )  # problems are reported once, below, not also as log lines
     from vatsim_collector.events.layer import build_event_layer
     from vatsim_collector.replay import ReplayReport, collect_files, order_files, replay_to_bus
     from vatsim_collector.service import STOP_TIMEOUT_SECONDS, open_ingestor
@@ -255,7 +258,7 @@ def demo(
         api_port=port,
         poll_interval=max(15.0 / speed, 0.5),
     )
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     with configuration_errors():
         run_demo(settings, speed=speed, seed=seed)
 
@@ -274,7 +277,7 @@ def recompute(
     Uses the configured sector file and contact ranges: the same ones as live collection, or
     the results differ from what was stored live."""
     settings = settings_or_exit(database_url=database_url)
-    _configure_logging("WARNING")
+    _configure_logging("WARNING", settings.log_format)
     start, end = (d if d.tzinfo else d.replace(tzinfo=UTC) for d in (start, end))
     if end < start:
         typer.echo("error: --to is before --from", err=True)

@@ -38,7 +38,9 @@ def _settings(database_url: str | None) -> Settings:
     from vatsim_collector.logsetup import configure_logging
 
     settings = settings_or_exit(database_url=database_url)
-    configure_logging(settings.log_level)  # to stderr: stdout is the commands' JSON
+    configure_logging(
+        settings.log_level, settings.log_format
+    )  # to stderr: stdout is the commands' JSON
     return settings
 
 

@@ -7,7 +7,7 @@ it down, so two collectors with different settings can live in one process (the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -33,9 +33,69 @@ class SettingsError(ValueError):
     """Raised with a message that names the setting and what it accepts."""
 
 
+API_KEY_ROLES = ("read", "admin")
+
+
+def parse_api_keys(text: str) -> list[tuple[str, str]]:
+    """``(role, key)`` for each comma-separated ``role:key`` entry of ``text``.
+
+    A bare key (no colon) is an admin key: that was the only kind before roles existed.
+    Error messages name the entry by position and never quote it, since any part of it may be
+    a secret.
+    """
+    entries: dict[str, tuple[int, str]] = {}
+    for position, raw in enumerate((part.strip() for part in text.split(",")), start=1):
+        if not raw:
+            continue
+        role, sep, key = raw.partition(":")
+        if not sep:
+            role, key = "admin", raw
+        role, key = role.strip().lower(), key.strip()
+        if role not in API_KEY_ROLES:
+            raise ValueError(
+                f"entry {position} has an unknown role; write read:<key> or admin:<key> (a bare"
+                " key is an admin key; a key containing ':' needs its role in front)"
+            )
+        if not key:
+            raise ValueError(f"entry {position} has a role but no key")
+        earlier = entries.get(key)
+        if earlier is not None and earlier[1] != role:
+            raise ValueError(f"entries {earlier[0]} and {position} give one key two roles")
+        entries.setdefault(key, (position, role))
+    return [(role, key) for key, (_, role) in entries.items()]
+
+
+def parse_cors_origins(text: str) -> list[str]:
+    """The origins in ``text``; ``*`` allows any. An origin is scheme://host[:port] only."""
+    origins = [o.strip() for o in text.split(",") if o.strip()]
+    for origin in origins:
+        if origin == "*":
+            continue
+        parts = urlsplit(origin)
+        if (
+            parts.scheme not in {"http", "https"}
+            or not parts.netloc
+            or parts.path
+            or parts.query
+            or parts.fragment
+        ):
+            # Browsers send Origin without a path or trailing slash, so such an entry
+            # would never match.
+            raise ValueError(
+                f"{origin!r} is not an origin; write scheme://host[:port], e.g."
+                " https://example.org, or * for any"
+            )
+    return origins
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="VATSIM_", env_file=".env", extra="ignore", validate_default=True
+        env_prefix="VATSIM_",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+        # Values such as API keys and database passwords must not reach a printed error.
+        hide_input_in_errors=True,
     )
 
     database_url: str = Field(default_factory=default_database_url)
@@ -130,13 +190,23 @@ class Settings(BaseSettings):
     # With a boundary: only controllers whose callsign matches one of these patterns (EDDF_*).
     boundary_controllers: str = ""
 
-    # Keys that unlock the error analytics and breaker resets (comma-separated in the
-    # environment). With none configured those endpoints always answer 401.
+    # API access (docs/access.md). Keys: comma-separated "role:key" entries, role read or
+    # admin; a bare key is an admin key (the format before roles existed). With none
+    # configured, keyed endpoints always answer 401.
     api_keys: SecretStr = SecretStr("")
+    # Live and history data without a key; false: a read key is needed (/health stays open).
+    public_read: bool = True
+    # Comma-separated origins allowed to call the API from a browser; empty: CORS off.
+    cors_origins: str = ""
+    # Requests per minute per API key (or per client IP without one); 0 turns the limit off.
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    max_request_bytes: int = Field(default=65536, ge=1024)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
+    # Log lines as JSON or for people; "auto": JSON unless stderr is a terminal.
+    log_format: Literal["auto", "json", "console"] = "auto"
 
     @field_validator("database_url")
     @classmethod
@@ -158,9 +228,26 @@ class Settings(BaseSettings):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return upper
 
+    @field_validator("api_keys")
+    @classmethod
+    def _key_roles(cls, value: SecretStr) -> SecretStr:
+        parse_api_keys(value.get_secret_value())  # raises ValueError naming the entry
+        return value
+
     @property
-    def api_key_list(self) -> list[str]:
-        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+    def api_key_entries(self) -> list[tuple[str, str]]:
+        """``(role, key)`` per configured key; a bare key is an admin key."""
+        return parse_api_keys(self.api_keys.get_secret_value())
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        parse_cors_origins(value)
+        return value
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return parse_cors_origins(self.cors_origins)
 
     @property
     def event_log_type_list(self) -> list[str]:

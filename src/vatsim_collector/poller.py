@@ -8,11 +8,14 @@ fetched during an outage is lost, and sessions see the snapshots in their true o
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from structlog.contextvars import bound_contextvars
 
 from vatsim_collector.errors.breaker import CircuitOpenError
 from vatsim_collector.errors.manager import ErrorManager
@@ -28,6 +31,9 @@ from vatsim_collector.ingest import DatabaseUnavailable, Ingestor, IngestResult,
 from vatsim_collector.store.spool import DroppedEntry, SnapshotSpool, SpooledSnapshot
 
 log = structlog.get_logger(__name__)
+
+# Told the outcome and the seconds of each ingest that returned (metrics time it this way).
+IngestObserver = Callable[[Outcome, float], None]
 
 
 @dataclass
@@ -63,6 +69,7 @@ class Poller:
         self.spool = spool
         self.errors = errors
         self.counters = PollerCounters()
+        self.ingest_observers: list[IngestObserver] = []
         self.last_error: str | None = None
         # Since when the feed has been failing; the API keeps serving the last good snapshot
         # meanwhile and reports it stale.
@@ -125,10 +132,12 @@ class Poller:
             item = SpooledSnapshot(
                 fetched.data, fetched.transceivers, fetched.fetched_at, fetched.data_url
             )
-            if self.backlog:
-                self._to_spool(item)  # behind older snapshots still waiting
-            else:
-                result = await self._ingest(item)
+            # Every log line about this snapshot names it, the ingest thread's included.
+            with bound_contextvars(snapshot=fetched.update_timestamp.isoformat()):
+                if self.backlog:
+                    self._to_spool(item)  # behind older snapshots still waiting
+                else:
+                    result = await self._ingest(item)
         return result
 
     async def _store(self, item: SpooledSnapshot) -> IngestResult:
@@ -136,6 +145,7 @@ class Poller:
         CircuitOpenError, without touching the database) when the snapshot was not stored."""
         breaker = self.db_breaker
         probe = breaker.before_call() if breaker else False
+        started = time.perf_counter()
         try:
             # Ingest is CPU and database work; a thread keeps the API responsive meanwhile.
             result = await asyncio.to_thread(
@@ -156,11 +166,27 @@ class Poller:
             raise
         if breaker:
             breaker.on_success(probe=probe)
-        if result.outcome is Outcome.REJECTED and result.reason:
-            self._report(FeedDecodeError(result.reason), "ingest", "decode", source=item.source)
-        if self.bus is not None and result.events:
-            # Committed: now the rest of the system may hear of it.
-            await self.bus.publish_many(result.events)
+        seconds = time.perf_counter() - started
+        for observe in self.ingest_observers:
+            observe(result.outcome, seconds)
+        cycle: dict[str, str] = {}
+        if result.update_timestamp is not None:
+            cycle["snapshot"] = result.update_timestamp.isoformat()
+        if result.events:
+            # The id every event of this snapshot carries as its correlation_id.
+            cycle["correlation_id"] = result.events[0].id
+        with bound_contextvars(**cycle):
+            if result.outcome is Outcome.REJECTED and result.reason:
+                self._report(FeedDecodeError(result.reason), "ingest", "decode", source=item.source)
+            if self.bus is not None and result.events:
+                # Committed: now the rest of the system may hear of it.
+                await self.bus.publish_many(result.events)
+            log.info(
+                "snapshot processed",
+                outcome=result.outcome.value,
+                seconds=round(seconds, 3),
+                events=len(result.events),
+            )
         return result
 
     async def _ingest(self, item: SpooledSnapshot) -> IngestResult | None:

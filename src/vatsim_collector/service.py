@@ -29,6 +29,7 @@ from vatsim_collector.feed.schedule import FixedRateSchedule
 from vatsim_collector.feed.sim_thread import running_simulator
 from vatsim_collector.feed.simulator import SimulatedNetwork
 from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.logsetup import uvicorn_log_config
 from vatsim_collector.poller import Poller
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.health import HealthLimits, HealthMonitor
@@ -156,7 +157,11 @@ def build_service_app(
         errors=ErrorLayer(manager=errors, breakers=breakers, poller=poller),
         events=events,
         sectors=airspace.sectors,
-        api_keys=settings.api_key_list,
+        api_keys=settings.api_key_entries,
+        public_read=settings.public_read,
+        cors_origins=settings.cors_origin_list,
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+        max_request_bytes=settings.max_request_bytes,
     )
 
 
@@ -178,6 +183,7 @@ def run_service(settings: Settings) -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(),
         access_log=False,
     )
 

@@ -3,20 +3,23 @@
 Live data (``/api/flights``, ``/api/controllers``, ``/api/status``, ``/api/transceivers``) is
 read from the ingestor's in-memory state; history (tracks, summaries, sector occupancy, coverage)
 from the database via the ingestor's DatabaseService.
-Errors are always JSON ``{"detail": ...}`` without stack traces: a database failure is a 503,
-anything unexpected a 500; the exception is logged, not returned.
+Errors are RFC 9457 problem documents (``api/problems.py``) without stack traces: a database
+failure is a 503, anything unexpected a 500; the exception is logged, not returned. API keys and
+roles are in ``api/auth.py``, body size and rate limits in ``api/limits.py``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
 import structlog
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import SQLAlchemyError
+from fastapi import FastAPI, status
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from vatsim_collector.api import (
     routes_airspace,
@@ -25,12 +28,24 @@ from vatsim_collector.api import (
     routes_errors,
     routes_events,
     routes_flights,
+    routes_history,
+    routes_metrics,
     routes_status,
     routes_summaries,
+    routes_web,
 )
+from vatsim_collector.api.auth import KeyRing, PublicReadGate, read_security, security_schemes
 from vatsim_collector.api.context import ApiContext, ErrorLayer
+from vatsim_collector.api.limits import BodySizeLimit, RateLimit
+from vatsim_collector.api.problems import (
+    ProblemDocs,
+    document_problems,
+    install_problem_handlers,
+    problem_response,
+)
 from vatsim_collector.events.layer import EventLayer
 from vatsim_collector.ingest import Ingestor
+from vatsim_collector.observability import install_metrics
 from vatsim_collector.store.health import HealthLimits, HealthMonitor
 from vatsim_collector.tracking.sectors import SectorSet
 
@@ -41,20 +56,34 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("database error in API", path=request.url.path, error=type(exc).__name__)
-    return JSONResponse(
-        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        content={"detail": "database unavailable; try again later"},
-    )
+# Paths for load balancers, never limited or closed.
+UNLIMITED_PATHS = ("/health",)
+CORS_METHODS = ("GET", "POST", "DELETE")
+CORS_HEADERS = ("X-API-Key", "Authorization", "Content-Type")
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error in API", path=request.url.path, exc_info=exc)
-    return JSONResponse(
-        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
-        content={"detail": "internal server error"},
-    )
+class _ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered as a problem like any other error."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            headers = Headers(scope=scope)
+            if "origin" in headers and "access-control-request-method" in headers:
+                response = self.preflight_response(request_headers=headers)
+                if response.status_code >= status.HTTP_400_BAD_REQUEST:
+                    response = problem_response(
+                        response.status_code,
+                        "CORS preflight refused: origin, method or headers not allowed",
+                        instance=scope["path"],
+                        headers={
+                            name: value
+                            for name, value in response.headers.items()
+                            if name not in ("content-length", "content-type")
+                        },
+                    )
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -67,13 +96,24 @@ def create_app(
     errors: ErrorLayer | None = None,
     events: EventLayer | None = None,
     sectors: SectorSet | None = None,
-    api_keys: Sequence[str] = (),
+    api_keys: Sequence[str | tuple[str, str]] = (),
+    public_read: bool = True,
+    cors_origins: Sequence[str] = (),
+    rate_limit_per_minute: int = 0,
+    max_request_bytes: int = 65536,
+    limiter_clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """Build the API for ``ingestor``.
 
     ``stale_after``: seconds after which the latest snapshot's ``general.update_timestamp``
     counts as stale (health degraded). ``clock`` returns the current aware UTC time; tests
     inject one. ``lifespan`` runs the collector beside the API when the service starts it.
+
+    ``api_keys``: ``(role, key)`` pairs, role ``read`` or ``admin``; a bare string is an admin
+    key. ``public_read`` False asks for a key on public data too. ``cors_origins`` turns CORS
+    on for those origins (``*``: any, without credentials). ``rate_limit_per_minute`` per key
+    or client address, 0 for none (the service passes its setting, 600 by default);
+    ``limiter_clock`` is the rate limit's monotonic clock in seconds, for tests.
     """
     if stale_after <= 0:
         raise ValueError(f"stale_after must be positive, got {stale_after!r}")
@@ -96,16 +136,91 @@ def create_app(
         events=events,
         sectors=sectors,
     )
-    app.state.api_keys = tuple(key.encode() for key in api_keys)
-    app.add_exception_handler(SQLAlchemyError, _database_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    ring = KeyRing(api_keys)
+    app.state.key_ring = ring
+    install_problem_handlers(app)
+    _install_limits(
+        app,
+        ring,
+        public_read=public_read,
+        cors_origins=cors_origins,
+        rate_limit_per_minute=rate_limit_per_minute,
+        max_request_bytes=max_request_bytes,
+        limiter_clock=limiter_clock,
+    )
     app.include_router(routes_status.router)
     # Before the flights router: /api/flights/summaries must not be taken for a flight id.
     app.include_router(routes_summaries.router)
     app.include_router(routes_flights.router)
+    # Before the airspace router: the fixed /api/sectors/busiest and /api/sectors/geojson.
+    app.include_router(routes_history.router)
     app.include_router(routes_airspace.router)
     app.include_router(routes_controllers.router)
     app.include_router(routes_database.router)
     app.include_router(routes_errors.router)
     app.include_router(routes_events.router)
+    # Open like the public data (the public-read gate closes it with the rest): scrapers
+    # rarely carry keys, and no label names a member.
+    app.include_router(routes_metrics.router)
+    app.include_router(routes_web.router)
+    install_metrics(app)
     return app
+
+
+def _install_limits(
+    app: FastAPI,
+    ring: KeyRing,
+    *,
+    public_read: bool,
+    cors_origins: Sequence[str],
+    rate_limit_per_minute: int,
+    max_request_bytes: int,
+    limiter_clock: Callable[[], float],
+) -> None:
+    """Middleware, outermost last: CORS, rate limit, public-data gate, body size.
+
+    CORS outermost so that browsers can read the 401, 413 and 429 answers too (and preflights
+    cost no tokens); the rate limit before the gate so that guessing keys costs tokens.
+    """
+    if rate_limit_per_minute < 0:
+        raise ValueError(f"rate_limit_per_minute must not be negative, got {rate_limit_per_minute}")
+    # The docs stay readable with public data closed: they hold no data, and the page is where
+    # a key is entered to try the API.
+    docs = [app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url]
+    always_open = [*UNLIMITED_PATHS, *(path for path in docs if path)]
+    app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
+    if not public_read:
+        if not ring.configured:
+            log.warning("public data is closed and no API keys are configured: all of it is shut")
+        app.add_middleware(PublicReadGate, ring=ring, always_open=always_open)
+    if rate_limit_per_minute:
+        app.add_middleware(
+            RateLimit,
+            per_minute=rate_limit_per_minute,
+            ring=ring,
+            clock=limiter_clock,
+            exempt=UNLIMITED_PATHS,
+        )
+    if cors_origins:
+        any_origin = "*" in cors_origins
+        app.add_middleware(
+            _ProblemCORSMiddleware,
+            allow_origins=["*"] if any_origin else list(cors_origins),
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_HEADERS,
+            # Keys travel in headers, not cookies; credentials only for named origins, since
+            # browsers refuse them with a wildcard anyway.
+            allow_credentials=not any_origin,
+            expose_headers=["Retry-After", "WWW-Authenticate"],
+        )
+    document_problems(
+        app,
+        ProblemDocs(
+            security_schemes=security_schemes(),
+            read_security=None if public_read else read_security(),
+            always_open=always_open,
+            rate_limited=bool(rate_limit_per_minute),
+            unlimited=UNLIMITED_PATHS,
+            max_request_bytes=max_request_bytes,
+        ),
+    )

@@ -17,7 +17,28 @@ Freshness = Literal["fresh", "stale", "none"]
 
 
 class ErrorOut(BaseModel):
+    """An RFC 9457 problem: every error response, sent as ``application/problem+json``."""
+
+    type: str = Field(
+        description="A URI naming the kind of problem: about:blank (the status says it all) or"
+        " https://vatsim-collector/problems/<slug>, stable across releases."
+    )
+    title: str = Field(description="Short summary of the problem type.")
+    status: int = Field(description="The HTTP status code of this response.")
     detail: str = Field(description="What went wrong, in words; never a stack trace.")
+    instance: str = Field(description="The request path the problem occurred on.")
+
+
+class FieldErrorOut(BaseModel):
+    location: str = Field(description="Where the bad value was, e.g. query.limit or path.name.")
+    message: str = Field(description="What is wrong with it. The value itself is not repeated.")
+
+
+class ValidationErrorOut(ErrorOut):
+    errors: list[FieldErrorOut] = Field(
+        description="One entry per invalid parameter; empty when the parameters are each valid"
+        " but not together (such as a time window that is too long)."
+    )
 
 
 class HealthOut(BaseModel):

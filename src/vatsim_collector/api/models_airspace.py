@@ -47,16 +47,25 @@ def unprocessable(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
 
 
+def utc(moment: datetime | None) -> datetime | None:
+    """``moment`` in UTC. A naive time is refused, not read as UTC: guessing would shift every
+    result by the caller's offset without anyone noticing."""
+    if moment is None:
+        return None
+    if moment.utcoffset() is None:
+        raise unprocessable("from and to need a UTC offset, e.g. 2024-05-01T12:00:00Z")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+14:00 is a valid time, but in UTC it is before the year 1.
+        raise unprocessable("times must lie between the years 1 and 9999 in UTC") from None
+
+
 def aware_range(
     start: datetime | None, end: datetime | None
 ) -> tuple[datetime | None, datetime | None]:
-    """Both bounds in UTC. A naive time is refused, not read as UTC: guessing would shift every
-    result by the caller's offset without anyone noticing."""
-    for moment in (start, end):
-        if moment is not None and moment.utcoffset() is None:
-            raise unprocessable("from and to need a UTC offset, e.g. 2024-05-01T12:00:00Z")
-    start = None if start is None else start.astimezone(UTC)
-    end = None if end is None else end.astimezone(UTC)
+    """Both bounds in UTC (see ``utc``); ``to`` after ``from`` when both are given."""
+    start, end = utc(start), utc(end)
     if start is not None and end is not None and end <= start:
         raise unprocessable("to must be after from")
     return start, end
@@ -73,7 +82,14 @@ def window(
     """``to`` defaults to now and ``from`` to ``default`` before ``to``."""
     start, end = aware_range(start, end)
     end = end if end is not None else now.astimezone(UTC)
-    start = start if start is not None else end - default
+    if start is None:
+        try:
+            start = end - default
+        except OverflowError:
+            raise unprocessable(
+                f"from, by default {default.total_seconds() / 3600:g} h before to, would lie"
+                " before the year 1; give from"
+            ) from None
     if end <= start:
         raise unprocessable("to (now when not given) must be after from")
     if end - start > maximum:
@@ -86,12 +102,10 @@ def window(
 
 def hours_of(start: datetime, end: datetime) -> list[datetime]:
     """Every UTC hour that meets ``[start, end)``."""
-    hour = start.replace(minute=0, second=0, microsecond=0)
-    out = []
-    while hour < end:
-        out.append(hour)
-        hour += HOUR
-    return out
+    first = start.replace(minute=0, second=0, microsecond=0)
+    # Counted, not stepped to: the step after 9999-12-31 23:00 cannot be represented.
+    count = -((first - end) // HOUR)
+    return [first + k * HOUR for k in range(count)]
 
 
 def mhz(hz: int) -> str:

@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from vatsim_collector.api import queries_airspace as q
 from vatsim_collector.api.context import ApiContext, Context
-from vatsim_collector.api.models import ErrorOut
 from vatsim_collector.api.models_airspace import (
     HOUR,
     NAME_PATTERN,
@@ -41,6 +40,7 @@ from vatsim_collector.api.models_airspace import (
     window,
 )
 from vatsim_collector.api.models_events import PaginationOut
+from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.feed.models import StationTransceivers
 from vatsim_collector.tracking.sectors import SectorSet
 
@@ -53,11 +53,8 @@ SectorName = Annotated[
     str, Path(max_length=32, pattern=NAME_PATTERN, description="A sector name, e.g. EGTT.")
 ]
 
-_503: dict[int | str, dict[str, Any]] = {status.HTTP_503_SERVICE_UNAVAILABLE: {"model": ErrorOut}}
-_404_503: dict[int | str, dict[str, Any]] = {
-    status.HTTP_404_NOT_FOUND: {"model": ErrorOut},
-    **_503,
-}
+_503 = problem_responses(status.HTTP_503_SERVICE_UNAVAILABLE)
+_404_503 = problem_responses(status.HTTP_404_NOT_FOUND, status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 def _sector_set(ctx: ApiContext) -> SectorSet:

@@ -1,9 +1,13 @@
-"""The database service's figures: query statistics, storage and the health monitor."""
+"""The database service's figures: query statistics, storage and the health monitor.
+
+Operational detail rather than public data: every route needs a key (read is enough).
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from vatsim_collector.api.auth import ReadAccess
 from vatsim_collector.api.context import Context
 from vatsim_collector.api.models_database import (
     DatabaseHealthOut,
@@ -15,9 +19,10 @@ from vatsim_collector.api.models_database import (
     TableOut,
     TransitionOut,
 )
+from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.store.manager import PoolStatus
 
-router = APIRouter(tags=["database"])
+router = APIRouter(tags=["database"], dependencies=[ReadAccess])
 
 
 def _pool(pool: PoolStatus) -> PoolOut:
@@ -35,6 +40,7 @@ def _pool(pool: PoolStatus) -> PoolOut:
     "/api/database/service/stats",
     response_model=DatabaseStatsOut,
     summary="Pool status, per-query counts and latencies, slow queries, table sizes and growth",
+    responses=problem_responses(status.HTTP_503_SERVICE_UNAVAILABLE),
 )
 def database_stats(ctx: Context) -> DatabaseStatsOut:
     db = ctx.ingestor.db

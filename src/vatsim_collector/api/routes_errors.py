@@ -1,4 +1,4 @@
-"""Error analytics and circuit breakers: not public data, so every route needs an API key."""
+"""Error analytics and circuit breakers: not public data, so every route needs an admin key."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from vatsim_collector.api.auth import ApiKey
+from vatsim_collector.api.auth import AdminAccess
 from vatsim_collector.api.context import Context, ErrorLayer
-from vatsim_collector.api.models import ErrorOut
 from vatsim_collector.api.models_errors import BreakerOut, BreakersOut, ErrorAnalyticsOut
+from vatsim_collector.api.problems import problem_responses
 
 router = APIRouter(
     tags=["errors"],
-    dependencies=[ApiKey],
-    responses={status.HTTP_401_UNAUTHORIZED: {"model": ErrorOut}},
+    dependencies=[AdminAccess],
+    # 401, 403 and the limits' answers are documented app-wide (problems.document_problems).
+    responses=problem_responses(status.HTTP_503_SERVICE_UNAVAILABLE),
 )
 
 
@@ -55,7 +56,7 @@ def circuit_breakers(ctx: Context) -> BreakersOut:
     "/api/errors/circuit-breakers/{name}/reset",
     response_model=BreakerOut,
     summary="Close a breaker now (for when the dependency is known to be back)",
-    responses={status.HTTP_404_NOT_FOUND: {"model": ErrorOut}},
+    responses=problem_responses(status.HTTP_404_NOT_FOUND),
 )
 def reset_circuit_breaker(
     ctx: Context,

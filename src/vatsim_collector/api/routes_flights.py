@@ -10,12 +10,12 @@ from sqlalchemy import Connection
 from vatsim_collector.api import queries
 from vatsim_collector.api.context import Context
 from vatsim_collector.api.models import (
-    ErrorOut,
     FlightOut,
     FlightsOut,
     TrackOut,
     TrackPoint,
 )
+from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.feed.models import FlightPlan
 from vatsim_collector.tracking.state import PilotSession
 
@@ -100,10 +100,7 @@ def _find_flight(
     description="The callsign's latest flight (highest start time), or the flight given by"
     " `flight_id`, which must belong to that callsign. Positions of all the flight's pilot"
     " sessions are included.",
-    responses={
-        status.HTTP_404_NOT_FOUND: {"model": ErrorOut},
-        status.HTTP_503_SERVICE_UNAVAILABLE: {"model": ErrorOut},
-    },
+    responses=problem_responses(status.HTTP_404_NOT_FOUND, status.HTTP_503_SERVICE_UNAVAILABLE),
 )
 def flight_track(
     ctx: Context, callsign: CallsignParam, flight_id: FlightIdParam = None

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Response, status
 
 from vatsim_collector.api.context import ApiContext, Context
-from vatsim_collector.api.models import ErrorOut, Freshness, HealthOut, LiveCounts, StatusOut
+from vatsim_collector.api.models import Freshness, HealthOut, LiveCounts, StatusOut
 from vatsim_collector.api.models_errors import FeedHealthOut
 
 router = APIRouter(tags=["status"])
@@ -55,7 +55,6 @@ def _feed_health(ctx: ApiContext, freshness: Freshness) -> FeedHealthOut:
     "/api/status",
     response_model=StatusOut,
     summary="Latest snapshot, freshness, live counts and ingest counters",
-    responses={status.HTTP_500_INTERNAL_SERVER_ERROR: {"model": ErrorOut}},
 )
 def get_status(ctx: Context) -> StatusOut:
     view = ctx.ingestor.live

@@ -14,7 +14,6 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from vatsim_collector.api import queries_airspace as q
 from vatsim_collector.api.context import Context
-from vatsim_collector.api.models import ErrorOut
 from vatsim_collector.api.models_airspace import (
     NAME_PATTERN,
     ContactOut,
@@ -33,6 +32,7 @@ from vatsim_collector.api.models_airspace import (
     mhz,
 )
 from vatsim_collector.api.models_events import PaginationOut
+from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.api.routes_airspace import occupancy_out
 from vatsim_collector.api.routes_flights import MAX_ID
 
@@ -79,7 +79,7 @@ def _controller_summary_out(row: dict[str, Any]) -> ControllerSummaryOut:
     response_model=FlightSummariesOut,
     summary="Summaries of ended flights, newest ended first",
     description="Filters combine with AND. `from`/`to` bound the flight's end time.",
-    responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": ErrorOut}},
+    responses=problem_responses(status.HTTP_503_SERVICE_UNAVAILABLE),
 )
 def flight_summaries(
     ctx: Context,
@@ -119,10 +119,7 @@ def flight_summaries(
     summary="One flight: its sessions, summary, ATC contacts and sector visits",
     description="`summary` is null while the flight is on (and until it has been summarised);"
     " contacts and sector visits still open have a null end.",
-    responses={
-        status.HTTP_404_NOT_FOUND: {"model": ErrorOut},
-        status.HTTP_503_SERVICE_UNAVAILABLE: {"model": ErrorOut},
-    },
+    responses=problem_responses(status.HTTP_404_NOT_FOUND, status.HTTP_503_SERVICE_UNAVAILABLE),
 )
 def flight_detail(ctx: Context, flight_id: FlightId) -> FlightDetailOut:
     with ctx.ingestor.db.read("api.flight_detail") as conn:
@@ -151,7 +148,7 @@ def flight_detail(ctx: Context, flight_id: FlightId) -> FlightDetailOut:
     summary="Summaries of ended controller sessions, newest ended first",
     description="Observers have none. Filters combine with AND. `from`/`to` bound the session's"
     " end time.",
-    responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": ErrorOut}},
+    responses=problem_responses(status.HTTP_503_SERVICE_UNAVAILABLE),
 )
 def controller_summaries(
     ctx: Context,

@@ -1,0 +1,553 @@
+"""Prometheus metrics of one service app, read from the service's own counters when scraped.
+
+Nearly everything the collector knows about itself is already counted somewhere: the poller,
+the ingestor, the error manager, the breakers, the event bus and the database service. A
+scrape reads those through one custom collector rather than mirroring every increment into a
+second set of metric objects that could drift from the figures the JSON API shows. Only ingest
+latency is recorded as it happens, since a histogram cannot be rebuilt from totals.
+
+Each app gets its own ``CollectorRegistry`` (``install_metrics``), never the process-wide
+default one, so two collectors in one process (the tests build many) each report only
+themselves.
+
+Labels come from bounded sets only: poll results, tables, session kinds, event types, handler,
+breaker and query names (all fixed in code), quantiles, error categories and severities.
+Whatever grows with the network (cids, callsigns), URLs and error messages never becomes a
+label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import structlog
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import QueuePool
+
+from vatsim_collector.errors.breaker import BreakerState
+from vatsim_collector.errors.taxonomy import Category, Severity
+from vatsim_collector.ingest import Outcome
+from vatsim_collector.store.database import DatabaseService
+
+if TYPE_CHECKING:
+    from vatsim_collector.api.context import ApiContext
+
+__all__ = [
+    "CONTENT_TYPE",
+    "INGEST_BUCKETS",
+    "CachedCount",
+    "ServiceCollector",
+    "ServiceMetrics",
+    "install_metrics",
+]
+
+log = structlog.get_logger(__name__)
+
+# The classic text format: every Prometheus version and most other scrapers read it.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# An accepted snapshot takes tens of milliseconds on a quiet SQLite file and seconds on a busy
+# network against a slow server; past 10 s a 15 s poll interval is in danger anyway.
+INGEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# The dead-letter count is a COUNT(*) query: at most one per this many seconds, and a scrape
+# never waits longer than the timeout for it.
+DEAD_LETTER_TTL = 30.0
+DEAD_LETTER_TIMEOUT = 2.0
+
+QUANTILES = (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99"))
+
+POLL_RESULTS = (
+    "ingested",
+    "duplicate",
+    "rejected",
+    "quarantined",
+    "fetch_error",
+    "write_error",
+    "spooled",
+)
+ROW_TABLES = (
+    "snapshots",
+    "positions",
+    "transceivers",
+    "pilot_sessions",
+    "controller_sessions",
+    "atis_sessions",
+    "flights",
+    "flight_plans",
+    "prefiles",
+)
+SESSION_KINDS = ("pilot", "controller", "atis")
+# Outcome label -> key of the bus's handler report.
+HANDLER_OUTCOMES = (
+    ("success", "successes"),
+    ("failure", "failures"),
+    ("timeout", "timeouts"),
+    ("retry", "retries"),
+    ("shed", "shed"),
+    ("rejected", "rejected"),
+)
+POOL_STATES = ("checked_out", "idle", "overflow")
+
+
+@dataclass(frozen=True)
+class _Family:
+    name: str
+    doc: str
+    kind: Literal["counter", "gauge"]
+    labels: tuple[str, ...] = ()
+
+    def empty(self) -> CounterMetricFamily | GaugeMetricFamily:
+        if self.kind == "counter":
+            return CounterMetricFamily(self.name, self.doc, labels=self.labels)
+        return GaugeMetricFamily(self.name, self.doc, labels=self.labels)
+
+
+POLL_CYCLES = _Family("vatsim_poll_cycles_total", "Poll cycles started.", "counter")
+POLLS = _Family(
+    "vatsim_polls_total",
+    "Fetched snapshots by what became of them; a write error that spooled the snapshot counts"
+    " as both, and a snapshot written back from the spool counts under its ingest result.",
+    "counter",
+    ("result",),
+)
+SPOOL_WAITING = _Family(
+    "vatsim_spool_snapshots", "Snapshots waiting in the spool for the database.", "gauge"
+)
+SPOOL_DRAINED = _Family(
+    "vatsim_spool_drained_total", "Snapshots taken out of the spool once written.", "counter"
+)
+SNAPSHOT_AGE = _Family(
+    "vatsim_snapshot_age_seconds",
+    "Seconds since the update_timestamp of the latest accepted snapshot.",
+    "gauge",
+)
+ROWS_WRITTEN = _Family(
+    "vatsim_rows_written_total", "Rows inserted, by table.", "counter", ("table",)
+)
+SESSIONS_OPEN = _Family(
+    "vatsim_sessions_open",
+    "Sessions present in the latest accepted snapshot.",
+    "gauge",
+    ("kind",),
+)
+SESSIONS_OPENED = _Family("vatsim_sessions_opened_total", "Sessions started.", "counter", ("kind",))
+SESSIONS_CLOSED = _Family("vatsim_sessions_closed_total", "Sessions ended.", "counter", ("kind",))
+EVENTS_PUBLISHED = _Family(
+    "vatsim_events_published_total", "Events published on the bus.", "counter", ("type",)
+)
+EVENTS_DELIVERED = _Family(
+    "vatsim_events_delivered_total",
+    "Event deliveries that succeeded, summed over handlers.",
+    "counter",
+    ("type",),
+)
+EVENTS_FAILED = _Family(
+    "vatsim_events_failed_total",
+    "Event deliveries that failed for good (dead-lettered), summed over handlers.",
+    "counter",
+    ("type",),
+)
+HANDLER_DELIVERIES = _Family(
+    "vatsim_handler_deliveries_total",
+    "Per handler: events delivered (success), dead-lettered after every attempt (failure),"
+    " attempts cut off by the timeout, retries, events shed from a full queue and events"
+    " rejected while the handler's breaker was open.",
+    "counter",
+    ("handler", "outcome"),
+)
+HANDLER_QUEUE = _Family(
+    "vatsim_handler_queue_depth", "Events waiting in the handler's queue.", "gauge", ("handler",)
+)
+HANDLER_LATENCY = _Family(
+    "vatsim_handler_latency_seconds",
+    "Handler call duration quantiles over its last 2048 calls.",
+    "gauge",
+    ("handler", "quantile"),
+)
+DEAD_LETTERS = _Family(
+    "vatsim_dead_letters",
+    f"Dead letters stored; read from the database at most every {DEAD_LETTER_TTL:g} s.",
+    "gauge",
+)
+DEAD_LETTERS_UNWRITTEN = _Family(
+    "vatsim_dead_letters_unwritten",
+    "Dead letters waiting in memory for the database.",
+    "gauge",
+)
+DEAD_LETTERS_EVICTED = _Family(
+    "vatsim_dead_letters_evicted_total",
+    "Dead letters dropped because the bound was reached.",
+    "counter",
+)
+BREAKER_STATE = _Family(
+    "vatsim_breaker_state",
+    "1 for the breaker's current state, 0 for the others.",
+    "gauge",
+    ("breaker", "state"),
+)
+BREAKER_FAILURES = _Family(
+    "vatsim_breaker_failures_total",
+    "Failed calls through the breaker.",
+    "counter",
+    ("breaker",),
+)
+BREAKER_REJECTED = _Family(
+    "vatsim_breaker_rejected_total",
+    "Calls refused without trying while the breaker was open.",
+    "counter",
+    ("breaker",),
+)
+ERRORS = _Family("vatsim_errors_total", "Errors reported, by category.", "counter", ("category",))
+ERRORS_BY_SEVERITY = _Family(
+    "vatsim_errors_by_severity_total", "Errors reported, by severity.", "counter", ("severity",)
+)
+ERRORS_QUEUED = _Family(
+    "vatsim_error_records_queued", "Error records waiting to be written.", "gauge"
+)
+ERRORS_DROPPED = _Family(
+    "vatsim_error_records_dropped_total",
+    "Error records dropped unwritten because the queue was full.",
+    "counter",
+)
+POOL_CONNECTIONS = _Family(
+    "vatsim_db_pool_connections",
+    "Pool connections: in use (checked_out), open and free (idle), open beyond the pool size"
+    " (overflow, part of the other two).",
+    "gauge",
+    ("state",),
+)
+POOL_SIZE = _Family("vatsim_db_pool_size", "Configured pool size.", "gauge")
+POOL_WAITING = _Family("vatsim_db_pool_waiting", "Callers waiting for a pool connection.", "gauge")
+DB_QUERIES = _Family(
+    "vatsim_db_queries_total",
+    "Named database operations, by outcome.",
+    "counter",
+    ("query", "outcome"),
+)
+DB_QUERY_SECONDS = _Family(
+    "vatsim_db_query_seconds",
+    "Duration quantiles of each named database operation over its last 2048 runs.",
+    "gauge",
+    ("query", "quantile"),
+)
+
+FAMILIES = (
+    POLL_CYCLES,
+    POLLS,
+    SPOOL_WAITING,
+    SPOOL_DRAINED,
+    SNAPSHOT_AGE,
+    ROWS_WRITTEN,
+    SESSIONS_OPEN,
+    SESSIONS_OPENED,
+    SESSIONS_CLOSED,
+    EVENTS_PUBLISHED,
+    EVENTS_DELIVERED,
+    EVENTS_FAILED,
+    HANDLER_DELIVERIES,
+    HANDLER_QUEUE,
+    HANDLER_LATENCY,
+    DEAD_LETTERS,
+    DEAD_LETTERS_UNWRITTEN,
+    DEAD_LETTERS_EVICTED,
+    BREAKER_STATE,
+    BREAKER_FAILURES,
+    BREAKER_REJECTED,
+    ERRORS,
+    ERRORS_BY_SEVERITY,
+    ERRORS_QUEUED,
+    ERRORS_DROPPED,
+    POOL_CONNECTIONS,
+    POOL_SIZE,
+    POOL_WAITING,
+    DB_QUERIES,
+    DB_QUERY_SECONDS,
+)
+
+
+def _single(family: _Family, value: float) -> Metric:
+    metric = family.empty()
+    metric.add_metric([], value)
+    return metric
+
+
+def _idle_connections(db: DatabaseService) -> int | None:
+    pool = db.engine.pool
+    return pool.checkedin() if isinstance(pool, QueuePool) else None
+
+
+class CachedCount:
+    """A count that costs a database query, read at most once per ``ttl`` seconds.
+
+    A scrape must answer even while the database hangs, which is when the other figures matter
+    most: a read that takes longer than ``timeout`` is abandoned (its thread finishes on its
+    own) and the previous value stays, as it does when the read fails.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[], int],
+        *,
+        ttl: float,
+        timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self._ttl = ttl
+        self._timeout = timeout
+        self._clock = clock
+        self._attempted_at: float | None = None
+        self.value: int | None = None
+
+    async def refresh(self) -> None:
+        now = self._clock()
+        if self._attempted_at is not None and now - self._attempted_at < self._ttl:
+            return
+        # Set before the read, so concurrent scrapes and a failing database cost one read per
+        # ttl, not one per scrape.
+        self._attempted_at = now
+        try:
+            self.value = await asyncio.wait_for(asyncio.to_thread(self._read), self._timeout)
+        except (TimeoutError, SQLAlchemyError) as exc:
+            log.info("count not refreshed; the previous value stays", error=type(exc).__name__)
+
+
+class ServiceCollector:
+    """Reads the service's counters at scrape time; registered on one app's registry.
+
+    Runs on the event loop (the metrics route is async), where the bus's counters live.
+    """
+
+    def __init__(self, ctx: ApiContext, dead_letters: CachedCount | None = None) -> None:
+        self._ctx = ctx
+        self._dead_letters = dead_letters
+
+    def describe(self) -> Iterable[Metric]:
+        return [family.empty() for family in FAMILIES]
+
+    def collect(self) -> Iterable[Metric]:
+        return [metric for metric in self._collect() if metric.samples]
+
+    def _collect(self) -> Iterator[Metric]:
+        yield from self._ingest()
+        yield from self._sessions()
+        yield from self._events()
+        yield from self._error_layer()
+        yield from self._database()
+
+    def _ingest(self) -> Iterator[Metric]:
+        stats = self._ctx.ingestor.stats
+        poller = self._ctx.errors.poller if self._ctx.errors is not None else None
+        # An unchanged feed is noticed by the client before the ingestor ever sees it.
+        unchanged = poller.client.duplicates if poller is not None else 0
+        results = {
+            "ingested": stats.snapshots_ingested,
+            "duplicate": stats.snapshots_duplicate + unchanged,
+            "rejected": stats.snapshots_rejected,
+            "quarantined": stats.snapshots_quarantined,
+        }
+        if poller is not None:
+            counters = poller.counters
+            results |= {
+                "fetch_error": counters.fetch_errors,
+                "write_error": counters.write_errors,
+                "spooled": counters.spooled,
+            }
+            yield _single(POLL_CYCLES, counters.cycles)
+            yield _single(SPOOL_WAITING, poller.backlog)
+            yield _single(SPOOL_DRAINED, counters.drained)
+        polls = POLLS.empty()
+        for result in POLL_RESULTS:
+            if result in results:
+                polls.add_metric([result], results[result])
+        yield polls
+        age = self._ctx.age_seconds()
+        if age is not None:
+            yield _single(SNAPSHOT_AGE, age)
+        rows = ROWS_WRITTEN.empty()
+        written = (
+            stats.snapshots_ingested + stats.snapshots_quarantined,
+            stats.positions_written,
+            stats.transceivers_written,
+            stats.pilot_sessions_opened,
+            stats.controller_sessions_opened,
+            stats.atis_sessions_opened,
+            stats.flights_opened,
+            stats.flight_plan_revisions,
+            stats.prefiles_seen,
+        )
+        for table, count in zip(ROW_TABLES, written, strict=True):
+            rows.add_metric([table], count)
+        yield rows
+
+    def _sessions(self) -> Iterator[Metric]:
+        stats = self._ctx.ingestor.stats
+        live = self._ctx.ingestor.live
+        now_open = (len(live.pilots), len(live.controllers), len(live.atis))
+        opened = (
+            stats.pilot_sessions_opened,
+            stats.controller_sessions_opened,
+            stats.atis_sessions_opened,
+        )
+        closed = (
+            stats.pilot_sessions_closed,
+            stats.controller_sessions_closed,
+            stats.atis_sessions_closed,
+        )
+        for family, values in (
+            (SESSIONS_OPEN, now_open),
+            (SESSIONS_OPENED, opened),
+            (SESSIONS_CLOSED, closed),
+        ):
+            metric = family.empty()
+            for kind, value in zip(SESSION_KINDS, values, strict=True):
+                metric.add_metric([kind], value)
+            yield metric
+
+    def _events(self) -> Iterator[Metric]:
+        layer = self._ctx.events
+        if layer is None:
+            return
+        counters = layer.bus.metrics
+        for family, by_type in (
+            (EVENTS_PUBLISHED, counters.published),
+            (EVENTS_DELIVERED, counters.delivered),
+            (EVENTS_FAILED, counters.failed),
+        ):
+            metric = family.empty()
+            for event_type, count in sorted(by_type.items()):
+                metric.add_metric([event_type], count)
+            yield metric
+        deliveries = HANDLER_DELIVERIES.empty()
+        depth = HANDLER_QUEUE.empty()
+        latency = HANDLER_LATENCY.empty()
+        for handler, report in layer.bus.handlers_report().items():
+            for outcome, key in HANDLER_OUTCOMES:
+                deliveries.add_metric([handler, outcome], report[key])
+            depth.add_metric([handler], report["queue_depth"])
+            for quantile, key in QUANTILES:
+                millis = report["latency_ms"][key]
+                if millis is not None:
+                    latency.add_metric([handler, quantile], millis / 1000)
+        yield from (deliveries, depth, latency)
+        letters = layer.dead_letters
+        if self._dead_letters is not None and self._dead_letters.value is not None:
+            yield _single(DEAD_LETTERS, self._dead_letters.value)
+        yield _single(DEAD_LETTERS_UNWRITTEN, letters.unwritten)
+        yield _single(DEAD_LETTERS_EVICTED, letters.evicted)
+
+    def _error_layer(self) -> Iterator[Metric]:
+        layer = self._ctx.errors
+        if layer is None:
+            return
+        states = BREAKER_STATE.empty()
+        failures = BREAKER_FAILURES.empty()
+        rejected = BREAKER_REJECTED.empty()
+        for snap in layer.breakers.snapshots():
+            for state in BreakerState:
+                states.add_metric([snap.name, state.value], 1.0 if snap.state is state else 0.0)
+            failures.add_metric([snap.name], snap.failures)
+            rejected.add_metric([snap.name], snap.rejected)
+        yield from (states, failures, rejected)
+        manager = layer.manager
+        counts = manager.counts()
+        # Every category and severity, zeros included, so rate() works from the first error.
+        by_category = ERRORS.empty()
+        for category in Category:
+            by_category.add_metric([category.value], counts["by_category"].get(category.value, 0))
+        by_severity = ERRORS_BY_SEVERITY.empty()
+        for severity in Severity:
+            by_severity.add_metric([severity.value], counts["by_severity"].get(severity.value, 0))
+        yield from (by_category, by_severity)
+        yield _single(ERRORS_QUEUED, manager.queued)
+        yield _single(ERRORS_DROPPED, manager.dropped)
+
+    def _database(self) -> Iterator[Metric]:
+        db = self._ctx.ingestor.db
+        pool = db.pool_status()
+        connections = POOL_CONNECTIONS.empty()
+        connections.add_metric(["checked_out"], pool.checked_out)
+        idle = _idle_connections(db)
+        if idle is not None:
+            connections.add_metric(["idle"], idle)
+        connections.add_metric(["overflow"], pool.overflow)
+        yield connections
+        yield _single(POOL_SIZE, pool.size)
+        yield _single(POOL_WAITING, pool.waiting)
+        queries = DB_QUERIES.empty()
+        seconds = DB_QUERY_SECONDS.empty()
+        for name, summary in db.query_summaries().items():
+            errors = int(summary["errors"])
+            queries.add_metric([name, "ok"], int(summary["count"]) - errors)
+            queries.add_metric([name, "error"], errors)
+            for quantile, key in QUANTILES:
+                seconds.add_metric([name, quantile], float(summary[f"{key}_ms"]) / 1000)
+        yield from (queries, seconds)
+
+
+class ServiceMetrics:
+    """One app's registry: the service collector, the ingest histogram, process basics."""
+
+    def __init__(
+        self,
+        ctx: ApiContext,
+        *,
+        dead_letter_ttl: float = DEAD_LETTER_TTL,
+        dead_letter_timeout: float = DEAD_LETTER_TIMEOUT,
+    ) -> None:
+        self.registry = CollectorRegistry()
+        self.ingest_duration = Histogram(
+            "vatsim_ingest_duration_seconds",
+            "Seconds from handing an accepted snapshot to the ingestor until it was committed.",
+            buckets=INGEST_BUCKETS,
+            registry=self.registry,
+        )
+        events = ctx.events
+        self.dead_letters = (
+            CachedCount(events.dead_letters.size, ttl=dead_letter_ttl, timeout=dead_letter_timeout)
+            if events is not None
+            else None
+        )
+        self.registry.register(ServiceCollector(ctx, self.dead_letters))
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+
+    def observe_ingest(self, outcome: Outcome, seconds: float) -> None:
+        # Accepted snapshots only: duplicates cost nothing and rejections are rare, so mixing
+        # them in would only blur the figure that matters, the time to store a snapshot.
+        if outcome is Outcome.INGESTED:
+            self.ingest_duration.observe(seconds)
+
+    async def render(self) -> bytes:
+        """The text exposition; call on the event loop that runs the service."""
+        if self.dead_letters is not None:
+            await self.dead_letters.refresh()
+        return generate_latest(self.registry)
+
+
+def install_metrics(app: FastAPI) -> ServiceMetrics:
+    """Give ``app`` its metrics (on ``app.state.metrics``) over the service in its context,
+    and have its poller time each ingest. Call once ``app.state.api_context`` is set;
+    calling again returns the same metrics."""
+    found = getattr(app.state, "metrics", None)
+    if isinstance(found, ServiceMetrics):
+        return found
+    ctx: ApiContext = app.state.api_context
+    metrics = ServiceMetrics(ctx)
+    poller = ctx.errors.poller if ctx.errors is not None else None
+    if poller is not None:
+        poller.ingest_observers.append(metrics.observe_ingest)
+    app.state.metrics = metrics
+    return metrics
