@@ -38,6 +38,7 @@ from vatsim_collector.store.migrate import upgrade
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "feeds"
 LARGEST = SHARED / "vatsim-data-20210103T142930Z.json"
 RESULTS = Path(__file__).resolve().parent / "results"
+BENCH_KEY = "endpoints-bench"
 START = datetime(2021, 1, 3, 14, 30, tzinfo=UTC)
 
 
@@ -84,7 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     build_s = None if args.reuse else round(build_day(ingestor, args.snapshots), 1)
     stale_after = 10.0**9  # simulated 2021 data: staleness is not what is measured here
     monitor = HealthMonitor(db, limits=HealthLimits(stale_after_seconds=stale_after))
-    app = create_app(ingestor, stale_after=stale_after, health=monitor)
+    # The database service endpoints need a read key.
+    app = create_app(
+        ingestor, stale_after=stale_after, health=monitor, api_keys=[("read", BENCH_KEY)]
+    )
     result: dict[str, Any] = {
         "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
         "machine": machine(None),
@@ -92,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "snapshots_built": None if args.reuse else args.snapshots,
         "build_seconds": build_s,
     }
-    with TestClient(app) as client:
+    with TestClient(app, headers={"X-API-Key": BENCH_KEY}) as client:
         paths = [
             "/api/database/service/stats",
             "/api/database/service/health",
