@@ -26,6 +26,7 @@ from vatsim_collector.store import schema as t
 from vatsim_collector.store.airspace_restore import restore_airspace
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.partitions import PartitionManager
+from vatsim_collector.store.redact import strip_names
 from vatsim_collector.store.restore import load_live_state
 from vatsim_collector.store.writer import SnapshotWriter
 from vatsim_collector.tracking.airspace import AirspaceEngine
@@ -297,6 +298,11 @@ class Ingestor:
             ).first()
         return found is not None
 
+    def _held_body(self, raw: bytes) -> bytes:
+        # A held document is raw feed input; names are kept in it only if they are stored.
+        body = raw if self.config.store_names else strip_names(raw)
+        return gzip.compress(body, compresslevel=6)
+
     def _hold(
         self,
         raw: bytes,
@@ -314,7 +320,7 @@ class Ingestor:
                     source=source,
                     reason=reason,
                     snapshot_id=snapshot_id,
-                    body_gzip=gzip.compress(raw, compresslevel=6),
+                    body_gzip=self._held_body(raw),
                 )
             )
 
@@ -355,7 +361,7 @@ class Ingestor:
                     source=source,
                     reason=reason,
                     snapshot_id=snapshot_id,
-                    body_gzip=gzip.compress(raw, compresslevel=6),
+                    body_gzip=self._held_body(raw),
                 )
             )
         self.stats.snapshots_quarantined += 1
