@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from vatsim_collector.cli_events import events_app
+from vatsim_collector.cli_privacy import forget
 from vatsim_collector.config import Settings, SettingsError, load_settings
 from vatsim_collector.logsetup import LogFormat
 
@@ -25,6 +26,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
+app.command("forget")(forget)
 
 DatabaseUrl = Annotated[
     str | None,

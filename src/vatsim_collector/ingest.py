@@ -177,6 +177,11 @@ class Ingestor:
             reconnect_window=timedelta(minutes=self.config.flight_reconnect_minutes),
         )
 
+    def invalidate(self) -> None:
+        """The database changed under the live state (a member was forgotten): rebuild the
+        state from the database before the next snapshot is applied."""
+        self._restore_needed = True
+
     def restore(self) -> LiveState:
         """Load open sessions from the database; call before the first ingest."""
         with self.db.read("ingest.restore") as conn:

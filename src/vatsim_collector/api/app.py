@@ -30,6 +30,7 @@ from vatsim_collector.api import (
     routes_flights,
     routes_history,
     routes_metrics,
+    routes_privacy,
     routes_status,
     routes_summaries,
     routes_web,
@@ -159,6 +160,7 @@ def create_app(
     app.include_router(routes_database.router)
     app.include_router(routes_errors.router)
     app.include_router(routes_events.router)
+    app.include_router(routes_privacy.router)
     # Open like the public data (the public-read gate closes it with the rest): scrapers
     # rarely carry keys, and no label names a member.
     app.include_router(routes_metrics.router)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vatsim_collector.store import schema as t
@@ -88,8 +88,20 @@ class SummaryWriter:
                     pos.c.altitude,
                     pos.c.groundspeed,
                 )
-                .join(ps, ps.c.id == pos.c.pilot_session_id)
-                .join(snap, snap.c.id == pos.c.snapshot_id)
+                # Positions are keyed by snapshot first: walk each session's snapshots and look
+                # up one primary key per snapshot, never scan all traffic for one flight.
+                .select_from(
+                    ps.join(
+                        snap,
+                        and_(
+                            snap.c.update_timestamp >= ps.c.first_seen_at,
+                            snap.c.update_timestamp <= ps.c.last_seen_at,
+                        ),
+                    ).join(
+                        pos,
+                        and_(pos.c.snapshot_id == snap.c.id, pos.c.pilot_session_id == ps.c.id),
+                    )
+                )
                 .where(ps.c.flight_id == flight_id)
             )
         ]
