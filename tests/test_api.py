@@ -418,9 +418,8 @@ def test_openapi_documents_every_endpoint(client: TestClient) -> None:
     } <= set(paths)
     for path in paths.values():
         for method, operation in path.items():
-            if method == "delete":
-                assert "204" in operation["responses"]  # no body to describe
-                continue
+            if method == "delete" and "204" in operation["responses"]:
+                continue  # no body to describe
             content = operation["responses"]["200"]["content"]
             if "application/json" not in content:
                 assert set(content) == {"text/plain"}  # /metrics, Prometheus text format

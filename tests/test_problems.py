@@ -455,19 +455,19 @@ def test_routes_included_later_are_documented_the_same_way(ingestor: Ingestor) -
     router = APIRouter()
 
     @router.delete(
-        "/api/members/{cid}",
+        "/api/later/{cid}",
         dependencies=[AdminAccess],
         status_code=204,
         responses={404: {"model": ErrorOut}, 503: {"description": "not running"}},
     )
-    def forget(cid: int) -> Response:
+    def later(cid: int) -> Response:
         return Response(status_code=204)
 
     app.include_router(router)
     with TestClient(app) as client:
-        operation = client.get("/openapi.json").json()["paths"]["/api/members/{cid}"]["delete"]
-        assert client.delete("/api/members/5", headers=READ).status_code == 403
-        assert client.delete("/api/members/5", headers=ADMIN).status_code == 204
+        operation = client.get("/openapi.json").json()["paths"]["/api/later/{cid}"]["delete"]
+        assert client.delete("/api/later/5", headers=READ).status_code == 403
+        assert client.delete("/api/later/5", headers=ADMIN).status_code == 204
     assert operation["security"] == [{"APIKeyHeader": ["admin"]}, {"HTTPBearer": ["admin"]}]
     for code in ("401", "403", "404", "413", "422", "500", "503"):
         assert set(operation["responses"][code]["content"]) == {PROBLEM}, code
