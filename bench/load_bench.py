@@ -151,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "VATSIM_RATE_LIMIT_PER_MINUTE": "0",
         "VATSIM_LOG_LEVEL": "WARNING",
         "VATSIM_SPOOL_DIR": str(RESULTS / "load-spool"),
+        # The simulated day is dated in the past: retention must not prune it during the run.
+        "VATSIM_RETENTION_POSITIONS_DAYS": "0",
+        "VATSIM_RETENTION_TRANSCEIVERS_DAYS": "0",
+        "VATSIM_RETENTION_EVENTS_DAYS": "0",
     }
     report: dict[str, Any] = {
         "bench": "load",
@@ -204,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(out)
         finally:
             proc.terminate()
-            proc.wait(timeout=60)
+            # A clean stop drains the event handlers (30 s) after the poller (30 s).
+            proc.wait(timeout=150)
     report["snapshots_ingested_during_load"] = snapshots_stored(url) - before
     out_path = RESULTS / f"load-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out_path.write_text(json.dumps(report, indent=2))
