@@ -107,6 +107,22 @@ class Settings(BaseSettings):
     http_timeout: float = Field(default=10.0, gt=0)
     user_agent: str = "vatsim-collector/0.1 (+https://github.com/vatsim-collector)"
     fetch_transceivers: bool = True
+    # One fetch cycle (status, data and transceivers, connect and whole bodies) ends by then,
+    # however slowly a host drips its bytes; http_timeout only bounds each single read.
+    fetch_deadline: float = Field(default=12.0, gt=0)
+    # Largest decompressed feed document accepted, enforced while decompressing.
+    max_document_bytes: int = Field(default=64 * 1024**2, ge=1024**2)
+    # More records than this in one section (pilots, controllers, ...): the snapshot is
+    # quarantined. The real network has about 2,000 pilots.
+    max_records_per_section: int = Field(default=20_000, ge=100)
+    # A document dated more than this ahead of the collector's clock is quarantined.
+    future_margin_seconds: float = Field(default=300.0, ge=0)
+    # Live collection: a document older than this is quarantined (replay takes any age).
+    max_document_age_seconds: float = Field(default=86_400.0, gt=0)
+    # Malformed records dropped from one snapshot that are kept (scrubbed) for inspection.
+    held_records_per_snapshot: int = Field(default=20, ge=0, le=10_000)
+    # Fetched snapshots waiting in memory for the writer before they spill to the spool.
+    pending_in_memory: int = Field(default=4, ge=1, le=1000)
 
     missed_snapshots_to_end: int = Field(default=4, ge=1, le=1000)
     flight_reconnect_minutes: float = Field(default=30.0, ge=0)
@@ -201,6 +217,11 @@ class Settings(BaseSettings):
     # Requests per minute per API key (or per client IP without one); 0 turns the limit off.
     rate_limit_per_minute: int = Field(default=600, ge=0)
     max_request_bytes: int = Field(default=65536, ge=1024)
+    # Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For is
+    # believed; empty: forwarded headers are ignored and the peer address is the client.
+    trusted_proxies: str = ""
+    # Serve the interactive API docs (/docs, /redoc); the schema at /openapi.json stays.
+    api_docs: bool = False
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
