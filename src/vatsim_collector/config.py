@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     max_document_age_seconds: float = Field(default=86_400.0, gt=0)
     # Malformed records dropped from one snapshot that are kept (scrubbed) for inspection.
     held_records_per_snapshot: int = Field(default=20, ge=0, le=10_000)
+    # Seconds between the feed's update timestamps (VATSIM: 15): a longer gap between two
+    # stored snapshots counts as missed ticks.
+    feed_cadence_seconds: float = Field(default=15.0, gt=0)
     # Fetched snapshots waiting in memory for the writer before they spill to the spool.
     pending_in_memory: int = Field(default=4, ge=1, le=1000)
 
