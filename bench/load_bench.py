@@ -149,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         **os.environ,
         "VATSIM_DATABASE_URL": url,
         "VATSIM_RATE_LIMIT_PER_MINUTE": "0",
+        # Nor may live collection quarantine the simulated day's documents for their age.
+        "VATSIM_MAX_DOCUMENT_AGE_SECONDS": str(10 * 365 * 86_400),
         "VATSIM_LOG_LEVEL": "WARNING",
         "VATSIM_SPOOL_DIR": str(RESULTS / "load-spool"),
         # The simulated day is dated in the past: retention must not prune it during the run.

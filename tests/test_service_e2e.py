@@ -49,7 +49,14 @@ def wait_for(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "co
 @contextmanager
 def collector(database_url: str, status_url: str, tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "VATSIM_DATABASE_URL": database_url, "VATSIM_LOG_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "VATSIM_DATABASE_URL": database_url,
+        "VATSIM_LOG_LEVEL": "INFO",
+        # The simulated network starts on a fixed past day; live collection would quarantine
+        # documents that old.
+        "VATSIM_MAX_DOCUMENT_AGE_SECONDS": str(10 * 365 * 86_400),
+    }
     log_path = tmp_path / f"collector-{port}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
