@@ -19,6 +19,7 @@ from vatsim_collector.events.payloads import (
     ContactStarted,
     ControllerConnected,
     ControllerDisconnected,
+    EventLogGap,
     FlightplanAmended,
     FlightplanFiled,
     Payload,
@@ -156,6 +157,13 @@ def one_of_each(at: datetime) -> list[Payload]:
             started_at=at - timedelta(minutes=3),
             ended_at=at,
         ),
+        EventLogGap(
+            snapshot_time=at,
+            first_time=at,
+            last_time=at,
+            events=3,
+            lost={"pilot.connected": 2, "sector.entered": 1},
+        ),
     ]
 
 
@@ -265,17 +273,20 @@ def test_only_the_configured_types_are_logged(db: DatabaseService) -> None:
     pilots_only = EventLog(db, types=["pilot.*", "atis.changed"])
     assert pilots_only.wants("pilot.connected")
     assert not pilots_only.wants("snapshot.received")
-    assert pilots_only.write(events) == 3
+    # A gap marker says where the log itself has a hole: kept whatever the types.
+    assert pilots_only.write(events) == 4
     assert {e.type for e in pilots_only.read()} == {
         "pilot.connected",
         "pilot.disconnected",
         "atis.changed",
+        "eventlog.gap",
     }
 
     nothing = EventLog(db, types=())
     assert not nothing.wants("pilot.connected")
+    assert not nothing.wants("eventlog.gap")
     assert nothing.write(events) == 0
-    assert EventLog(db).count() == 3
+    assert EventLog(db).count() == 4
 
 
 def test_settings_give_the_log_its_patterns() -> None:

@@ -29,6 +29,9 @@ class HandlerOut(BaseModel):
     timeouts: int
     retries: int
     shed: int = Field(description="Events dropped because the handler's queue was full.")
+    snapshots_with_shed_events: int = Field(
+        description="Publishes (one per snapshot) of which this handler shed any event."
+    )
     blocked: int = Field(description="Publishes that waited for room in the queue.")
     rejected: int = Field(description="Events refused without a call while the breaker was open.")
     dead_lettered: int
@@ -49,11 +52,38 @@ class DeadLetterStatsOut(BaseModel):
     rejected: int = Field(description="Letters the database refused as invalid, since start.")
 
 
+class HandlerShedOut(BaseModel):
+    events: int
+    by_type: dict[str, int]
+    first_time: datetime = Field(description="Network time of the earliest event shed.")
+    last_time: datetime
+
+
+class ShedReportOut(BaseModel):
+    reported_at: datetime
+    correlation_id: str | None = Field(
+        description="The snapshot's: the id of its snapshot.received event."
+    )
+    snapshot_time: datetime | None
+    total: int
+    handlers: dict[str, HandlerShedOut]
+
+
+class EventLogGapsOut(BaseModel):
+    marked: int = Field(description="eventlog.gap rows written since start.")
+    pending: int = Field(description="Markers waiting for the event log's next write.")
+    dropped: int = Field(description="Markers given up: over their bound, or unwritable.")
+
+
 class EventAnalyticsOut(BaseModel):
     running: bool
     types: dict[str, TypeCountsOut]
     handlers: dict[str, HandlerOut]
     dead_letters: DeadLetterStatsOut
+    last_shed: ShedReportOut | None = Field(
+        description="The latest snapshot whose events overflowed a handler's queue."
+    )
+    event_log_gaps: EventLogGapsOut | None = Field(description="Null when the event log is off.")
 
 
 class EventOut(BaseModel):

@@ -11,7 +11,7 @@ a worker thread.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,6 +26,7 @@ from vatsim_collector.events.deadletters import DeadLetterBusy, DeadLetterQueue
 from vatsim_collector.events.delivery import BusStopped, Delivery, Failure, HandlerTimeout
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.metrics import EventMetrics
+from vatsim_collector.events.shedding import ShedReport, ShedTally
 from vatsim_collector.events.subscription import (
     BatchHandler,
     Handler,
@@ -34,11 +35,13 @@ from vatsim_collector.events.subscription import (
     Subscription,
 )
 
-__all__ = ["EventBus", "HandlerTimeout", "ReplayOutcome", "ReplayResult"]
+__all__ = ["EventBus", "HandlerTimeout", "ReplayOutcome", "ReplayResult", "ShedListener"]
 
 log = structlog.get_logger(__name__)
 
 BREAKER_PREFIX = "handler."
+
+ShedListener = Callable[[ShedReport], None]
 
 
 class ReplayOutcome(StrEnum):
@@ -71,6 +74,8 @@ class EventBus:
         self._subs: dict[str, Subscription] = {}
         self._routes: dict[str, list[Subscription]] = {}
         self._running = False
+        self._shed_listeners: list[ShedListener] = []
+        self.last_shed: ShedReport | None = None
 
     # -- subscribing -------------------------------------------------------------------------
 
@@ -147,8 +152,11 @@ class EventBus:
         published = self.metrics.published
         routes = self._routes
         deadlines: dict[str, float] | None = None
-        shed: dict[str, int] | None = None
+        shed = ShedTally()
+        first: Event | None = None
         for event in events:
+            if first is None:
+                first = event
             event_type = event.type
             subs = routes.get(event_type)
             if subs is None:
@@ -166,11 +174,9 @@ class EventBus:
                     if await self._wait_for_room(sub, event, deadlines):
                         continue
                 sub.metrics.shed += 1
-                if shed is None:
-                    shed = {}
-                shed[sub.name] = shed.get(sub.name, 0) + 1
+                shed.add(sub.name, event)
         if shed:
-            self._report_shed(shed)
+            self._report_shed(shed.report(at=datetime.now(UTC), first=first))
 
     async def _wait_for_room(
         self, sub: Subscription, event: Event, deadlines: dict[str, float]
@@ -189,15 +195,41 @@ class EventBus:
             return False
         return True
 
-    def _report_shed(self, shed: dict[str, int]) -> None:
-        for name, count in shed.items():
-            sub = self._subs[name]
-            self.errors.record(
-                ResourceExhausted(f"queue of handler {name} full: {count} events shed"),
-                service="events",
-                operation="publish",
-                context={"handler": name, "shed": count, "queue_size": sub.options.queue_size},
-            )
+    def on_shed(self, listener: ShedListener) -> None:
+        """Call ``listener`` with every shed report, on the event loop, right after the
+        publish that shed; it must not block (the publisher is waiting)."""
+        self._shed_listeners.append(listener)
+
+    def _report_shed(self, report: ShedReport) -> None:
+        # Once per publish call -- for the poller, once per snapshot -- whatever the number of
+        # events or handlers: a 100k-pilot snapshot must not become 100k error records.
+        counts = report.counts()
+        for name in counts:
+            self._subs[name].metrics.snapshots_with_shed_events += 1
+        self.last_shed = report
+        lost = ", ".join(f"{name} {count}" for name, count in counts.items())
+        self.errors.record(
+            ResourceExhausted(
+                f"handler queues full: {report.total} events of snapshot"
+                f" {report.correlation_id} shed ({lost})"
+            ),
+            service="events",
+            operation="publish",
+            context={
+                "correlation_id": report.correlation_id,
+                "snapshot_time": report.snapshot_time,
+                "shed": report.total,
+                "handlers": counts,
+                "by_type": {n: dict(loss.by_type) for n, loss in report.handlers.items()},
+                "queue_sizes": {n: self._subs[n].options.queue_size for n in counts},
+            },
+        )
+        for listener in self._shed_listeners:
+            try:
+                listener(report)
+            except Exception:
+                # A listener's bug must not fail the publisher (the poller).
+                log.exception("shed listener failed", correlation_id=report.correlation_id)
 
     # -- delivering --------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from vatsim_collector.events.event import (
     decode_payload,
     encode_payload,
 )
+from vatsim_collector.events.payloads import EventType
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
 
@@ -86,6 +87,9 @@ class EventLog:
         return self._types.patterns
 
     def wants(self, event_type: str) -> bool:
+        # A gap marker is about the log itself: kept whatever types a log that is on keeps.
+        if event_type == EventType.EVENTLOG_GAP:
+            return bool(self._types.patterns)
         return self._types.matches(event_type)
 
     def write(self, events: Sequence[Event]) -> int:

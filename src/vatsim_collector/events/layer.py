@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from vatsim_collector.config import Settings
@@ -23,6 +24,7 @@ from vatsim_collector.events.bus import EventBus
 from vatsim_collector.events.deadletters import DeadLetterQueue
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.eventlog import EventLog
+from vatsim_collector.events.loggaps import EventLogWriter
 from vatsim_collector.events.payloads import ControllerDisconnected, EventType, PilotDisconnected
 from vatsim_collector.events.subscription import HandlerOptions, Overflow
 from vatsim_collector.store.database import DatabaseService
@@ -35,6 +37,8 @@ __all__ = [
     "build_event_layer",
     "handler_options",
 ]
+
+logger = structlog.get_logger(__name__)
 
 EVENT_LOG_HANDLER = "event-log"
 SUMMARIES_HANDLER = "summaries"
@@ -63,20 +67,42 @@ class EventLayer:
     bus: EventBus
     dead_letters: DeadLetterQueue
     log: EventLog
+    log_writer: EventLogWriter | None = None  # None when the event log is off
 
     async def start(self) -> None:
         await self.bus.start()
 
     async def stop(self, timeout: float) -> bool:  # noqa: ASYNC109 (drain deadline)
-        return await self.bus.stop(timeout)
+        drained = await self.bus.stop(timeout)
+        writer = self.log_writer
+        if writer is not None and writer.pending_gaps:
+            try:
+                await asyncio.to_thread(writer.flush_gaps)
+            except SQLAlchemyError as exc:
+                writer.gaps_dropped += writer.pending_gaps
+                logger.error(
+                    "event-log gap markers could not be written at stop",
+                    markers=writer.pending_gaps,
+                    error=type(exc).__name__,
+                )
+        return drained
 
     async def analytics(self) -> dict[str, Any]:
         """Everything ``/api/events/analytics`` shows. The bus's counters are read on the event
         loop that updates them; the dead-letter count is one small query in a thread."""
+        last_shed = self.bus.last_shed
         report = {
             "running": self.bus.running,
             "types": self.bus.metrics.by_type(),
             "handlers": self.bus.handlers_report(),
+            "last_shed": None if last_shed is None else last_shed.as_dict(),
+            "event_log_gaps": None
+            if self.log_writer is None
+            else {
+                "marked": self.log_writer.gaps_marked,
+                "pending": self.log_writer.pending_gaps,
+                "dropped": self.log_writer.gaps_dropped,
+            },
         }
         try:
             report["dead_letters"] = await asyncio.to_thread(self.dead_letters.stats)
@@ -120,13 +146,6 @@ def _next_page(events: Iterator[Event]) -> list[Event]:
     return list(itertools.islice(events, BACKFILL_PAGE))
 
 
-def _log_writer(log: EventLog) -> Any:
-    async def write(events: Sequence[Event]) -> None:
-        await asyncio.to_thread(log.write, events)
-
-    return write
-
-
 def _summariser(writer: SummaryWriter) -> Any:
     async def summarise(event: Event) -> None:
         payload = event.payload
@@ -149,15 +168,18 @@ def build_event_layer(
     bus = EventBus(breakers=breakers, errors=errors, dead_letters=dead_letters)
     types = settings.event_log_type_list
     log = EventLog(db, types=types)
+    writer: EventLogWriter | None = None
     if types:
         # The log is the history every other handler can be back-filled from: it waits for
-        # room rather than shedding, within the configured bound.
+        # room rather than shedding, within the configured bound, and marks what it still lost.
+        writer = EventLogWriter(log, EVENT_LOG_HANDLER)
         bus.subscribe_batch(
             EVENT_LOG_HANDLER,
-            _log_writer(log),
+            writer,
             *types,
             options=handler_options(settings, overflow=Overflow.BLOCK, batch_size=EVENT_LOG_BATCH),
         )
+        bus.on_shed(writer.on_shed)
     # Summaries are written once their flight or controller session has ended; a failure is
     # dead-lettered like any other, and replaying it rewrites the same row.
     bus.subscribe(
@@ -167,4 +189,4 @@ def build_event_layer(
         EventType.CONTROLLER_DISCONNECTED.value,
         options=handler_options(settings),
     )
-    return EventLayer(bus=bus, dead_letters=dead_letters, log=log)
+    return EventLayer(bus=bus, dead_letters=dead_letters, log=log, log_writer=writer)

@@ -31,6 +31,7 @@ class HandlerMetrics:
     timeouts: int = 0  # attempts cut off by the handler's timeout
     retries: int = 0
     shed: int = 0  # events dropped because the queue was full
+    snapshots_with_shed_events: int = 0  # publish calls (snapshots) that shed any of its events
     blocked: int = 0  # publishes that had to wait for room in the queue
     rejected: int = 0  # events dead-lettered without a call while the breaker was open
     dead_lettered: int = 0
@@ -50,6 +51,7 @@ class HandlerMetrics:
             "timeouts": self.timeouts,
             "retries": self.retries,
             "shed": self.shed,
+            "snapshots_with_shed_events": self.snapshots_with_shed_events,
             "blocked": self.blocked,
             "rejected": self.rejected,
             "dead_lettered": self.dead_lettered,

@@ -17,6 +17,7 @@ __all__ = [
     "ContactStarted",
     "ControllerConnected",
     "ControllerDisconnected",
+    "EventLogGap",
     "EventType",
     "FlightplanAmended",
     "FlightplanFiled",
@@ -42,6 +43,7 @@ class EventType(StrEnum):
     SECTOR_EXITED = "sector.exited"
     CONTACT_STARTED = "contact.started"
     CONTACT_ENDED = "contact.ended"
+    EVENTLOG_GAP = "eventlog.gap"
 
 
 class _Payload(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
@@ -203,6 +205,20 @@ class ContactEnded(_Payload, frozen=True, tag=EventType.CONTACT_ENDED.value):
     ended_at: datetime
 
 
+class EventLogGap(_Payload, frozen=True, tag=EventType.EVENTLOG_GAP.value):
+    """Events missing from the event log from here: its queue was full when they were
+    published, so they were shed. Written by the log itself (never published on the bus) with
+    the correlation id of the snapshot they came from; ``lost`` counts them by type and
+    ``first_time``/``last_time`` bound their network times. A back-fill from the log cannot
+    replay them: the snapshot's stored rows still hold the facts."""
+
+    snapshot_time: datetime | None
+    first_time: datetime
+    last_time: datetime
+    events: int
+    lost: dict[str, int]
+
+
 Payload = (
     SnapshotReceived
     | PilotConnected
@@ -216,4 +232,5 @@ Payload = (
     | SectorExited
     | ContactStarted
     | ContactEnded
+    | EventLogGap
 )

@@ -41,6 +41,7 @@ from vatsim_collector.store.database import DatabaseService
 
 if TYPE_CHECKING:
     from vatsim_collector.api.context import ApiContext
+    from vatsim_collector.events.layer import EventLayer
 
 __all__ = [
     "CONTENT_TYPE",
@@ -175,6 +176,29 @@ HANDLER_LATENCY = _Family(
     "gauge",
     ("handler", "quantile"),
 )
+HANDLER_SHED_SNAPSHOTS = _Family(
+    "vatsim_handler_snapshots_with_shed_events_total",
+    "Per handler: publishes (one per snapshot) of which the handler shed any event.",
+    "counter",
+    ("handler",),
+)
+LAST_SHED_TIME = _Family(
+    "vatsim_events_last_shed_timestamp_seconds",
+    "When the latest snapshot whose events overflowed a handler's queue was reported (Unix"
+    " time); its correlation id is in /api/events/analytics and the error records.",
+    "gauge",
+)
+LAST_SHED_EVENTS = _Family(
+    "vatsim_events_last_shed_events",
+    "Per handler: events shed from the latest snapshot that shed any.",
+    "gauge",
+    ("handler",),
+)
+EVENT_LOG_GAPS = _Family(
+    "vatsim_event_log_gaps_total",
+    "eventlog.gap markers written into the event log where shed events are missing.",
+    "counter",
+)
 DEAD_LETTERS = _Family(
     "vatsim_dead_letters",
     f"Dead letters stored; read from the database at most every {DEAD_LETTER_TTL:g} s.",
@@ -258,6 +282,10 @@ FAMILIES = (
     HANDLER_DELIVERIES,
     HANDLER_QUEUE,
     HANDLER_LATENCY,
+    HANDLER_SHED_SNAPSHOTS,
+    LAST_SHED_TIME,
+    LAST_SHED_EVENTS,
+    EVENT_LOG_GAPS,
     DEAD_LETTERS,
     DEAD_LETTERS_UNWRITTEN,
     DEAD_LETTERS_EVICTED,
@@ -432,20 +460,34 @@ class ServiceCollector:
         deliveries = HANDLER_DELIVERIES.empty()
         depth = HANDLER_QUEUE.empty()
         latency = HANDLER_LATENCY.empty()
+        shed_snapshots = HANDLER_SHED_SNAPSHOTS.empty()
         for handler, report in layer.bus.handlers_report().items():
             for outcome, key in HANDLER_OUTCOMES:
                 deliveries.add_metric([handler, outcome], report[key])
             depth.add_metric([handler], report["queue_depth"])
+            shed_snapshots.add_metric([handler], report["snapshots_with_shed_events"])
             for quantile, key in QUANTILES:
                 millis = report["latency_ms"][key]
                 if millis is not None:
                     latency.add_metric([handler, quantile], millis / 1000)
-        yield from (deliveries, depth, latency)
+        yield from (deliveries, depth, latency, shed_snapshots)
+        yield from self._shedding(layer)
         letters = layer.dead_letters
         if self._dead_letters is not None and self._dead_letters.value is not None:
             yield _single(DEAD_LETTERS, self._dead_letters.value)
         yield _single(DEAD_LETTERS_UNWRITTEN, letters.unwritten)
         yield _single(DEAD_LETTERS_EVICTED, letters.evicted)
+
+    def _shedding(self, layer: EventLayer) -> Iterator[Metric]:
+        last = layer.bus.last_shed
+        if last is not None:
+            yield _single(LAST_SHED_TIME, last.reported_at.timestamp())
+            lost = LAST_SHED_EVENTS.empty()
+            for handler, count in last.counts().items():
+                lost.add_metric([handler], count)
+            yield lost
+        if layer.log_writer is not None:
+            yield _single(EVENT_LOG_GAPS, layer.log_writer.gaps_marked)
 
     def _error_layer(self) -> Iterator[Metric]:
         layer = self._ctx.errors

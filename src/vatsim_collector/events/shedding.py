@@ -1,0 +1,118 @@
+"""Events shed from full handler queues: tallied during one publish, reported once for it.
+
+The poller publishes each snapshot's events in one call, so one report says what one snapshot
+lost, per handler and per event type, instead of one line per lost event -- a flood of events
+would otherwise become a flood of error records.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from vatsim_collector.events.event import Event
+
+__all__ = ["HandlerShed", "ShedReport", "ShedTally", "correlation_of"]
+
+
+def correlation_of(event: Event) -> str:
+    """The snapshot an event belongs to: its correlation id, or its own id when it has none
+    (a ``snapshot.received`` event *is* the correlation id of its snapshot's events)."""
+    return event.correlation_id or event.id
+
+
+@dataclass(frozen=True)
+class HandlerShed:
+    """What one handler lost in one publish."""
+
+    events: int
+    by_type: dict[str, int]
+    first_time: datetime  # network time of the earliest lost event
+    last_time: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "by_type": dict(sorted(self.by_type.items())),
+            "first_time": self.first_time,
+            "last_time": self.last_time,
+        }
+
+
+@dataclass(frozen=True)
+class ShedReport:
+    """One publish call's losses. ``correlation_id`` and ``snapshot_time`` come from the call's
+    first event (for the poller: its snapshot's ``snapshot.received``)."""
+
+    reported_at: datetime
+    correlation_id: str | None
+    snapshot_time: datetime | None
+    handlers: dict[str, HandlerShed]
+
+    @property
+    def total(self) -> int:
+        return sum(loss.events for loss in self.handlers.values())
+
+    def counts(self) -> dict[str, int]:
+        return {name: loss.events for name, loss in sorted(self.handlers.items())}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reported_at": self.reported_at,
+            "correlation_id": self.correlation_id,
+            "snapshot_time": self.snapshot_time,
+            "total": self.total,
+            "handlers": {name: loss.as_dict() for name, loss in sorted(self.handlers.items())},
+        }
+
+
+@dataclass
+class _Running:
+    by_type: Counter[str] = field(default_factory=Counter)
+    first_time: datetime | None = None
+    last_time: datetime | None = None
+
+    def add(self, event: Event) -> None:
+        self.by_type[event.type] += 1
+        at = event.time
+        if self.first_time is None or at < self.first_time:
+            self.first_time = at
+        if self.last_time is None or at > self.last_time:
+            self.last_time = at
+
+    def frozen(self) -> HandlerShed:
+        # Only ever frozen after an ``add``, which sets both.
+        assert self.first_time is not None
+        assert self.last_time is not None
+        return HandlerShed(
+            events=self.by_type.total(),
+            by_type=dict(self.by_type),
+            first_time=self.first_time,
+            last_time=self.last_time,
+        )
+
+
+class ShedTally:
+    """Collects the events shed during one publish call; costs nothing while nothing is shed."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, _Running] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._handlers)
+
+    def add(self, handler: str, event: Event) -> None:
+        running = self._handlers.get(handler)
+        if running is None:
+            running = self._handlers[handler] = _Running()
+        running.add(event)
+
+    def report(self, *, at: datetime, first: Event | None) -> ShedReport:
+        return ShedReport(
+            reported_at=at,
+            correlation_id=None if first is None else correlation_of(first),
+            snapshot_time=None if first is None else first.time,
+            handlers={name: running.frozen() for name, running in self._handlers.items()},
+        )
