@@ -307,3 +307,22 @@ def test_a_write_larger_than_the_free_space_leaves_no_partial_file(
     assert list(folder.iterdir()) == []
     spool.put(snapshot(1))  # the space the failed write took is free again
     assert numbers(drain(spool)) == [1]
+
+
+def test_no_free_inode_is_the_same_clear_error(tmp_path: Path) -> None:
+    # Pages to spare, but no file can be created: the failure is at open, not at write.
+    # Five inodes: the root, the spool folder, entry 0, the filler folder, one filler.
+    with tiny_filesystem_or_skip(inodes=5) as tiny:
+        folder = tiny.root / "spool"
+        spool = SnapshotSpool(folder, max_entries=100, max_bytes=10**9)
+        spool.put(snapshot(0))
+        assert tiny.fill() == 1
+
+        with pytest.raises(SpoolWriteError) as raised:
+            spool.put(snapshot(1))
+
+        assert raised.value.errno == errno.ENOSPC
+        assert len(spool) == 1
+        tiny.free_all()
+        spool.put(snapshot(2))
+        assert numbers(drain(spool)) == [0, 2]

@@ -70,13 +70,17 @@ class TinyFilesystem:
 
 
 @contextmanager
-def tiny_filesystem(size_bytes: int = 64 * PAGE) -> Iterator[TinyFilesystem]:
-    """Mount a tmpfs of ``size_bytes`` on a new temporary folder for the block's duration."""
+def tiny_filesystem(
+    size_bytes: int = 64 * PAGE, *, inodes: int | None = None
+) -> Iterator[TinyFilesystem]:
+    """Mount a tmpfs of ``size_bytes`` (and at most ``inodes`` files and folders, the root
+    included) on a new temporary folder for the block's duration."""
     root = Path(tempfile.mkdtemp(prefix="tinyfs-"))
+    options = f"size={size_bytes},mode=0700" + ("" if inodes is None else f",nr_inodes={inodes}")
     try:
         try:
             mounted = subprocess.run(
-                ["mount", "-t", "tmpfs", "-o", f"size={size_bytes},mode=0700", "tmpfs", root],
+                ["mount", "-t", "tmpfs", "-o", options, "tmpfs", root],
                 capture_output=True,
                 text=True,
                 timeout=_COMMAND_TIMEOUT,
@@ -102,10 +106,12 @@ def _unmount(root: Path) -> None:
 
 
 @contextmanager
-def tiny_filesystem_or_skip(size_bytes: int = 64 * PAGE) -> Iterator[TinyFilesystem]:
+def tiny_filesystem_or_skip(
+    size_bytes: int = 64 * PAGE, *, inodes: int | None = None
+) -> Iterator[TinyFilesystem]:
     """:func:`tiny_filesystem`, or skip the test where this machine cannot mount one."""
     try:
-        with tiny_filesystem(size_bytes) as filesystem:
+        with tiny_filesystem(size_bytes, inodes=inodes) as filesystem:
             yield filesystem
     except TinyFilesystemUnavailable as exc:
         pytest.skip(f"no tiny filesystem for a disk-full test: {exc}")
