@@ -1,4 +1,8 @@
-"""Decoding survives every real file and rejects everything that is not a v3 snapshot."""
+"""Decoding survives every real file and rejects everything that is not a v3 snapshot.
+
+Record-level leniency (one bad record costs only that record) is tested in
+``test_record_validation.py``; here are the envelope and the old all-or-nothing entry points.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,13 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
 from feeds import ALL_FEEDS, SMALL, load, parse_time
-from vatsim_collector.feed.decode import FeedDecodeError, decode_snapshot, decode_transceivers
+from vatsim_collector.feed.decode import (
+    FeedDecodeError,
+    decode_snapshot,
+    decode_snapshot_records,
+    decode_transceivers,
+    decode_transceivers_records,
+)
 from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.redact import strip_names
@@ -32,6 +42,10 @@ def test_every_shared_file_decodes_completely(path: Path) -> None:
     assert len(snap.prefiles) == len(doc["prefiles"])
     planless = sum(1 for p in doc["pilots"] if p["flight_plan"] is None)
     assert sum(1 for p in snap.pilots if p.flight_plan is None) == planless
+    lenient, report = decode_snapshot_records(raw)
+    assert lenient == snap
+    assert report.clean
+    assert report.served == {name: len(doc[name]) for name in report.served}
 
 
 def test_quirks_decode() -> None:
@@ -61,17 +75,37 @@ def test_quirks_decode() -> None:
         (b'{"clients": [], "servers": []}', "legacy v2 document"),
         (
             b'{"general": {"version": 3, "update_timestamp": "2020-01-01T00:00:00Z"},'
-            b' "pilots": [{"cid": "x"}]}',
-            "$.pilots[0].cid",
+            b' "pilots": null}',
+            "$.pilots",
         ),
+        (b'{"general": {"version": 3, "update_timestamp": "2020-01-01T00:00:00"}, "x": [', "JSON"),
+        (
+            b'{"general": {"version": 3, "update_timestamp": "2020-01-01T00:00:00Z",'
+            b' "update": "\xff"}}',
+            "not UTF-8",
+        ),
+        (b'{"general": {"version": NaN, "update_timestamp": "2020-01-01T00:00:00Z"}}', "JSON"),
         (b'{"general": {"version": 3, "update_timestamp": "yesterday"}}', "update_timestamp"),
         (b'{"general": {"version": 3, "upd', "malformed JSON"),
     ],
 )
 def test_non_v3_documents_are_rejected_with_a_clear_reason(raw: bytes, expected: str) -> None:
-    with pytest.raises(FeedDecodeError) as info:
+    for decode in (decode_snapshot, decode_snapshot_records):
+        with pytest.raises(FeedDecodeError) as info:
+            decode(raw)
+        assert expected in str(info.value)
+
+
+def test_the_all_or_nothing_decoder_rejects_a_document_with_one_bad_record() -> None:
+    raw = (
+        b'{"general": {"version": 3, "update_timestamp": "2020-01-01T00:00:00Z"},'
+        b' "pilots": [{"cid": "x"}]}'
+    )
+    with pytest.raises(FeedDecodeError, match=r"pilots\[0\]\.cid"):
         decode_snapshot(raw)
-    assert expected in str(info.value)
+    snapshot, report = decode_snapshot_records(raw)
+    assert snapshot.pilots == []
+    assert report.counts_by_reason() == {("pilots", "bad_type"): 1}
 
 
 def test_transceivers_decode_and_reject() -> None:
@@ -81,8 +115,13 @@ def test_transceivers_decode_and_reject() -> None:
     )
     assert [s.callsign for s in stations] == ["X", "Y"]
     assert stations[1].transceivers[0].frequency == 122_800_010
-    with pytest.raises(FeedDecodeError, match="expected a JSON array"):
-        decode_transceivers(b'{"general": {}}')
+    for decode in (decode_transceivers, decode_transceivers_records):
+        with pytest.raises(FeedDecodeError, match="expected a JSON array"):
+            decode(b'{"general": {}}')
+        with pytest.raises(FeedDecodeError, match="malformed JSON"):
+            decode(b'[{"callsign": "X"}, {"callsign": "Y"')
+        with pytest.raises(FeedDecodeError, match="malformed JSON"):
+            decode(b'[{"callsign": "X"}, NaN] trailing')
 
 
 def test_a_rejected_document_is_kept_and_nothing_is_applied(engine: Engine) -> None:
@@ -105,8 +144,23 @@ def test_a_rejected_document_is_kept_and_nothing_is_applied(engine: Engine) -> N
     assert gzip.decompress(held.body_gzip) == strip_names(raw)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=300))
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        # Bytes after a plausible start, so the per-record paths are reached too.
+        st.binary(max_size=200).map(
+            lambda tail: (
+                b'{"general": {"version": 3, "update_timestamp": "2020-01-01T00:00:00Z"},'
+                b' "pilots": [' + tail
+            )
+        ),
+    )
+)
 def test_arbitrary_bytes_never_escape_as_anything_but_feed_decode_error(raw: bytes) -> None:
     with contextlib.suppress(FeedDecodeError):
         decode_snapshot(raw)
+    with contextlib.suppress(FeedDecodeError):
+        decode_snapshot_records(raw)
+    with contextlib.suppress(FeedDecodeError):
+        decode_transceivers_records(b"[" + raw)

@@ -12,84 +12,98 @@ cycle; leaving them out of the cyclic garbage collector's bookkeeping keeps its 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
+from vatsim_collector.feed.limits import bound, items_bound
+
+# A time without a zone cannot be compared with the snapshot's: such a record is malformed.
+_AWARE = msgspec.Meta(tz=True)
+
 
 class FlightPlan(msgspec.Struct, frozen=True, gc=False):
-    flight_rules: str = ""
-    aircraft: str = ""
-    aircraft_faa: str = ""
-    aircraft_short: str = ""
-    departure: str = ""
-    arrival: str = ""
-    alternate: str = ""
-    cruise_tas: str = ""
-    altitude: str = ""
-    deptime: str = ""
-    enroute_time: str = ""
-    fuel_time: str = ""
-    remarks: str = ""
-    route: str = ""
-    revision_id: int | None = None
-    assigned_transponder: str | None = None
+    flight_rules: Annotated[str, bound("FlightPlan.flight_rules")] = ""
+    aircraft: Annotated[str, bound("FlightPlan.aircraft")] = ""
+    aircraft_faa: Annotated[str, bound("FlightPlan.aircraft_faa")] = ""
+    aircraft_short: Annotated[str, bound("FlightPlan.aircraft_short")] = ""
+    departure: Annotated[str, bound("FlightPlan.departure")] = ""
+    arrival: Annotated[str, bound("FlightPlan.arrival")] = ""
+    alternate: Annotated[str, bound("FlightPlan.alternate")] = ""
+    cruise_tas: Annotated[str, bound("FlightPlan.cruise_tas")] = ""
+    altitude: Annotated[str, bound("FlightPlan.altitude")] = ""
+    deptime: Annotated[str, bound("FlightPlan.deptime")] = ""
+    enroute_time: Annotated[str, bound("FlightPlan.enroute_time")] = ""
+    fuel_time: Annotated[str, bound("FlightPlan.fuel_time")] = ""
+    remarks: Annotated[str, bound("FlightPlan.remarks")] = ""
+    route: Annotated[str, bound("FlightPlan.route")] = ""
+    revision_id: Annotated[int, bound("FlightPlan.revision_id")] | None = None
+    assigned_transponder: Annotated[str, bound("FlightPlan.assigned_transponder")] | None = None
 
 
 class Pilot(msgspec.Struct, gc=False):
-    cid: int
-    callsign: str
-    logon_time: datetime
-    latitude: float
-    longitude: float
-    name: str = ""
-    server: str = ""
-    pilot_rating: int = 0
-    military_rating: int | None = None
-    altitude: int = 0
-    groundspeed: int = 0
-    transponder: str = ""
-    heading: int = 0
-    qnh_i_hg: float | None = None
-    qnh_mb: int | None = None
+    cid: Annotated[int, bound("Pilot.cid")]
+    callsign: Annotated[str, bound("Pilot.callsign")]
+    logon_time: Annotated[datetime, _AWARE]
+    latitude: Annotated[float, bound("Pilot.latitude")]
+    longitude: Annotated[float, bound("Pilot.longitude")]
+    name: Annotated[str, bound("Pilot.name")] = ""
+    server: Annotated[str, bound("Pilot.server")] = ""
+    pilot_rating: Annotated[int, bound("Pilot.pilot_rating")] = 0
+    military_rating: Annotated[int, bound("Pilot.military_rating")] | None = None
+    altitude: Annotated[int, bound("Pilot.altitude")] = 0
+    groundspeed: Annotated[int, bound("Pilot.groundspeed")] = 0
+    transponder: Annotated[str, bound("Pilot.transponder")] = ""
+    heading: Annotated[int, bound("Pilot.heading")] = 0
+    qnh_i_hg: Annotated[float, bound("Pilot.qnh_i_hg")] | None = None
+    qnh_mb: Annotated[int, bound("Pilot.qnh_mb")] | None = None
     flight_plan: FlightPlan | None = None
-    last_updated: datetime | None = None
+    last_updated: Annotated[datetime, _AWARE] | None = None
 
 
 class Controller(msgspec.Struct, gc=False):
-    cid: int
-    callsign: str
-    logon_time: datetime
-    name: str = ""
-    frequency: str = ""
-    facility: int = 0
-    rating: int = 0
-    server: str = ""
-    visual_range: int = 0
-    text_atis: list[str] | None = None
-    last_updated: datetime | None = None
+    cid: Annotated[int, bound("Controller.cid")]
+    callsign: Annotated[str, bound("Controller.callsign")]
+    logon_time: Annotated[datetime, _AWARE]
+    name: Annotated[str, bound("Controller.name")] = ""
+    frequency: Annotated[str, bound("Controller.frequency")] = ""
+    facility: Annotated[int, bound("Controller.facility")] = 0
+    rating: Annotated[int, bound("Controller.rating")] = 0
+    server: Annotated[str, bound("Controller.server")] = ""
+    visual_range: Annotated[int, bound("Controller.visual_range")] = 0
+    text_atis: (
+        Annotated[
+            list[Annotated[str, bound("Controller.text_atis")]], items_bound("Controller.text_atis")
+        ]
+        | None
+    ) = None
+    last_updated: Annotated[datetime, _AWARE] | None = None
 
 
 class Atis(msgspec.Struct, gc=False):
-    cid: int
-    callsign: str
-    logon_time: datetime
-    name: str = ""
-    frequency: str = ""
-    facility: int = 0
-    rating: int = 0
-    server: str = ""
-    visual_range: int = 0
-    atis_code: str | None = None
-    text_atis: list[str] | None = None
-    last_updated: datetime | None = None
+    cid: Annotated[int, bound("Atis.cid")]
+    callsign: Annotated[str, bound("Atis.callsign")]
+    logon_time: Annotated[datetime, _AWARE]
+    name: Annotated[str, bound("Atis.name")] = ""
+    frequency: Annotated[str, bound("Atis.frequency")] = ""
+    facility: Annotated[int, bound("Atis.facility")] = 0
+    rating: Annotated[int, bound("Atis.rating")] = 0
+    server: Annotated[str, bound("Atis.server")] = ""
+    visual_range: Annotated[int, bound("Atis.visual_range")] = 0
+    atis_code: Annotated[str, bound("Atis.atis_code")] | None = None
+    text_atis: (
+        Annotated[list[Annotated[str, bound("Atis.text_atis")]], items_bound("Atis.text_atis")]
+        | None
+    ) = None
+    last_updated: Annotated[datetime, _AWARE] | None = None
 
 
 class Prefile(msgspec.Struct, gc=False):
-    cid: int
-    callsign: str
-    name: str = ""
+    cid: Annotated[int, bound("Prefile.cid")]
+    callsign: Annotated[str, bound("Prefile.callsign")]
+    name: Annotated[str, bound("Prefile.name")] = ""
     flight_plan: FlightPlan | None = None
-    last_updated: datetime | None = None
+    last_updated: Annotated[datetime, _AWARE] | None = None
 
 
 class General(msgspec.Struct, gc=False):
@@ -118,14 +132,14 @@ class Snapshot(msgspec.Struct, gc=False):
 
 
 class Transceiver(msgspec.Struct, gc=False):
-    id: int = 0
-    frequency: int = 0
-    latDeg: float | None = None
-    lonDeg: float | None = None
-    heightMslM: float | None = None
-    heightAglM: float | None = None
+    id: Annotated[int, bound("Transceiver.id")] = 0
+    frequency: Annotated[int, bound("Transceiver.frequency")] = 0
+    latDeg: Annotated[float, bound("Transceiver.latDeg")] | None = None
+    lonDeg: Annotated[float, bound("Transceiver.lonDeg")] | None = None
+    heightMslM: Annotated[float, bound("Transceiver.heightMslM")] | None = None
+    heightAglM: Annotated[float, bound("Transceiver.heightAglM")] | None = None
 
 
 class StationTransceivers(msgspec.Struct, gc=False):
-    callsign: str
+    callsign: Annotated[str, bound("StationTransceivers.callsign")]
     transceivers: list[Transceiver] = []
