@@ -15,8 +15,22 @@ Definitions (the counting rules the stored numbers depend on):
 - **Airborne time** is the sum of ``dt`` over pairs whose *first* position has a groundspeed
   strictly above 50 kt. At exactly 50 kt the pair is not airborne.
 - **Distance flown** is the sum of great-circle distances (nm) between consecutive positions of a
-  session.
-- **Max altitude** is the highest position altitude, or ``None`` if there are no positions.
+  session, over its *plausible track* (below).
+- **Max altitude** is the highest altitude of the plausible track within
+  ``PLAUSIBLE_ALTITUDE_FT``, or ``None`` if there is none.
+- The **plausible track** of a session leaves out positions no aircraft could have reached: a
+  position more than ``MAX_GROUNDSPEED_KT`` (plus ``POSITION_SLACK_NM``) from the previous kept
+  one, for the time between them, is a *spike* when a position within the next
+  ``MAX_SPIKE_SAMPLES`` is reachable again from that kept one; the spike is dropped and the
+  distance is counted straight across it. When none is, the aircraft really moved (a relocation
+  in the simulator): the track starts a new *segment* there and the jump is not counted as
+  distance. Segments shorter than ``MIN_SEGMENT_SAMPLES`` are dropped when a longer one exists
+  (a bad first or last position, or a few positions after a relocation just before
+  disconnecting); when every segment is that short, those of the greatest length are kept.
+  Positions with non-finite coordinates, or outside ±90°/±180°, are never part of the track.
+  A genuine reconnect far away is a new session, which is never compared with the previous one;
+  a jump inside one session after missed snapshots is allowed the whole time between them.
+  Time (online, airborne, coverage) is counted on *every* position: the pilot was connected.
 - **Contact intervals** are closed ranges at snapshot times. An interval of one snapshot has
   ``started_at == ended_at``.
 - **Coverage**: a pair is covered when one interval spans the whole pair
@@ -44,7 +58,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -54,6 +68,31 @@ from vatsim_collector.tracking.geodesy import great_circle_nm
 AIRBORNE_ABOVE_KT = 50
 """A pair is airborne only when its first groundspeed is strictly above this. Taxiing aircraft
 on VATSIM rarely exceed it, and aircraft on the takeoff roll soon do."""
+
+MAX_GROUNDSPEED_KT = 2000.0
+"""Fastest plausible groundspeed: about Mach 3 at cruise altitude (Mach 3 is ~1,720 kt true
+airspeed in the stratosphere) plus a strong jet-stream tailwind. The fastest aircraft flown on
+the network (Concorde ~1,200 kt, SR-71 ~1,900 kt) stay below it; a pair of positions implying
+more is a bad value or a relocation, not flight."""
+
+POSITION_SLACK_NM = 1.0
+"""Added to the reach between two positions: the feed rounds coordinates, and two positions at
+the same instant must not be impossible for a rounding step."""
+
+MAX_SPIKE_SAMPLES = 5
+"""How many positions (75 s at the 15 s cadence) a run of bad values may last and still be a
+spike to step over. A bad value is usually one snapshot; longer, and the aircraft has moved."""
+
+MIN_SEGMENT_SAMPLES = 3
+"""A segment shorter than this is dropped when a longer segment exists: one or two positions
+on their own, far from the rest of the session, are far more often a bad value at the start or
+end of a session than flight."""
+
+PLAUSIBLE_ALTITUDE_FT = (-2_000, 100_000)
+"""Altitudes counted towards ``max_altitude``. The lowest airfield is about 1,300 ft below sea
+level (near the Dead Sea) and a pressure altitude under a very high QNH reads some hundreds of
+feet lower again; no aircraft flown on the network climbs anywhere near 100,000 ft (the SR-71
+cruised at ~85,000 ft). Anything outside is a bad value."""
 
 _ZERO = timedelta(0)
 _HOUR = timedelta(hours=1)
@@ -152,11 +191,19 @@ def flight_summary(
         by_session[position.session_id].append(position)
     pairs: list[tuple[datetime, datetime, bool]] = []
     distance = 0.0
+    highest: int | None = None
+    low, high = PLAUSIBLE_ALTITUDE_FT
     for samples in by_session.values():
         samples.sort(key=lambda sample: sample.at)
         for a, b in pairwise(samples):
             pairs.append((a.at, b.at, a.groundspeed > AIRBORNE_ABOVE_KT))
-            distance += great_circle_nm(a.latitude, a.longitude, b.latitude, b.longitude)
+        for segment in plausible_track(samples):
+            for leg in segment.legs_nm:
+                distance += leg
+            for sample in segment.samples:
+                altitude = sample.altitude
+                if low <= altitude <= high and (highest is None or altitude > highest):
+                    highest = altitude
 
     online = sum((end - start for start, end, _ in pairs), _ZERO)
     airborne = sum((end - start for start, end, up in pairs if up), _ZERO)
@@ -165,12 +212,68 @@ def flight_summary(
         online_minutes=_minutes(online),
         airborne_minutes=_minutes(airborne),
         distance_nm=distance,
-        max_altitude=max((p.altitude for p in positions), default=None),
+        max_altitude=highest,
         coverage=covered / online if online > _ZERO else None,
         airborne_coverage=covered_airborne / airborne if airborne > _ZERO else None,
         controllers=_controllers_worked(contacts),
         sectors=_sector_minutes(visits),
     )
+
+
+@dataclass
+class TrackSegment:
+    """Positions of one session that follow each other at possible speeds; ``legs_nm`` are
+    the distances between them in order (one fewer than the samples)."""
+
+    samples: list[PositionSample] = field(default_factory=list)
+    legs_nm: list[float] = field(default_factory=list)
+
+
+def _on_earth(sample: PositionSample) -> bool:
+    # NaN and infinities fail these comparisons, so non-finite coordinates are off it too.
+    return abs(sample.latitude) <= 90.0 and abs(sample.longitude) <= 180.0
+
+
+def _reachable_nm(a: PositionSample, b: PositionSample) -> float | None:
+    """The distance from ``a`` to the later ``b``, or None when no aircraft could cover it in
+    the time between them."""
+    nm = great_circle_nm(a.latitude, a.longitude, b.latitude, b.longitude)
+    hours = (b.at - a.at).total_seconds() / 3600
+    reach = MAX_GROUNDSPEED_KT * hours + POSITION_SLACK_NM
+    return nm if nm <= reach else None  # a NaN distance is never reachable
+
+
+def plausible_track(samples: Sequence[PositionSample]) -> list[TrackSegment]:
+    """The plausible track of one session's positions, sorted by time (module docstring)."""
+    usable = [s for s in samples if _on_earth(s)]
+    segments: list[TrackSegment] = []
+    i = 0
+    while i < len(usable):
+        sample = usable[i]
+        current = segments[-1] if segments else None
+        if current is None:
+            segments.append(TrackSegment([sample]))
+            i += 1
+            continue
+        last = current.samples[-1]
+        leg = _reachable_nm(last, sample)
+        if leg is None:
+            # Impossible from the last kept position: step over a spike if the track resumes
+            # within reach; otherwise the aircraft moved, and a new segment starts here.
+            for j in range(i + 1, min(i + 1 + MAX_SPIKE_SAMPLES, len(usable))):
+                leg = _reachable_nm(last, usable[j])
+                if leg is not None:
+                    i, sample = j, usable[j]
+                    break
+        if leg is None:
+            segments.append(TrackSegment([sample]))
+        else:
+            current.samples.append(sample)
+            current.legs_nm.append(leg)
+        i += 1
+    longest = max((len(segment.samples) for segment in segments), default=0)
+    keep = min(MIN_SEGMENT_SAMPLES, longest)
+    return [segment for segment in segments if len(segment.samples) >= keep]
 
 
 def _covered(
