@@ -482,3 +482,109 @@ async def test_against_the_real_simulator_over_http() -> None:
     stations = decode_transceivers(second.transceivers)
     assert stations
     assert second.transceivers_error is None
+
+
+# --- dedupe against accepted and in-flight timestamps only ------------------------------
+
+FUTURE = "2099-01-01T00:00:00Z"
+
+
+def _v2_data(stamp: str = STAMP_1) -> bytes:
+    return orjson.dumps({"general": {"version": 2, "update_timestamp": stamp}, "clients": []})
+
+
+def _stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def test_a_refused_v2_document_does_not_hide_the_v3_one_with_the_same_stamp() -> None:
+    feed = FakeFeed()
+    feed.standard(mirrors=1)
+    feed.serve(MIRRORS[0], _v2_data(STAMP_1))
+    async with _client(feed) as client:
+        legacy = await client.fetch()
+        assert legacy is not None
+        assert legacy.data == _v2_data(STAMP_1)
+        feed.serve(MIRRORS[0], _data(STAMP_1))
+        # Still undecided (queued for the writer): the same stamp is not offered twice.
+        assert await client.fetch() is None
+        client.refused(legacy.update_timestamp)
+        real = await client.fetch()
+        assert real is not None
+        assert real.data == _data(STAMP_1)
+        assert real.update_timestamp == legacy.update_timestamp
+        client.accepted(real.update_timestamp)
+        assert await client.fetch() is None
+        assert client.last_accepted == real.update_timestamp
+        assert client.in_flight == ()
+
+
+async def test_a_refused_future_document_does_not_hide_later_real_ones() -> None:
+    feed = FakeFeed()
+    feed.standard(mirrors=1)
+    feed.serve(MIRRORS[0], _data(FUTURE))
+    async with _client(feed) as client:
+        future = await client.fetch()
+        assert future is not None
+        assert future.update_timestamp == _stamp(FUTURE)
+        client.refused(future.update_timestamp)
+        feed.serve_data(MIRRORS[0])
+        stored: list[datetime] = []
+        for stamp in (STAMP_1, STAMP_2):
+            feed.stamp = stamp
+            fetched = await client.fetch()
+            assert fetched is not None
+            client.accepted(fetched.update_timestamp)
+            stored.append(fetched.update_timestamp)
+        assert stored == sorted(stored)
+        assert client.last_accepted == stored[-1]
+
+
+async def test_accepted_stamps_skip_duplicates_and_older_documents_as_before() -> None:
+    feed = FakeFeed()
+    feed.standard(mirrors=1)
+    feed.stamp = STAMP_2
+    async with _client(feed) as client:
+        fetched = await client.fetch()
+        assert fetched is not None
+        client.accepted(fetched.update_timestamp)
+        assert await client.fetch() is None
+        feed.stamp = STAMP_1  # a lagging mirror
+        assert await client.fetch() is None
+        assert (client.duplicates, client.older, client.refused_repeats) == (2, 1, 0)
+
+
+async def test_the_same_refused_document_served_again_is_not_offered_again() -> None:
+    feed = FakeFeed()
+    feed.standard(mirrors=1)
+    feed.serve(MIRRORS[0], _v2_data(STAMP_1))
+    async with _client(feed) as client:
+        legacy = await client.fetch()
+        assert legacy is not None
+        client.refused(legacy.update_timestamp)
+        # A mirror stuck on the bad document would otherwise have it refused every cycle.
+        assert await client.fetch() is None
+        assert (client.duplicates, client.refused_repeats) == (1, 1)
+        feed.serve(MIRRORS[0], _data(STAMP_1))
+        assert await client.fetch() is not None
+
+
+async def test_several_documents_can_wait_for_the_writer_at_once() -> None:
+    feed = FakeFeed()
+    feed.standard(mirrors=1)
+    async with _client(feed) as client:
+        first = await client.fetch()
+        feed.stamp = STAMP_2
+        second = await client.fetch()
+        assert first is not None
+        assert second is not None
+        assert client.in_flight == (first.update_timestamp, second.update_timestamp)
+        feed.stamp = STAMP_1
+        assert await client.fetch() is None  # older than one still waiting
+        client.accepted(first.update_timestamp)
+        client.refused(second.update_timestamp)
+        assert client.in_flight == ()
+        assert client.last_accepted == first.update_timestamp
+        # Deciding an unknown stamp changes nothing and does not fail.
+        client.refused(_stamp(FUTURE))
+        assert client.last_accepted == first.update_timestamp

@@ -2,13 +2,26 @@
 
 The client only moves bytes; decoding the documents is ``feed.decode``'s job. It reads just
 ``general.update_timestamp`` so an unchanged feed is skipped without a full decode.
+
+Two bounds make sure a hostile or broken host cannot stall or swamp collection: one
+``fetch()`` ends by ``fetch_deadline`` seconds (connect and whole bodies, every document and
+mirror together), and a body is decoded by ``feed.body`` so that no more than
+``max_document_bytes`` decoded bytes are ever held.
+
+Dedupe: a fetched document's ``update_timestamp`` is *offered* (in flight) until the caller
+says whether it was stored (``accepted``) or not (``refused``). Only accepted and in-flight
+timestamps make a later document a duplicate, so a rejected document never hides a good one
+with the same or an earlier timestamp.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,14 +36,29 @@ import structlog
 from vatsim_collector.config import LIVE_MIN_POLL_SECONDS, Settings, is_live_vatsim_host
 from vatsim_collector.errors.breaker import BreakerState, CircuitBreaker, CircuitOpenError
 from vatsim_collector.errors.scrub import scrub_text
+from vatsim_collector.feed.body import BadCompression, BoundedBody, DocumentTooLarge
+from vatsim_collector.feed.body import UnsupportedEncoding as _UnsupportedEncoding
 from vatsim_collector.feed.schedule import effective_interval
 
-__all__ = ["FeedClient", "FeedError", "FetchedFeed", "redact_url"]
+__all__ = [
+    "FeedClient",
+    "FeedDeadlineExceeded",
+    "FeedDocumentError",
+    "FeedDocumentTooLarge",
+    "FeedError",
+    "FeedTimeout",
+    "FetchedFeed",
+    "redact_url",
+]
 
 log = structlog.get_logger(__name__)
 
 Document = Literal["data", "transceivers"]
 _T = TypeVar("_T")
+# Refused documents remembered by digest, so one served again is not offered again.
+_REFUSED_DIGESTS_KEPT = 64
+# Undecided timestamps kept; far more than any pending queue or spool drain holds at once.
+_IN_FLIGHT_KEPT = 100_000
 
 
 class FeedError(Exception):
@@ -43,6 +71,14 @@ class FeedError(Exception):
 
 class FeedTimeout(FeedError):
     """The server did not answer within the configured timeout."""
+
+
+class FeedDeadlineExceeded(FeedTimeout):
+    """The whole fetch cycle ran past ``fetch_deadline`` (a host answering too slowly).
+
+    A ``FeedTimeout``, so it is classified ``timeout``; its own class lets a caller decide
+    not to spend another deadline retrying at once.
+    """
 
 
 class FeedConnectionError(FeedError):
@@ -59,6 +95,10 @@ class FeedHTTPStatusError(FeedError):
 
 class FeedDocumentError(FeedError):
     """The server answered 200 with a body that is not the expected document."""
+
+
+class FeedDocumentTooLarge(FeedDocumentError):
+    """The body declared or decoded to more than ``max_document_bytes``; it was not kept."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +176,15 @@ class FeedClient:
 
     Counters: ``fetches`` (data documents downloaded, duplicates included), ``duplicates``
     (unchanged ``update_timestamp``), ``errors`` (``fetch()`` calls that raised),
-    ``transceivers_errors`` and ``status_refreshes``.
+    ``transceivers_errors`` and ``status_refreshes``; ``refused_repeats`` (a document that was
+    refused served again byte for byte, skipped as a duplicate).
+
+    Dedupe protocol: every ``FetchedFeed`` that ``fetch()`` returns is in flight until the
+    caller reports ``accepted(stamp)`` (stored, or already stored) or ``refused(stamp)``
+    (rejected or quarantined). A later document is a duplicate when its timestamp is not newer
+    than the newest accepted or in-flight one. A refused timestamp is forgotten, so a different
+    document with that timestamp is fetched and offered again; the very same bytes are not.
+    ``accepted``/``refused`` may be called from any thread.
     """
 
     def __init__(
@@ -167,11 +215,17 @@ class FeedClient:
         self._mirrors: _Mirrors | None = None
         self._status_loaded_at = 0.0
         self._chosen: dict[Document, str] = {}
-        self._last_timestamp: datetime | None = None
+        self._dedupe_lock = threading.Lock()
+        self._last_accepted: datetime | None = None
+        # Offered, not yet decided: timestamp -> digest of the data document.
+        self._in_flight: dict[datetime, bytes] = {}
+        # Digests of recently refused documents, oldest first; bounded.
+        self._refused_digests: OrderedDict[bytes, None] = OrderedDict()
         self._last_live_cycle_at: float | None = None
         self.fetches = 0
         self.duplicates = 0
         self.older = 0  # duplicates older than the newest seen (a lagging mirror)
+        self.refused_repeats = 0
         self.errors = 0
         self.transceivers_errors = 0
         self.status_refreshes = 0
@@ -200,8 +254,69 @@ class FeedClient:
         """``settings.poll_interval``, never below the live floor if a live URL is in use."""
         return effective_interval(self.settings, self.active_urls)
 
+    @property
+    def last_accepted(self) -> datetime | None:
+        """The newest timestamp reported ``accepted``."""
+        return self._last_accepted
+
+    @property
+    def in_flight(self) -> tuple[datetime, ...]:
+        """Timestamps returned by ``fetch()`` and not yet accepted or refused, oldest first."""
+        with self._dedupe_lock:
+            return tuple(sorted(self._in_flight))
+
+    def accepted(self, stamp: datetime) -> None:
+        """The document with ``stamp`` was stored (or was already): never offer it again."""
+        with self._dedupe_lock:
+            self._in_flight.pop(stamp, None)
+            if self._last_accepted is None or stamp > self._last_accepted:
+                self._last_accepted = stamp
+
+    def refused(self, stamp: datetime) -> None:
+        """The document with ``stamp`` was not stored: forget the stamp, remember the bytes."""
+        with self._dedupe_lock:
+            digest = self._in_flight.pop(stamp, None)
+            if digest is not None:
+                self._refused_digests[digest] = None
+                while len(self._refused_digests) > _REFUSED_DIGESTS_KEPT:
+                    self._refused_digests.popitem(last=False)
+
+    def _newest_known(self) -> datetime | None:
+        with self._dedupe_lock:
+            known = [*self._in_flight, *([self._last_accepted] if self._last_accepted else [])]
+        return max(known, default=None)
+
+    def _offer(self, stamp: datetime, data: bytes) -> bool:
+        """Put ``stamp`` in flight; ``False`` when it is not new (the caller skips it)."""
+        newest = self._newest_known()
+        if newest is not None and stamp <= newest:
+            # Unchanged, or older: mirrors regenerate independently and one may lag behind
+            # another. Either way there is nothing new to store.
+            self.duplicates += 1
+            if stamp < newest:
+                self.older += 1
+            return False
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        with self._dedupe_lock:
+            if digest in self._refused_digests:
+                # The document refused before, again: offering it would only be refused again.
+                self.duplicates += 1
+                self.refused_repeats += 1
+                return False
+            self._in_flight[stamp] = digest
+            while len(self._in_flight) > _IN_FLIGHT_KEPT:
+                # Undecided for very long (a caller that never reports): the oldest cannot
+                # change the newest, which is all dedupe needs.
+                del self._in_flight[min(self._in_flight)]
+        return True
+
     async def fetch(self) -> FetchedFeed | None:
-        """One poll cycle. ``None`` means the feed has not changed since the previous cycle."""
+        """One poll cycle. ``None`` means the feed has not changed since the previous cycle.
+
+        Ends by ``settings.fetch_deadline`` seconds after the requests start (raising
+        ``FeedDeadlineExceeded`` when the data document did not arrive by then); a returned
+        document's timestamp stays in flight until ``accepted`` or ``refused``.
+        """
         try:
             return await self._fetch()
         except FeedError:
@@ -209,25 +324,23 @@ class FeedClient:
             raise
 
     async def _fetch(self) -> FetchedFeed | None:
-        mirrors = await self._current_mirrors()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.fetch_deadline
+        mirrors = await self._current_mirrors(deadline)
         data_candidates = self._candidates("data", mirrors.data)
+        polite_wait_from = loop.time()
         await self._respect_live_floor(data_candidates[:1])
+        # The polite wait for the live floor is the client's own, not the hosts' slowness.
+        deadline += loop.time() - polite_wait_from
         cycle_started = self._clock()
         data_url, data, stamp = await self._first_good(
-            "data", data_candidates, read_update_timestamp
+            "data", data_candidates, read_update_timestamp, deadline
         )
         if is_live_vatsim_host(data_url):
             self._last_live_cycle_at = cycle_started
         self.fetches += 1
-        last = self._last_timestamp
-        if last is not None and stamp <= last:
-            # Unchanged, or older: mirrors regenerate independently and one may lag behind
-            # another. Either way there is nothing new to store.
-            self.duplicates += 1
-            if stamp < last:
-                self.older += 1
+        if not self._offer(stamp, data):
             return None
-        self._last_timestamp = stamp
         transceivers: bytes | None = None
         transceivers_url: str | None = None
         transceivers_error: str | None = None
@@ -236,10 +349,13 @@ class FeedClient:
             breaker = self.transceivers_breaker
             try:
                 probe = breaker.before_call() if breaker else False
+                # The same deadline: a slow transceivers host costs the transceivers, never
+                # the data document already in hand.
                 transceivers_url, transceivers, _ = await self._first_good(
                     "transceivers",
                     self._candidates("transceivers", mirrors.transceivers),
                     _check_transceivers,
+                    deadline,
                 )
             except CircuitOpenError as exc:
                 transceivers_error = str(exc)
@@ -273,7 +389,7 @@ class FeedClient:
             log.warning("polling the live VATSIM feed too fast; waiting", seconds=round(wait, 3))
             await self._sleep(wait)
 
-    async def _current_mirrors(self) -> _Mirrors:
+    async def _current_mirrors(self, deadline: float) -> _Mirrors:
         now = self._clock()
         due = (
             self._mirrors is None
@@ -285,7 +401,7 @@ class FeedClient:
             not due or (breaker is not None and breaker.state is BreakerState.OPEN)
         ):
             return known  # fresh enough, or the status host is failing: ask again later
-        mirrors = self._mirrors = await self._load_status()
+        mirrors = self._mirrors = await self._load_status(deadline)
         self._status_loaded_at = now
         self.status_refreshes += 1
         data, transceivers = mirrors.data, mirrors.transceivers
@@ -306,7 +422,7 @@ class FeedClient:
             return ()
         return (url,)
 
-    async def _load_status(self) -> _Mirrors:
+    async def _load_status(self, deadline: float) -> _Mirrors:
         settings = self.settings
         fallback = _Mirrors(self._fallback("data"), self._fallback("transceivers"))
         url = settings.status_url
@@ -316,7 +432,7 @@ class FeedClient:
         except CircuitOpenError:
             return fallback
         try:
-            status = msgspec.json.decode(await self._get(url))
+            status = msgspec.json.decode(await self._get(url, deadline))
             if breaker:
                 breaker.on_success(probe=probe)
         except (FeedError, msgspec.DecodeError) as exc:
@@ -346,7 +462,11 @@ class FeedClient:
         return ordered + [u for u in self._fallback(which) if u not in ordered]
 
     async def _first_good(
-        self, which: Document, candidates: list[str], check: Callable[[bytes], _T]
+        self,
+        which: Document,
+        candidates: list[str],
+        check: Callable[[bytes], _T],
+        deadline: float,
     ) -> tuple[str, bytes, _T]:
         if not candidates:
             raise FeedError(
@@ -355,10 +475,17 @@ class FeedClient:
                 "fallback is not used for a local status URL"
             )
         problems: list[FeedError] = []
-        for url in candidates:
+        for position, url in enumerate(candidates):
             try:
-                body = await self._get(url)
+                body = await self._get(url, deadline)
                 checked = check(body)
+            except FeedDeadlineExceeded as exc:
+                problems.append(exc)
+                if not any(isinstance(p, FeedDeadlineExceeded) for p in problems[:-1]):
+                    # This host used up the cycle; starting the next cycle with it again
+                    # would let one slow mirror stall collection for good.
+                    self._chosen[which] = candidates[(position + 1) % len(candidates)]
+                continue
             except FeedError as exc:
                 problems.append(exc)
                 continue
@@ -380,10 +507,48 @@ class FeedClient:
             raise FeedHTTPStatusError(message, first.status_code)
         raise type(first)(message)
 
-    async def _get(self, url: str) -> bytes:
+    async def _get(self, url: str, deadline: float) -> bytes:
+        """The decoded body of ``url``, or a ``FeedError``; ends by ``deadline`` (loop time)."""
         shown = redact_url(url)
+        budget = self.settings.fetch_deadline
+        if asyncio.get_running_loop().time() >= deadline:
+            raise FeedDeadlineExceeded(
+                f"{shown}: not requested, the fetch deadline of {budget:g}s had passed"
+            )
         try:
-            response = await self._http.get(url)
+            async with asyncio.timeout_at(deadline):
+                return await self._download(url, shown)
+        except TimeoutError:
+            raise FeedDeadlineExceeded(
+                f"{shown}: the fetch deadline of {budget:g}s passed before the whole"
+                " document arrived"
+            ) from None
+
+    async def _download(self, url: str, shown: str) -> bytes:
+        limit = self.settings.max_document_bytes
+        try:
+            async with self._http.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise FeedHTTPStatusError(
+                        f"{shown}: HTTP {response.status_code} {response.reason_phrase}",
+                        response.status_code,
+                    )
+                encoding = response.headers.get("content-encoding", "")
+                declared = response.headers.get("content-length", "")
+                if declared.strip().isdigit() and int(declared) > limit:
+                    # Said up front: fail before reading a byte of it.
+                    raise DocumentTooLarge(limit)
+                if response.is_stream_consumed:
+                    # An in-process transport (httpx2.MockTransport) hands over a response
+                    # it already read and decoded; only its size is left to check.
+                    body = BoundedBody(limit)
+                    body.feed(response.content)
+                    return body.finish()
+                body = BoundedBody(limit, encoding)
+                # Raw bytes: this module inflates them itself, within the limit.
+                async for chunk in response.aiter_raw():
+                    body.feed(chunk)
+                return body.finish()
         except httpx2.TimeoutException as exc:
             what = type(exc).__name__
             raise FeedTimeout(
@@ -392,12 +557,10 @@ class FeedClient:
         except (httpx2.HTTPError, httpx2.InvalidURL) as exc:
             detail = _scrub(str(exc), url) or type(exc).__name__
             raise FeedConnectionError(f"{shown}: request failed: {detail}") from None
-        if response.status_code != 200:
-            raise FeedHTTPStatusError(
-                f"{shown}: HTTP {response.status_code} {response.reason_phrase}",
-                response.status_code,
-            )
-        return response.content
+        except DocumentTooLarge as exc:
+            raise FeedDocumentTooLarge(f"{shown}: {exc}") from None
+        except (BadCompression, _UnsupportedEncoding) as exc:
+            raise FeedDocumentError(f"{shown}: {exc}") from None
 
 
 def _check_transceivers(raw: bytes) -> None:
