@@ -264,7 +264,7 @@ class RecordDecoder(Generic[T]):
         # numbers that can be, and decode again; what still fails is the record's fault.
         try:
             generic = msgspec.json.decode(raw)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise explain_unparseable(raw, exc) from None
         _coerce(generic, self.model.__name__, f"{self.section}.", labels)
         if not labels:
