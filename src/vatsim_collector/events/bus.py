@@ -174,7 +174,7 @@ class EventBus:
                     if await self._wait_for_room(sub, event, deadlines):
                         continue
                 sub.metrics.shed += 1
-                shed.add(sub.name, event)
+                shed.add(sub.name, event_type, event)
         if shed:
             self._report_shed(shed.report(at=datetime.now(UTC), first=first))
 

@@ -8,8 +8,9 @@ would otherwise become a flood of error records.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from vatsim_collector.events.event import Event
@@ -68,51 +69,42 @@ class ShedReport:
         }
 
 
-@dataclass
-class _Running:
-    by_type: Counter[str] = field(default_factory=Counter)
-    first_time: datetime | None = None
-    last_time: datetime | None = None
+_time = attrgetter("time")
 
-    def add(self, event: Event) -> None:
-        self.by_type[event.type] += 1
-        at = event.time
-        if self.first_time is None or at < self.first_time:
-            self.first_time = at
-        if self.last_time is None or at > self.last_time:
-            self.last_time = at
 
-    def frozen(self) -> HandlerShed:
-        # Only ever frozen after an ``add``, which sets both.
-        assert self.first_time is not None
-        assert self.last_time is not None
-        return HandlerShed(
-            events=self.by_type.total(),
-            by_type=dict(self.by_type),
-            first_time=self.first_time,
-            last_time=self.last_time,
-        )
+def _frozen(types: list[str], events: list[Event]) -> HandlerShed:
+    return HandlerShed(
+        events=len(events),
+        by_type=dict(Counter(types)),
+        first_time=min(map(_time, events)),
+        last_time=max(map(_time, events)),
+    )
 
 
 class ShedTally:
-    """Collects the events shed during one publish call; costs nothing while nothing is shed."""
+    """Collects the events shed during one publish call; costs nothing while nothing is shed.
+
+    A shed event costs two list appends here: a flood is exactly when the publisher (the
+    poller) can least afford more, so the counting waits for :meth:`report`.
+    """
 
     def __init__(self) -> None:
-        self._handlers: dict[str, _Running] = {}
+        self._handlers: dict[str, tuple[list[str], list[Event]]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._handlers)
 
-    def add(self, handler: str, event: Event) -> None:
-        running = self._handlers.get(handler)
-        if running is None:
-            running = self._handlers[handler] = _Running()
-        running.add(event)
+    def add(self, handler: str, event_type: str, event: Event) -> None:
+        found = self._handlers.get(handler)
+        if found is None:
+            found = self._handlers[handler] = ([], [])
+        found[0].append(event_type)
+        found[1].append(event)
 
     def report(self, *, at: datetime, first: Event | None) -> ShedReport:
         return ShedReport(
             reported_at=at,
             correlation_id=None if first is None else correlation_of(first),
             snapshot_time=None if first is None else first.time,
-            handlers={name: running.frozen() for name, running in self._handlers.items()},
+            handlers={name: _frozen(*found) for name, found in self._handlers.items()},
         )
