@@ -173,10 +173,13 @@ def test_closed_public_data_needs_a_key_of_either_role(
     assert closed.get(path, headers=send(ADMIN_KEY)).status_code == 200
 
 
-def test_closed_public_data_leaves_health_and_the_docs_open(closed: TestClient) -> None:
+def test_closed_public_data_leaves_health_and_the_docs_open(closed: TestClient, api: Api) -> None:
     assert closed.get("/health").status_code == 200
     assert closed.get("/openapi.json").status_code == 200
-    assert closed.get("/docs").status_code == 200
+    # The docs page is off by default; turned on, it and its assets stay open.
+    with api.client(api_keys=KEYS, public_read=False, api_docs=True) as with_docs:
+        for path in ("/docs", "/docs/swagger-ui-bundle.js", "/docs/init.js"):
+            assert with_docs.get(path).status_code == 200, path
     # Everything else, the dashboard and unknown paths included, asks for a key first.
     for path in ("/", "/static/dashboard.js", "/api/no-such-thing"):
         assert_unauthorized(closed.get(path))

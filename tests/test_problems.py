@@ -358,10 +358,20 @@ def test_token_buckets_survive_a_clock_stepping_back_and_stay_bounded() -> None:
     assert buckets.take("a") == pytest.approx(1.0)
     ticks.now += 0.25
     assert buckets.take("a") == pytest.approx(0.75)
-    for client in ("b", "c", "d"):
-        buckets.take(client)
-    assert len(buckets) == 3  # "a", least recently used, was dropped
-    assert buckets.take("a") == 0  # and comes back full
+    buckets.take("b")
+    buckets.take("c")
+    # The table is full and "a", least recently used, has not refilled: dropping it would hand
+    # "a" fresh tokens, so the newcomer draws on the shared overflow bucket instead.
+    assert buckets.take("d") == 0
+    assert buckets.take("e") == 0
+    assert buckets.take("f") == pytest.approx(1.0)
+    assert len(buckets) == 3
+    assert buckets.overflowed == 3
+    assert buckets.take("a") == pytest.approx(0.75)  # "a" kept its debt
+    ticks.now += 5  # every bucket full again: the least recently used one ("b") gives way
+    assert buckets.take("g") == 0
+    assert len(buckets) == 3
+    assert buckets.overflowed == 3
 
 
 # CORS --------------------------------------------------------------------------------------

@@ -37,6 +37,8 @@ from vatsim_collector.api import (
 )
 from vatsim_collector.api.auth import KeyRing, PublicReadGate, read_security, security_schemes
 from vatsim_collector.api.context import ApiContext, ErrorLayer
+from vatsim_collector.api.forwarded import ForwardedClient, TrustedProxies
+from vatsim_collector.api.headers import SecurityHeaders
 from vatsim_collector.api.limits import BodySizeLimit, RateLimit
 from vatsim_collector.api.problems import (
     ProblemDocs,
@@ -44,6 +46,9 @@ from vatsim_collector.api.problems import (
     install_problem_handlers,
     problem_response,
 )
+from vatsim_collector.api.redirects import install_relative_slash_redirects
+from vatsim_collector.api.routes_docs import ASSET_PATHS as DOCS_PATHS
+from vatsim_collector.api.routes_docs import install_docs
 from vatsim_collector.events.layer import EventLayer
 from vatsim_collector.ingest import Ingestor
 from vatsim_collector.observability import install_metrics
@@ -103,6 +108,8 @@ def create_app(
     rate_limit_per_minute: int = 0,
     max_request_bytes: int = 65536,
     limiter_clock: Callable[[], float] = time.monotonic,
+    trusted_proxies: TrustedProxies | str = "",
+    api_docs: bool = False,
 ) -> FastAPI:
     """Build the API for ``ingestor``.
 
@@ -115,6 +122,11 @@ def create_app(
     on for those origins (``*``: any, without credentials). ``rate_limit_per_minute`` per key
     or client address, 0 for none (the service passes its setting, 600 by default);
     ``limiter_clock`` is the rate limit's monotonic clock in seconds, for tests.
+
+    ``trusted_proxies``: addresses or networks (comma-separated, or parsed) whose
+    X-Forwarded-For is believed; none by default, and the server must not resolve forwarded
+    headers itself (uvicorn: ``proxy_headers=False``). ``api_docs`` serves Swagger UI at
+    ``/docs`` from the installed swagger-ui-bundle package; /openapi.json is always served.
     """
     if stale_after <= 0:
         raise ValueError(f"stale_after must be positive, got {stale_after!r}")
@@ -123,6 +135,16 @@ def create_app(
         version="0.1.0",
         description="Live VATSIM state and recorded history. Names are never returned.",
         lifespan=lifespan,
+        # FastAPI's own pages load Swagger UI and ReDoc from a CDN: never used (routes_docs).
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
+    install_relative_slash_redirects(app)
+    proxies = (
+        trusted_proxies
+        if isinstance(trusted_proxies, TrustedProxies)
+        else TrustedProxies.parse(trusted_proxies)
     )
     now = clock or _utc_now
     monitor = health or HealthMonitor(
@@ -148,7 +170,11 @@ def create_app(
         rate_limit_per_minute=rate_limit_per_minute,
         max_request_bytes=max_request_bytes,
         limiter_clock=limiter_clock,
+        proxies=proxies,
+        api_docs=api_docs,
     )
+    if api_docs:
+        install_docs(app)
     app.include_router(routes_status.router)
     # Before the flights router: /api/flights/summaries must not be taken for a flight id.
     app.include_router(routes_summaries.router)
@@ -178,17 +204,22 @@ def _install_limits(
     rate_limit_per_minute: int,
     max_request_bytes: int,
     limiter_clock: Callable[[], float],
+    proxies: TrustedProxies,
+    api_docs: bool,
 ) -> None:
-    """Middleware, outermost last: CORS, rate limit, public-data gate, body size.
+    """Middleware, outermost first: security headers, CORS, forwarded client, rate limit,
+    public-data gate, body size.
 
-    CORS outermost so that browsers can read the 401, 413 and 429 answers too (and preflights
-    cost no tokens); the rate limit before the gate so that guessing keys costs tokens.
+    Security headers outermost so that every answer carries them; CORS next so that browsers
+    can read the 401, 413 and 429 answers too (and preflights cost no tokens); the client
+    address resolved before the rate limit counts it; the rate limit before the gate so that
+    guessing keys costs tokens.
     """
     if rate_limit_per_minute < 0:
         raise ValueError(f"rate_limit_per_minute must not be negative, got {rate_limit_per_minute}")
     # The docs stay readable with public data closed: they hold no data, and the page is where
     # a key is entered to try the API.
-    docs = [app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url]
+    docs = [app.openapi_url, *(DOCS_PATHS if api_docs else ())]
     always_open = [*UNLIMITED_PATHS, *(path for path in docs if path)]
     app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
     if not public_read:
@@ -203,6 +234,8 @@ def _install_limits(
             clock=limiter_clock,
             exempt=UNLIMITED_PATHS,
         )
+    if proxies:
+        app.add_middleware(ForwardedClient, proxies=proxies)
     if cors_origins:
         any_origin = "*" in cors_origins
         app.add_middleware(
@@ -215,6 +248,7 @@ def _install_limits(
             allow_credentials=not any_origin,
             expose_headers=["Retry-After", "WWW-Authenticate"],
         )
+    app.add_middleware(SecurityHeaders)
     document_problems(
         app,
         ProblemDocs(

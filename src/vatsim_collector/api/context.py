@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated
 
@@ -15,10 +15,11 @@ from fastapi import Depends, Request, Response, status
 
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
+from vatsim_collector.errors.scrub import scrub_text
 from vatsim_collector.events.layer import EventLayer
 from vatsim_collector.ingest import Ingestor
 from vatsim_collector.poller import Poller
-from vatsim_collector.store.health import HealthMonitor, HealthReport
+from vatsim_collector.store.health import HealthMonitor, HealthReport, Verdict
 from vatsim_collector.tracking.sectors import SectorSet
 
 
@@ -44,13 +45,29 @@ class ApiContext:
     health_max_age: float = 30.0
 
     def health_report(self) -> HealthReport:
+        """The monitor's verdict, overruled by a collection loop that has died."""
         last = self.health.last
         if last is None or (self.clock() - last.checked_at).total_seconds() > self.health_max_age:
-            return self.health.probe()
-        return last
+            last = self.health.probe()
+        stopped = self.collection_stopped()
+        if stopped is None:
+            return last
+        return replace(
+            last, status=Verdict.DOWN, reasons=(f"collection stopped: {stopped}", *last.reasons)
+        )
+
+    @property
+    def poller(self) -> Poller | None:
+        return self.errors.poller if self.errors is not None else None
+
+    def collection_stopped(self) -> str | None:
+        """Why the poller's loop died, if it has (``Poller.fatal``), scrubbed of secrets."""
+        # getattr: apps built around pollers without the attribute (older ones, test doubles).
+        fatal = getattr(self.poller, "fatal", None)
+        return scrub_text(fatal) if isinstance(fatal, str) and fatal else None
 
     def health_verdict(self, response: Response) -> HealthReport:
-        """The current report, with HTTP 503 set on ``response`` when the database is down."""
+        """The current report, with HTTP 503 set on ``response`` when the service is down."""
         report = self.health_report()
         if report.status == "down":
             response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE

@@ -6,6 +6,7 @@ background tasks late. Both answer with problem documents, like the rest of the 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections import OrderedDict
@@ -94,9 +95,11 @@ class _Bucket:
 class TokenBuckets:
     """One token bucket per client: ``capacity`` tokens, refilled at ``per_second``.
 
-    At most ``max_clients`` buckets are kept, least recently used dropped first: a dropped
-    bucket comes back full, which costs a client nothing it would not have regained by waiting
-    except under a flood of more than ``max_clients`` distinct clients.
+    At most ``max_clients`` buckets are kept. A new client takes the place of the least
+    recently used one only if that bucket has refilled completely, so dropping it forgets
+    nothing; otherwise every new client shares one overflow bucket until a place frees. Memory
+    stays bounded, and a flood of fresh identities never buys fresh tokens: past the table's
+    size they all draw on the same bucket.
     """
 
     def __init__(
@@ -114,25 +117,40 @@ class TokenBuckets:
         self.clock = clock
         self.max_clients = max_clients
         self._buckets: OrderedDict[Hashable, _Bucket] = OrderedDict()
+        self._overflow = _Bucket(capacity, clock())
+        self.overflowed = 0  # requests charged to the shared bucket, for tests and operators
 
     def take(self, client: Hashable) -> float:
         """Spend a token: 0.0 if there was one, else the seconds until there will be."""
         now = self.clock()
         bucket = self._buckets.get(client)
-        if bucket is None:
-            bucket = self._buckets[client] = _Bucket(self.capacity, now)
-            if len(self._buckets) > self.max_clients:
-                self._buckets.popitem(last=False)
-        else:
+        if bucket is not None:
             self._buckets.move_to_end(client)
-            # max(): a clock that steps back must not drain the bucket.
-            elapsed = max(0.0, now - bucket.updated)
-            bucket.tokens = min(self.capacity, bucket.tokens + elapsed * self.per_second)
-            bucket.updated = now
+        elif len(self._buckets) < self.max_clients or self._evict_refilled(now):
+            bucket = self._buckets[client] = _Bucket(self.capacity, now)
+        else:
+            self.overflowed += 1
+            bucket = self._overflow
+        self._refill(bucket, now)
         if bucket.tokens >= 1:
             bucket.tokens -= 1
             return 0.0
         return (1 - bucket.tokens) / self.per_second
+
+    def _refill(self, bucket: _Bucket, now: float) -> None:
+        # max(): a clock that steps back must not drain the bucket.
+        elapsed = max(0.0, now - bucket.updated)
+        bucket.tokens = min(self.capacity, bucket.tokens + elapsed * self.per_second)
+        bucket.updated = now
+
+    def _evict_refilled(self, now: float) -> bool:
+        """Drop the least recently used bucket if it is full again by now."""
+        oldest = next(iter(self._buckets.values()))
+        self._refill(oldest, now)
+        if oldest.tokens < self.capacity:
+            return False
+        self._buckets.popitem(last=False)
+        return True
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -143,8 +161,9 @@ class RateLimit:
 
     A client is the API key when one is sent and configured (by its position, never the key
     itself), else the peer address: unauthenticated guessing of keys is limited per address.
-    Behind a proxy the peer is the proxy unless the server is told to trust its forwarded
-    headers (uvicorn does for 127.0.0.1 by default).
+    An IPv6 peer counts by its /64 network, which one subscriber usually holds whole. Behind
+    a proxy the peer is the proxy unless it is a configured trusted proxy (``ForwardedClient``
+    in ``api/forwarded.py`` resolves the client before this runs).
     """
 
     def __init__(
@@ -187,4 +206,17 @@ class RateLimit:
         if found is not None:
             return ("key", found.position)
         peer = scope.get("client")
-        return ("address", peer[0] if peer else "")
+        return ("address", _address_group(peer[0] if peer else ""))
+
+
+def _address_group(peer: str) -> str:
+    """The unit one party controls: an IPv4 address, or an IPv6 address's /64 network."""
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer  # a Unix socket path or a test client's name: one client each
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)

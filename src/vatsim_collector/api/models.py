@@ -43,9 +43,11 @@ class ValidationErrorOut(ErrorOut):
 
 class HealthOut(BaseModel):
     status: HealthStatus = Field(
-        description="The health monitor's verdict. down: the database cannot be queried (HTTP"
-        " 503 on /health); degraded: it works but something needs attention (stale data, slow"
-        " round trips, a busy pool, a write backlog, little free disk); ok otherwise."
+        description="The health monitor's verdict. down (HTTP 503 on /health): the database"
+        " cannot be queried, the collection loop has stopped, or the latest stored snapshot is"
+        " dated in the future (beyond 2 s of clock skew); degraded: it works but something"
+        " needs attention (stale data, slow round trips, a busy pool, a write backlog, little"
+        " free disk); ok otherwise."
     )
     reasons: list[str] = Field(default_factory=list, description="Why the status is not ok.")
 
@@ -61,6 +63,28 @@ class LiveCounts(BaseModel):
     )
 
 
+class CollectionOut(BaseModel):
+    """The poll loop's own state and counters since the process started."""
+
+    status: Literal["running", "stopped", "absent"] = Field(
+        description="stopped: the loop died (see stopped_reason; the process exits to be"
+        " restarted); absent: this app runs without a poller (tests, replay)."
+    )
+    stopped_reason: str | None = Field(description="Why the loop died; null while it runs.")
+    missed_ticks: int = Field(
+        description="Gaps between stored update timestamps longer than the feed's cadence,"
+        " counted in the ticks that were never stored."
+    )
+    loop_errors: int = Field(description="Unexpected exceptions in the loop, survived.")
+    records_dropped: int = Field(
+        description="Records dropped from snapshots as malformed (the rest was stored)."
+    )
+    data_errors: int = Field(
+        description="Writes that failed because of the data, not the database: held, never spooled."
+    )
+    pending: int = Field(description="Fetched snapshots queued to be written, in order.")
+
+
 class StatusOut(BaseModel):
     last_snapshot_at: datetime | None = Field(
         description="general.update_timestamp of the latest accepted snapshot (UTC)."
@@ -72,6 +96,7 @@ class StatusOut(BaseModel):
     health: HealthOut = Field(description="The database health monitor's latest verdict.")
     feed: FeedHealthOut = Field(description="Feed health: failing cycles, breakers, staleness.")
     ingest: dict[str, int] = Field(description="Ingest counters since the process started.")
+    collection: CollectionOut = Field(description="The poll loop: running or not, and counters.")
 
 
 class FlightOut(BaseModel):

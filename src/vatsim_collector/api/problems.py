@@ -98,6 +98,8 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = errors
+    # nosniff here too: the 500 handler answers outside the middleware that adds it elsewhere.
+    headers = {"X-Content-Type-Options": "nosniff", **(headers or {})}
     return JSONResponse(body, status_code=status_code, headers=headers, media_type=PROBLEM_JSON)
 
 

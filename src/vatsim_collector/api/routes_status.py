@@ -7,7 +7,13 @@ from typing import Literal
 from fastapi import APIRouter, Response, status
 
 from vatsim_collector.api.context import ApiContext, Context
-from vatsim_collector.api.models import Freshness, HealthOut, LiveCounts, StatusOut
+from vatsim_collector.api.models import (
+    CollectionOut,
+    Freshness,
+    HealthOut,
+    LiveCounts,
+    StatusOut,
+)
 from vatsim_collector.api.models_errors import FeedHealthOut
 
 router = APIRouter(tags=["status"])
@@ -80,4 +86,37 @@ def get_status(ctx: Context) -> StatusOut:
         health=HealthOut(status=report.status.value, reasons=list(report.reasons)),
         feed=_feed_health(ctx, freshness),
         ingest=ctx.ingestor.stats.as_dict(),
+        collection=collection_state(ctx),
+    )
+
+
+def _counter(counters: object, name: str) -> int:
+    # getattr: counters added to PollerCounters by the collection loop's own change read 0
+    # until they exist, so this model does not wait on it.
+    value = getattr(counters, name, 0)
+    return value if isinstance(value, int) else 0
+
+
+def collection_state(ctx: ApiContext) -> CollectionOut:
+    poller = ctx.poller
+    if poller is None:
+        return CollectionOut(
+            status="absent",
+            stopped_reason=None,
+            missed_ticks=0,
+            loop_errors=0,
+            records_dropped=0,
+            data_errors=0,
+            pending=0,
+        )
+    stopped = ctx.collection_stopped()
+    counters = poller.counters
+    return CollectionOut(
+        status="stopped" if stopped else "running",
+        stopped_reason=stopped,
+        missed_ticks=_counter(counters, "missed_ticks"),
+        loop_errors=_counter(counters, "loop_errors"),
+        records_dropped=_counter(counters, "records_dropped"),
+        data_errors=_counter(counters, "data_errors"),
+        pending=_counter(counters, "pending"),
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -127,6 +127,23 @@ SPOOL_WAITING = _Family(
 )
 SPOOL_DRAINED = _Family(
     "vatsim_spool_drained_total", "Snapshots taken out of the spool once written.", "counter"
+)
+MISSED_TICKS = _Family(
+    "vatsim_missed_ticks_total",
+    "Feed ticks never stored: gaps between stored update timestamps beyond the cadence.",
+    "counter",
+)
+POLL_LOOP_ERRORS = _Family(
+    "vatsim_poll_loop_errors_total", "Unexpected exceptions the poll loop survived.", "counter"
+)
+RECORDS_DROPPED = _Family(
+    "vatsim_records_dropped_total",
+    "Malformed records dropped from otherwise stored snapshots, by feed section and reason.",
+    "counter",
+    ("section", "reason"),
+)
+PENDING_SNAPSHOTS = _Family(
+    "vatsim_pending_snapshots", "Fetched snapshots queued to be written, in order.", "gauge"
 )
 SNAPSHOT_AGE = _Family(
     "vatsim_snapshot_age_seconds",
@@ -271,6 +288,10 @@ FAMILIES = (
     POLLS,
     SPOOL_WAITING,
     SPOOL_DRAINED,
+    MISSED_TICKS,
+    POLL_LOOP_ERRORS,
+    RECORDS_DROPPED,
+    PENDING_SNAPSHOTS,
     SNAPSHOT_AGE,
     ROWS_WRITTEN,
     SESSIONS_OPEN,
@@ -395,6 +416,11 @@ class ServiceCollector:
             yield _single(POLL_CYCLES, counters.cycles)
             yield _single(SPOOL_WAITING, poller.backlog)
             yield _single(SPOOL_DRAINED, counters.drained)
+            # getattr: the loop's newer counters read 0 where a poller lacks them.
+            yield _single(MISSED_TICKS, getattr(counters, "missed_ticks", 0))
+            yield _single(POLL_LOOP_ERRORS, getattr(counters, "loop_errors", 0))
+            yield _single(PENDING_SNAPSHOTS, getattr(counters, "pending", 0))
+        yield self._records_dropped(stats)
         polls = POLLS.empty()
         for result in POLL_RESULTS:
             if result in results:
@@ -418,6 +444,16 @@ class ServiceCollector:
         for table, count in zip(ROW_TABLES, written, strict=True):
             rows.add_metric([table], count)
         yield rows
+
+    def _records_dropped(self, stats: object) -> Metric:
+        # (section, reason) -> count; sections and reasons come from the decoder's fixed tables.
+        dropped = getattr(stats, "records_dropped", None)
+        metric = RECORDS_DROPPED.empty()
+        if isinstance(dropped, Mapping):
+            for key, count in sorted(dropped.items()):
+                if isinstance(key, tuple) and len(key) == 2:
+                    metric.add_metric([str(key[0]), str(key[1])], count)
+        return metric
 
     def _sessions(self) -> Iterator[Metric]:
         stats = self._ctx.ingestor.stats

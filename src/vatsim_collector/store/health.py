@@ -1,7 +1,9 @@
 """HealthMonitor: a periodic probe of the database and of how fresh the stored data is.
 
 The verdict is ``ok``, ``degraded`` (working, but something needs attention) or ``down`` (the
-database cannot be queried), always with the reasons. A change of verdict is logged once and
+database cannot be queried, or the latest stored snapshot is dated in the future: then every
+real snapshot after it looks old and collection has in effect stopped), always with the
+reasons. A change of verdict is logged once and
 handed to the transition listeners (the event bus subscribes there); repeated probes with the
 same verdict stay quiet.
 """
@@ -63,6 +65,9 @@ class HealthLimits:
     latency_degraded_ms: float = 500.0
     pool_saturation_degraded: float = 0.9
     min_free_disk_bytes: int = 500 * 1024**2
+    # How far ahead of this clock the latest snapshot may be dated before it is a fault: clock
+    # skew between the feed's servers and this machine, not a document from the future.
+    future_tolerance_seconds: float = 2.0
 
 
 TransitionListener = Callable[[Transition], None]
@@ -103,9 +108,14 @@ class HealthMonitor:
         backlog = self.backlog()
         free = self._free_disk()
         freshness = None if last_snapshot is None else (now - last_snapshot).total_seconds()
+        faults = self._faults(freshness)
         if reachable:
+            reasons.extend(faults)
             reasons.extend(self._degradations(latency_ms, pool, freshness, backlog, free))
-        status = Verdict.DOWN if not reachable else Verdict.DEGRADED if reasons else Verdict.OK
+        if not reachable or faults:
+            status = Verdict.DOWN
+        else:
+            status = Verdict.DEGRADED if reasons else Verdict.OK
         report = HealthReport(
             status=status,
             reasons=tuple(reasons),
@@ -119,6 +129,16 @@ class HealthMonitor:
         )
         self._publish(report)
         return report
+
+    def _faults(self, freshness: float | None) -> list[str]:
+        """What makes the service down although the database answers."""
+        tolerance = self.limits.future_tolerance_seconds
+        if freshness is not None and freshness < -tolerance:
+            return [
+                f"latest stored snapshot is dated {-freshness:.0f} s in the future"
+                f" (tolerance {tolerance:g} s): later snapshots would count as old"
+            ]
+        return []
 
     def _degradations(
         self,
@@ -138,6 +158,8 @@ class HealthMonitor:
             found.append(f"connection pool {pool.saturation:.0%} in use")
         if freshness is None:
             found.append("no snapshot stored yet")
+        elif freshness < 0:
+            pass  # in the future: a fault beyond the tolerance, clock skew within it
         elif freshness > limits.stale_after_seconds:
             found.append(
                 f"last stored snapshot is {freshness:.0f} s old"
