@@ -26,7 +26,9 @@ class Overflow(StrEnum):
     and handler; after that the rest of that call's events for the handler are shed, so even
     a stuck handler delays the collector by a bounded time only. ``shed``: the event is dropped
     for that handler at once. Either way each shed event is counted, and the publish reports
-    the loss once to the error manager; the event log still holds the event for a back-fill.
+    its losses once, for all handlers, to the error manager (see ``events.shedding``); the event
+    log still holds the event for a back-fill, or, if the log itself shed it, an
+    ``eventlog.gap`` row says what is missing.
     """
 
     BLOCK = "block"
