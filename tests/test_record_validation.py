@@ -258,6 +258,24 @@ def test_details_name_the_field_and_value_but_never_a_name() -> None:
     assert not any("Jane" in d or "JJJ" in d for d in details)
 
 
+def test_a_held_sample_can_be_kept_without_the_members_name() -> None:
+    """Even a record without a cid (which ``strip_names`` would not recognise) or with bytes no
+    parser takes loses its name."""
+    raw = document(
+        pilots=[
+            with_value(PILOT, "cid", None),
+            with_value(PILOT, "heading", b"NaN"),
+            with_value(PILOT, "callsign", b'"\xff"'),
+        ]
+    )
+    _, report = decode_snapshot_records(raw)
+    assert len(report.dropped) == 3
+    for dropped in report.dropped:
+        assert b"Test Pilot" in dropped.raw
+        assert b"Test Pilot" not in dropped.raw_without_name()
+        assert b'"callsign"' in dropped.raw_without_name()
+
+
 def test_not_an_object_and_every_section() -> None:
     raw = document(
         pilots=[b"5", b'"AAL1"', b"null", b"[]", orjson.dumps(PILOT)],

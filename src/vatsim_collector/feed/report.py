@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
+
+import orjson
+
+# A name's value in JSON text that may not parse (unterminated, invalid UTF-8, NaN elsewhere).
+_RAW_NAME = re.compile(rb'"name"\s*:\s*"(?:[^"\\]|\\.)*(?:"|\Z)', re.DOTALL)
 
 # Section names as they appear in reports; "transceivers" is the transceivers document's.
 SNAPSHOT_SECTIONS = ("pilots", "controllers", "atis", "prefiles")
@@ -30,9 +36,8 @@ REASONS = (
 class DroppedRecord:
     """One record left out of a snapshot, and why.
 
-    ``raw`` is the record's own JSON bytes as served. It may hold a member's name: scrub it
-    (``store.redact.strip_names``) before keeping it unless names are stored. ``detail`` never
-    quotes a name.
+    ``raw`` is the record's own JSON bytes as served. It may hold a member's name: keep
+    ``raw_without_name()`` instead unless names are stored. ``detail`` never quotes a name.
     """
 
     section: str
@@ -40,6 +45,18 @@ class DroppedRecord:
     reason: str
     detail: str
     raw: bytes
+
+    def raw_without_name(self) -> bytes:
+        """``raw`` without the record's ``name``, even when it has no ``cid`` to find it by
+        (``store.redact.strip_names`` only strips objects with a cid) or is no valid JSON."""
+        try:
+            value = orjson.loads(self.raw)
+        except orjson.JSONDecodeError:
+            return _RAW_NAME.sub(b'"name":""', self.raw)
+        if isinstance(value, dict) and "name" in value:
+            del value["name"]
+            return orjson.dumps(value)
+        return self.raw
 
 
 @dataclass
