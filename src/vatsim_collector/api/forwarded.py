@@ -85,9 +85,11 @@ def _address(text: str) -> IPAddress | None:
 
 
 class ForwardedClient:
-    """Sets ``scope["client"]`` (and the scheme) from trusted proxies' forwarded headers.
+    """Sets ``scope["client"]`` from trusted proxies' ``X-Forwarded-For``.
 
     Everything after it (the rate limit, logs) sees the resolved client as the peer.
+    ``X-Forwarded-Proto`` is not read: nothing here builds an absolute URL (redirects are
+    relative, ``api/redirects.py``).
     """
 
     def __init__(self, app: ASGIApp, *, proxies: TrustedProxies) -> None:
@@ -101,11 +103,4 @@ class ForwardedClient:
                 headers = Headers(scope=scope)
                 client = self.proxies.client_of(peer[0], headers.getlist("x-forwarded-for"))
                 scope = dict(scope, client=(client, 0 if client != peer[0] else peer[1]))
-                proto = headers.get("x-forwarded-proto", "").strip().lower()
-                if proto in ("http", "https"):
-                    scope["scheme"] = proto if scope["type"] == "http" else _ws(proto)
         await self.app(scope, receive, send)
-
-
-def _ws(proto: str) -> str:
-    return "wss" if proto == "https" else "ws"
