@@ -382,6 +382,31 @@ def test_a_bad_transceiver_costs_only_its_station(
     assert [(d.index, d.reason) for d in report.dropped] == [(1, reason)]
 
 
+def test_a_snapshot_report_absorbs_the_transceivers_report() -> None:
+    _, report = decode_snapshot_records(
+        document(pilots=[with_value(PILOT, "altitude", b"1.0"), with_value(PILOT, "cid", None)])
+    )
+    _, radios = decode_transceivers_records(
+        b'[{"callsign": "A", "transceivers": [{"id": 1.0}]}, {"callsign": 5}]'
+    )
+    report.absorb(radios)
+    assert report.served == {
+        "pilots": 2,
+        "controllers": 0,
+        "atis": 0,
+        "prefiles": 0,
+        "transceivers": 2,
+    }
+    assert report.counts_by_reason() == {
+        ("pilots", "missing_field"): 1,
+        ("transceivers", "bad_type"): 1,
+    }
+    assert report.coerced == {
+        "pilots.altitude float->int": 1,
+        "transceivers.transceivers.id float->int": 1,
+    }
+
+
 def test_a_transceivers_document_with_bad_bytes_raises_only_feed_decode_error() -> None:
     stations, report = decode_transceivers_records(
         b'[{"callsign": "A\xff"}, {"callsign": "B\\u0000"}, {"callsign": "C"}]'

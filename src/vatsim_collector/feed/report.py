@@ -83,6 +83,13 @@ class RecordReport:
         """Nothing was dropped or coerced."""
         return not self.dropped and not self.coerced
 
-    def count_coerced(self, labels: Counter[str]) -> None:
+    def count_coerced(self, labels: Counter[str] | dict[str, int]) -> None:
         for label, count in labels.items():
             self.coerced[label] = self.coerced.get(label, 0) + count
+
+    def absorb(self, other: RecordReport) -> None:
+        """Add ``other``'s counts (the transceivers document's to the snapshot's, say)."""
+        for section, count in other.served.items():
+            self.served[section] = self.served.get(section, 0) + count
+        self.dropped.extend(other.dropped)
+        self.count_coerced(other.coerced)
