@@ -11,7 +11,6 @@ import asyncio
 import gzip
 import json
 import sys
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,6 +41,7 @@ from vatsim_collector.feed.client import (
     FeedTimeout,
 )
 from vatsim_collector.feed.schedule import FixedRateSchedule
+from vatsim_collector.feed.sim_faults import gzip_bomb_body
 from vatsim_collector.ingest import IngestConfig, Ingestor
 from vatsim_collector.poller import Poller
 from vatsim_collector.store import schema as t
@@ -183,19 +183,10 @@ def _settings(host: FeedHost, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
-def gzip_bomb(decoded_bytes: int) -> bytes:
-    """A gzip stream of a JSON prefix and ``decoded_bytes`` of spaces, built piece by piece."""
-    deflater = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
-    spaces = b" " * MIB
-    parts = [deflater.compress(b'{"general":{"update_timestamp":"' + STAMP.encode() + b'"},')]
-    parts += [deflater.compress(spaces) for _ in range(decoded_bytes // MIB)]
-    parts += [deflater.compress(b'"pilots":[]}'), deflater.flush()]
-    return b"".join(parts)
-
-
 @pytest.fixture(scope="module")
 def one_gb_bomb() -> bytes:
-    return gzip_bomb(1024 * MIB)
+    """About 1 MB of gzip that inflates to 1 GiB of a JSON document's whitespace."""
+    return gzip_bomb_body(1024 * MIB)
 
 
 # --- the overall fetch deadline ---------------------------------------------------------
@@ -489,7 +480,7 @@ def test_bounded_body_refuses_encodings_it_cannot_bound() -> None:
 
 def test_read_document_file_bounds_a_gzip_bomb_on_disk(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.json.gz"
-    bomb.write_bytes(gzip_bomb(64 * MIB))
+    bomb.write_bytes(gzip_bomb_body(64 * MIB))
     with pytest.raises(DocumentTooLarge):
         read_document_file(bomb, MIB)
     plain = tmp_path / "snapshot.json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -16,11 +17,16 @@ import httpx2
 import pytest
 from starlette.testclient import TestClient
 
+from vatsim_collector.config import Settings
+from vatsim_collector.feed.client import FeedClient, FeedDeadlineExceeded, FeedDocumentTooLarge
 from vatsim_collector.feed.decode import FeedDecodeError, decode_snapshot, decode_transceivers
 from vatsim_collector.feed.sim_faults import (
+    ALL_FAULT_KINDS,
+    HOSTILE_FAULT_KINDS,
     FaultInjector,
     FaultKind,
     FaultPlan,
+    gzip_bomb_body,
     parse_fault_kinds,
 )
 from vatsim_collector.feed.sim_thread import running_simulator
@@ -200,7 +206,7 @@ def _classify(client: TestClient) -> str:
 
 
 def test_rate_gives_the_expected_fraction_and_counts_add_up() -> None:
-    kinds = frozenset(FaultKind) - {FaultKind.TIMEOUT}
+    kinds = frozenset(ALL_FAULT_KINDS) - {FaultKind.TIMEOUT}
     plan = FaultPlan(rate=0.3, kinds=kinds, seed=11, apply_to_transceivers=False)
     with _client(plan, gzip=False) as client:
         observed = Counter(_classify(client) for _ in range(200))
@@ -220,7 +226,7 @@ def test_rate_gives_the_expected_fraction_and_counts_add_up() -> None:
 
 def test_same_seed_same_sequence_other_seed_differs() -> None:
     def sequence(seed: int) -> list[str]:
-        kinds = frozenset(FaultKind) - {FaultKind.TIMEOUT}
+        kinds = frozenset(ALL_FAULT_KINDS) - {FaultKind.TIMEOUT}
         with _client(FaultPlan(rate=0.5, kinds=kinds, seed=seed), gzip=False) as client:
             return [_classify(client) for _ in range(40)]
 
@@ -275,7 +281,7 @@ def test_faults_endpoint_reports_and_reconfigures() -> None:
     state = client.get("/_sim/faults").json()
     assert state["plan"] == {
         "rate": 0.0,
-        "kinds": [k.value for k in FaultKind],
+        "kinds": [k.value for k in ALL_FAULT_KINDS],
         "seed": 0,
         "timeout_seconds": 30.0,
         "apply_to_transceivers": True,
@@ -342,9 +348,9 @@ def test_bad_kinds_message_names_the_allowed_values() -> None:
 
 
 def test_plan_validation() -> None:
-    assert FaultPlan().kinds == frozenset(FaultKind)
+    assert FaultPlan().kinds == frozenset(ALL_FAULT_KINDS)
     assert not FaultPlan().enabled
-    assert parse_fault_kinds("all") == frozenset(FaultKind)
+    assert parse_fault_kinds("all") == frozenset(ALL_FAULT_KINDS)
     assert parse_fault_kinds(" stale , http5xx ") == {FaultKind.STALE, FaultKind.HTTP5XX}
     assert FaultPlan(kinds=frozenset({"stale"})).kinds == {FaultKind.STALE}  # type: ignore[arg-type]
     cases: list[tuple[dict[str, Any], str]] = [
@@ -389,3 +395,70 @@ def test_cli_rejects_bad_fault_options(args: list[str], option: str, hint: str) 
     assert result.returncode != 0
     assert option in result.stderr
     assert hint in result.stderr
+
+
+# --- the hostile kinds: drip and gzip bomb --------------------------------------------------
+
+
+def test_hostile_kinds_are_drawn_only_when_named() -> None:
+    assert not set(HOSTILE_FAULT_KINDS) & parse_fault_kinds("all")
+    assert not set(HOSTILE_FAULT_KINDS) & FaultPlan().kinds
+    assert parse_fault_kinds("drip,gzip_bomb") == set(HOSTILE_FAULT_KINDS)
+    # The default plan draws from the classic kinds in their old order: seeds keep meaning.
+    assert FaultPlan(rate=0.5, seed=4).ordered_kinds == ALL_FAULT_KINDS
+    assert tuple(FaultKind)[: len(ALL_FAULT_KINDS)] == ALL_FAULT_KINDS
+
+
+def test_drip_gives_a_patient_client_the_real_document() -> None:
+    client = _client(_only(FaultKind.DRIP, timeout_seconds=0.5), gzip=False)
+    slow = client.get(DATA)
+    assert slow.status_code == 200
+    assert _stamp(slow.content) == START
+    assert client.app.state.simulator.faults.counts()["drip"] == 1  # type: ignore[attr-defined]
+
+
+def _feed_settings(base: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "status_url": f"{base}/status.json",
+        "poll_interval": 1.0,
+        "http_timeout": 5.0,
+        "fetch_transceivers": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+async def test_a_dripped_document_ends_at_the_client_deadline() -> None:
+    with running_simulator(seed=3) as base:
+        async with httpx2.AsyncClient(base_url=base, timeout=10) as control:
+            plan = {"rate": 1.0, "kinds": ["drip"], "timeout_seconds": 60}
+            (await control.post("/_sim/faults", json=plan)).raise_for_status()
+            async with FeedClient(_feed_settings(base, fetch_deadline=1.5)) as client:
+                with pytest.raises(FeedDeadlineExceeded):
+                    await client.fetch()
+                (await control.post("/_sim/faults", json={"rate": 0.0})).raise_for_status()
+                assert await client.fetch() is not None
+            state = (await control.get("/_sim/faults")).json()
+    assert state["counts"]["drip"] == 1
+
+
+async def test_a_gzip_bomb_from_the_simulator_is_refused_within_the_limit() -> None:
+    with running_simulator(seed=3) as base:
+        async with httpx2.AsyncClient(base_url=base, timeout=30) as control:
+            plan = {"rate": 1.0, "kinds": ["gzip_bomb"]}
+            (await control.post("/_sim/faults", json=plan)).raise_for_status()
+            settings = _feed_settings(base, max_document_bytes=16 * 1024 * 1024)
+            async with FeedClient(settings) as client:
+                with pytest.raises(FeedDocumentTooLarge):
+                    await client.fetch()
+            state = (await control.get("/_sim/faults")).json()
+    assert state["counts"]["gzip_bomb"] == 1
+
+
+def test_the_gzip_bomb_is_a_valid_document_made_huge() -> None:
+    decoded = 3 * 1024 * 1024
+    packed = gzip_bomb_body(decoded)
+    assert len(packed) < decoded // 500
+    document = json.loads(gzip.decompress(packed))
+    assert document["pilots"] == []
+    assert len(gzip.decompress(packed)) > decoded

@@ -7,12 +7,18 @@ and the same request order give the same fault sequence. The details of a fault 
 where a body is cut) come from a second generator, so they never shift that sequence.
 
 ``status.json`` is never faulted: a collector can always bootstrap.
+
+The two hostile kinds (``drip``, ``gzip_bomb``) attack the client's bounds rather than its
+error handling; they are drawn only when named, so "all" and every existing seed keep meaning
+what they meant.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -22,11 +28,16 @@ import orjson
 
 __all__ = [
     "ALL_FAULT_KINDS",
+    "DRIP_STEP_SECONDS",
+    "FAULT_KINDS",
+    "GZIP_BOMB_DECODED_BYTES",
+    "HOSTILE_FAULT_KINDS",
     "Document",
     "FaultInjector",
     "FaultKind",
     "FaultPlan",
     "broken_json_body",
+    "gzip_bomb_body",
     "http5xx_body",
     "non_v3_body",
     "parse_fault_kinds",
@@ -49,10 +60,24 @@ class FaultKind(StrEnum):
     """Status 200, valid JSON that is not the expected document (legacy v2, wrong type)."""
     STALE = "stale"
     """Status 200, the previously served document again (frozen ``update_timestamp``)."""
+    DRIP = "drip"
+    """Status 200 and the real document's length, then its bytes one per
+    ``DRIP_STEP_SECONDS`` for ``timeout_seconds`` (the rest at once): no single read times
+    out, only an overall fetch deadline ends it sooner."""
+    GZIP_BOMB = "gzip_bomb"
+    """Status 200, ``Content-Encoding: gzip``, about 1 MB that inflates to 1 GiB."""
 
 
 # Definition order, so a seed means the same thing however ``kinds`` was spelled.
-ALL_FAULT_KINDS: tuple[FaultKind, ...] = tuple(FaultKind)
+FAULT_KINDS: tuple[FaultKind, ...] = tuple(FaultKind)
+# Drawn only when named: they cost the client time or memory bounds, not error handling.
+HOSTILE_FAULT_KINDS: tuple[FaultKind, ...] = (FaultKind.DRIP, FaultKind.GZIP_BOMB)
+# What "all" (and a plan without kinds) selects.
+ALL_FAULT_KINDS: tuple[FaultKind, ...] = tuple(
+    k for k in FAULT_KINDS if k not in HOSTILE_FAULT_KINDS
+)
+DRIP_STEP_SECONDS = 1.0
+GZIP_BOMB_DECODED_BYTES = 1024**3
 
 
 def parse_fault_kinds(value: str | Iterable[str]) -> frozenset[FaultKind]:
@@ -62,12 +87,12 @@ def parse_fault_kinds(value: str | Iterable[str]) -> frozenset[FaultKind]:
     """
     names = value.split(",") if isinstance(value, str) else list(value)
     cleaned = [str(n).strip().lower() for n in names if str(n).strip()]
-    allowed = ", ".join(k.value for k in ALL_FAULT_KINDS)
+    allowed = ", ".join(k.value for k in FAULT_KINDS)
     if not cleaned:
         raise ValueError(f"no fault kinds given; allowed: all, {allowed}")
     if cleaned == ["all"]:
         return frozenset(ALL_FAULT_KINDS)
-    unknown = sorted(set(cleaned) - {k.value for k in ALL_FAULT_KINDS})
+    unknown = sorted(set(cleaned) - {k.value for k in FAULT_KINDS})
     if unknown:
         raise ValueError(f"unknown fault kind(s) {', '.join(unknown)}; allowed: all, {allowed}")
     return frozenset(FaultKind(n) for n in cleaned)
@@ -108,7 +133,7 @@ class FaultPlan:
 
     @property
     def ordered_kinds(self) -> tuple[FaultKind, ...]:
-        return tuple(k for k in ALL_FAULT_KINDS if k in self.kinds)
+        return tuple(k for k in FAULT_KINDS if k in self.kinds)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -153,7 +178,7 @@ class FaultInjector:
 
     def __init__(self, plan: FaultPlan | None = None) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[FaultKind, int] = dict.fromkeys(ALL_FAULT_KINDS, 0)
+        self._counts: dict[FaultKind, int] = dict.fromkeys(FAULT_KINDS, 0)
         self._requests = 0
         self._install(plan or FaultPlan())
 
@@ -168,7 +193,7 @@ class FaultInjector:
         with self._lock:
             self._install(plan)
             if reset_counts:
-                self._counts = dict.fromkeys(ALL_FAULT_KINDS, 0)
+                self._counts = dict.fromkeys(FAULT_KINDS, 0)
                 self._requests = 0
 
     def decide(self, document: Document) -> FaultKind | None:
@@ -284,6 +309,33 @@ def non_v3_body(good: bytes, document: Document, rng: random.Random) -> bytes:
             }
         )
     return orjson.dumps(pilots + controllers)
+
+
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # deflate, no name, no mtime
+_BOMB_HEAD = b'{"general": {"version": 3, "update_timestamp": "2024-01-01T00:00:00Z"},'
+_BOMB_TAIL = b'"pilots": []}'
+
+
+@functools.lru_cache(maxsize=2)
+def gzip_bomb_body(decoded_bytes: int = GZIP_BOMB_DECODED_BYTES) -> bytes:
+    """A gzip stream of a document head, ``decoded_bytes`` of spaces and a tail (~1 MB/GiB).
+
+    After a full flush the compressor starts afresh, so one compressed MiB of spaces can be
+    repeated as is: building the bomb takes a checksum pass, not a gigabyte of deflating.
+    """
+    piece = b" " * (1024 * 1024)
+    whole, rest = divmod(decoded_bytes, len(piece))
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    head = deflater.compress(_BOMB_HEAD) + deflater.flush(zlib.Z_FULL_FLUSH)
+    packed_piece = deflater.compress(piece) + deflater.flush(zlib.Z_FULL_FLUSH)
+    tail = deflater.compress(b" " * rest + _BOMB_TAIL) + deflater.flush()
+    crc = zlib.crc32(_BOMB_HEAD)
+    for _ in range(whole):
+        crc = zlib.crc32(piece, crc)
+    crc = zlib.crc32(b" " * rest + _BOMB_TAIL, crc)
+    size = len(_BOMB_HEAD) + decoded_bytes + len(_BOMB_TAIL)
+    trailer = crc.to_bytes(4, "little") + (size & 0xFFFFFFFF).to_bytes(4, "little")
+    return b"".join([_GZIP_HEADER, head, packed_piece * whole, tail, trailer])
 
 
 def _v2_client(client: Mapping[str, Any], clienttype: str) -> dict[str, Any]:

@@ -5,14 +5,16 @@ background task to start or cancel and a paused event loop simply catches up lat
 
 Faults come two ways: an explicit mode for every request (``POST /_sim/fault``: none,
 http500, stale, malformed), which wins when set, and a seeded random ``FaultInjector``
-(``POST``/``GET /_sim/faults``, ``--fault-rate``) for the data and transceivers documents.
+(``POST``/``GET /_sim/faults``, ``--fault-rate``) for the data and transceivers documents;
+its ``drip`` and ``gzip_bomb`` kinds, drawn only when named, test a client's deadline and
+size bound.
 ``status.json`` and the servers documents are never faulted.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, get_args
@@ -23,15 +25,17 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from vatsim_collector.feed.sim_faults import (
+    DRIP_STEP_SECONDS,
     Document,
     FaultInjector,
     FaultKind,
     FaultPlan,
     broken_json_body,
+    gzip_bomb_body,
     http5xx_body,
     non_v3_body,
     truncated_body,
@@ -172,7 +176,37 @@ class SimulatorControl:
         ):
             # The client gave up; nobody reads this, and it must not count as served.
             return Response(b"client went away", 504, media_type="text/plain")
+        if fault is FaultKind.DRIP:
+            return self._drip(which, self.faults.plan.timeout_seconds)
+        if fault is FaultKind.GZIP_BOMB:
+            # Built once per process (about 2 s of CPU): off the event loop.
+            bomb = await anyio.to_thread.run_sync(gzip_bomb_body)
+            # Already encoded, so the gzip middleware passes it through untouched.
+            return Response(bomb, media_type=_JSON, headers={"Content-Encoding": "gzip"})
         return self.feed_response(which, fault)
+
+    def _drip(self, which: Document, seconds: float) -> Response:
+        """The real document, one byte per step for ``seconds``, then the rest at once."""
+        body = self._current(which)
+        generation = self._release_generation
+
+        async def trickle() -> AsyncIterator[bytes]:
+            ends = time.monotonic() + seconds
+            sent = 0
+            # Bounded by the body and by ``seconds``; a client leaving cancels it (starlette
+            # listens for the disconnect), a fault reconfiguration lets the rest go at once.
+            while sent < len(body) - 1 and self._release_generation == generation:
+                left = ends - time.monotonic()
+                if left <= 0:
+                    break
+                yield body[sent : sent + 1]
+                sent += 1
+                await anyio.sleep(min(left, DRIP_STEP_SECONDS))
+            yield body[sent:]
+
+        # "identity" keeps the gzip middleware from buffering the trickle into one piece.
+        headers = {"Content-Length": str(len(body)), "Content-Encoding": "identity"}
+        return StreamingResponse(trickle(), media_type=_JSON, headers=headers)
 
     async def _hold(self, request: Request, seconds: float) -> bool:
         """Wait ``seconds``; ``False`` early if the client disconnects.
