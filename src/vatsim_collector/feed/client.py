@@ -48,6 +48,7 @@ __all__ = [
     "FeedError",
     "FeedTimeout",
     "FetchedFeed",
+    "read_update_timestamp",
     "redact_url",
 ]
 
