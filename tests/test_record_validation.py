@@ -337,6 +337,19 @@ def test_the_envelope_survives_records_no_json_parser_accepts() -> None:
     }
 
 
+def test_nesting_too_deep_for_any_parser_costs_the_record_or_the_envelope() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    nested = orjson.dumps({**PILOT, "extra": SLOT}).replace(orjson.dumps(SLOT), deep)
+    snapshot, report = decode_snapshot_records(document(pilots=[nested, orjson.dumps(PILOT)]))
+    assert len(snapshot.pilots) == 1
+    assert report.counts_by_reason() == {("pilots", "invalid_json"): 1}
+    with pytest.raises(FeedDecodeError, match="nested too deeply"):
+        decode_snapshot_records(document(pilots=[])[:-1] + b', "servers": ' + deep + b"}")
+    stations, radios = decode_transceivers_records(b"[" + deep + b"]")
+    assert stations == []
+    assert radios.counts_by_reason() == {("transceivers", "not_an_object"): 1}
+
+
 @pytest.mark.parametrize(
     "raw",
     [

@@ -60,8 +60,8 @@ __all__ = [
 R = TypeVar("R", bound=msgspec.Struct)
 
 # What msgspec raises for bytes it cannot use: invalid UTF-8 inside a string it decodes comes
-# out as UnicodeDecodeError, not as one of its own errors.
-_UNUSABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError)
+# out as UnicodeDecodeError, and arrays nested thousands deep as RecursionError.
+_UNUSABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 class FeedDecodeError(ValueError):
@@ -131,6 +131,8 @@ def _checked_general(general: General) -> General:
 def _envelope_error(exc: Exception) -> FeedDecodeError:
     if isinstance(exc, UnicodeDecodeError):
         return FeedDecodeError("invalid VATSIM v3 snapshot: text outside the records is not UTF-8")
+    if isinstance(exc, RecursionError):
+        return FeedDecodeError("malformed JSON: nested too deeply outside the records")
     message = str(exc)
     # (msgspec's ValidationError is a DecodeError too: a wrong shape, not broken syntax.)
     if not isinstance(exc, msgspec.ValidationError):
@@ -143,10 +145,8 @@ def _envelope_error(exc: Exception) -> FeedDecodeError:
 
 
 def _latest_logon(snapshot: Snapshot) -> datetime | None:
-    latest = [max(map(_logon_time, s)) for s in (snapshot.pilots, snapshot.controllers) if s]
-    if snapshot.atis:
-        latest.append(max(map(_logon_time, snapshot.atis)))
-    return max(latest, default=None)
+    sections = (snapshot.pilots, snapshot.controllers, snapshot.atis)
+    return max((max(map(_logon_time, s)) for s in sections if s), default=None)
 
 
 def _fast_snapshot(raw: bytes) -> Snapshot | None:
@@ -170,8 +170,9 @@ def _sections(raw: bytes) -> tuple[General, dict[str, Sequence[bytes]]]:
         envelope = _envelope_decoder.decode(raw)
     except (msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise _envelope_error(exc) from None
-    except msgspec.DecodeError as exc:
-        syntax_error = exc  # maybe just NaN or a lone surrogate in a record: split by hand
+    except (msgspec.DecodeError, RecursionError) as exc:
+        # Maybe just NaN, a lone surrogate or deep nesting in a record: split by hand.
+        syntax_error = exc
     else:
         return envelope.general, {
             name: [bytes(r) for r in getattr(envelope, name)] for name in SNAPSHOT_SECTIONS
@@ -244,11 +245,11 @@ def decode_transceivers_records(raw: bytes) -> tuple[list[StationTransceivers], 
         elements: Sequence[bytes] = [bytes(r) for r in _raw_list_decoder.decode(raw)]
     except (msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise FeedDecodeError(f"invalid transceivers document: {exc}") from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         try:
             split = split_sections(raw, ("",))
             _raw_list_decoder.decode(split.rest)
-        except (StructureError, msgspec.DecodeError):
+        except (StructureError, msgspec.DecodeError, RecursionError):
             raise FeedDecodeError(f"malformed JSON: {exc}") from None
         elements = split.elements.get("", [])
     # Stations have no logon time; the limit is never consulted.

@@ -83,7 +83,7 @@ def _value_at(raw: bytes, path: str) -> Any:
     """The JSON value at ``path`` (``.a.b[2]``) of ``raw``, or None if it cannot be read."""
     try:
         node: Any = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     for name, index in re.findall(r"\.(\w+)|\[(\d+)\]", path):
         try:
@@ -164,9 +164,11 @@ def explain_unparseable(raw: bytes, exc: Exception) -> Problem:
     """
     try:
         value = json.loads(raw.decode("utf-8", "surrogateescape"), strict=False)
+        found = _first_unparseable(value)
+    except RecursionError:
+        return Problem("invalid_json", "", "is nested too deeply")
     except ValueError:
         raise MalformedRecord(str(exc)) from None
-    found = _first_unparseable(value)
     return found or Problem("invalid_json", "", f"is not valid JSON: {exc}")
 
 
@@ -258,13 +260,13 @@ class RecordDecoder(Generic[T]):
             problem = explain(exc, raw)
             if problem.reason != "bad_type":
                 raise problem from None
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise explain_unparseable(raw, exc) from None
         # A wrong type may be benign drift (35000.0 for 35000, "123" for 123): coerce the
         # numbers that can be, and decode again; what still fails is the record's fault.
         try:
             generic = msgspec.json.decode(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise explain_unparseable(raw, exc) from None
         _coerce(generic, self.model.__name__, f"{self.section}.", labels)
         if not labels:

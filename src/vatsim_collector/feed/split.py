@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 # A JSON string (any bytes but an unescaped quote), or a structural character.
 _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]', re.DOTALL)
-_OPEN, _CLOSE, _COMMA, _QUOTE = b"[{", b"]}", ord(","), ord('"')
+_OPEN, _COMMA, _QUOTE = b"[{", ord(","), ord('"')
 _LIST = ord("[")
 
 
