@@ -124,16 +124,41 @@ def test_transceivers_decode_and_reject() -> None:
             decode(b'[{"callsign": "X"}, NaN] trailing')
 
 
+def test_a_bad_record_is_held_and_the_rest_of_its_snapshot_applied(engine: Engine) -> None:
+    ingestor = Ingestor(engine, IngestConfig())
+    ingestor.restore()
+    doc = load(SMALL)
+    bad = doc["pilots"][-1]
+    bad["latitude"] = "north"  # one bad field costs only its record
+    raw = orjson.dumps(doc)
+    result = ingestor.ingest(raw, source="test")
+    assert result.outcome is Outcome.INGESTED
+    assert result.records_dropped == 1
+    assert result.drop_reasons == {"pilots.bad_type": 1}
+    good = {(p["cid"], p["callsign"], p["logon_time"]) for p in doc["pilots"][:-1]}
+    with engine.connect() as conn:
+        held = conn.execute(select(t.held_documents)).one()
+        sessions = conn.execute(select(func.count()).select_from(t.pilot_sessions)).scalar_one()
+    assert sessions == len(good)
+    assert held.kind == "record"
+    assert held.source == "test"
+    assert held.reason.startswith("pilots: bad_type: ")
+    assert "latitude" in held.reason
+    kept = orjson.loads(gzip.decompress(held.body_gzip))
+    # The record as served, without the member's name (names are not stored by default).
+    assert kept == {k: v for k, v in bad.items() if k != "name"}
+
+
 def test_a_rejected_document_is_kept_and_nothing_is_applied(engine: Engine) -> None:
     ingestor = Ingestor(engine, IngestConfig())
     ingestor.restore()
     doc = load(SMALL)
-    doc["pilots"][-1]["latitude"] = "north"  # one bad field spoils the whole document
+    doc["pilots"] = {"not": "a list"}  # a broken envelope spoils the whole document
     raw = orjson.dumps(doc)
     result = ingestor.ingest(raw, source="test")
     assert result.outcome is Outcome.REJECTED
     assert result.reason is not None
-    assert "latitude" in result.reason
+    assert "pilots" in result.reason
     with engine.connect() as conn:
         held = conn.execute(select(t.held_documents)).one()
         sessions = conn.execute(select(func.count()).select_from(t.pilot_sessions)).scalar_one()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,10 @@ def count(engine: Engine, table: Any, *where: Any) -> int:
 async def test_faults_are_counted_breakers_cycle_and_no_session_is_harmed(
     engine: Engine, tmp_path: Path
 ) -> None:
+    # Started in the past: each manual tick moves the network 15 s on, and a document dated
+    # more than 5 minutes ahead of the clock would be quarantined.
     network = SimulatedNetwork(
-        seed=5, start=datetime.now(UTC).replace(microsecond=0), rates=NO_CHURN
+        seed=5, start=datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6), rates=NO_CHURN
     )
     population = len(network.data_document()["pilots"])
     ingestor = Ingestor(engine, IngestConfig(missed_snapshots_to_end=1))

@@ -3,6 +3,7 @@ without VATSIM_STORE_NAMES no name is stored at all, held documents included."""
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import re
@@ -23,6 +24,7 @@ from forget_world import (
     mentions_any,
     report_failures,
     row_counts,
+    sim_documents,
     someone,
     summarise,
     traces,
@@ -30,6 +32,7 @@ from forget_world import (
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.eventlog import EventLog
 from vatsim_collector.events.payloads import PilotConnected
+from vatsim_collector.ingest import Outcome
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.forget import ForgetReport, forget_member
 from vatsim_collector.store.redact import strip_names
@@ -217,7 +220,7 @@ def test_forgetting_two_members_leaves_no_trace_of_them_and_everyone_else_in_pla
     assert deleted["dead_letters"] == expected_events  # one letter per event about them
     assert deleted["held_documents"] == 1  # the truncated one that named the pilot
     assert sum(r.held_documents_unreadable for r in reports) == 1
-    # Each member's records were in the transceivers, quarantined and wrong-type documents.
+    # Each member's records were in the transceivers, quarantined and wrong-version documents.
     assert updated["held_documents"] == 3 * len(members)
     assert updated["error_records"] == 2
     _near_misses_are_kept(engine, members, near)
@@ -254,8 +257,6 @@ def _near_misses_are_kept(engine: Engine, members: list[Someone], near: Event) -
 
 def _input_names() -> set[str]:
     """Full names (two words or more) of every client in the documents the world ingests."""
-    from forget_world import sim_documents
-
     docs = [orjson.loads(p.read_bytes()) for p in REAL_FEEDS] + [d for d, _ in sim_documents()]
     return {
         r["name"].strip()
@@ -331,3 +332,35 @@ def test_a_member_never_stored_is_reported_as_not_found(engine: Engine) -> None:
     assert isinstance(report, ForgetReport)
     assert not report.found
     assert row_counts(engine) == before
+
+
+def test_a_members_malformed_records_held_on_their_own_are_forgotten(engine: Engine) -> None:
+    world = collect(engine, store_names=False, ticks=2)
+    data, tx = copy.deepcopy(sim_documents()[2])
+    member, other = data["pilots"][0], data["pilots"][1]
+    stations = {s["callsign"]: s for s in tx}
+    assert member["callsign"] in stations
+    assert other["callsign"] in stations
+    # One malformed pilot record and one malformed station each, theirs and someone else's.
+    member["latitude"] = other["latitude"] = "north"
+    stations[member["callsign"]]["transceivers"] = "none"
+    stations[other["callsign"]]["transceivers"] = "none"
+    assert world.ingest(orjson.dumps(data), orjson.dumps(tx)) is Outcome.INGESTED
+
+    def held_records() -> list[bytes]:
+        h = t.held_documents
+        with engine.connect() as conn:
+            rows = conn.execute(select(h.c.body_gzip).where(h.c.kind == "record")).scalars()
+            return [gzip.decompress(body) for body in rows]
+
+    assert len(held_records()) == 4
+    assert all(b'"name"' not in body for body in held_records()), "names are not kept"
+    report = forget_member(world.db, member["cid"])
+    assert report.deleted["held_documents"] == 2
+    left = held_records()
+    assert len(left) == 2
+    assert all(
+        orjson.loads(body).get("cid") == other["cid"]
+        or orjson.loads(body).get("callsign") == other["callsign"]
+        for body in left
+    )

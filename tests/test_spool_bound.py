@@ -34,14 +34,17 @@ async def test_spool_bound_drops_oldest_with_a_counter_and_an_error_record(
             FixedRateSchedule(0.1),
             spool,
             errors=errors,
+            pending_in_memory=1,  # the rest spills to the spool at once
         )
-        for _ in range(4):
+        for _ in range(5):
             await poller.poll_once()
             httpx2.post(f"{sim}/_sim/tick")
         await client.aclose()
     broken.dispose()
     assert len(spool) == 2
+    assert poller.pending.in_memory == 1
     assert spool.dropped == 2
+    assert poller.counters.dropped == 2
     drops = [r for r in errors.recent(100) if r.operation == "spool"]
     assert len(drops) == 2
     assert {r.category.value for r in drops} == {"resource"}

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -86,10 +86,15 @@ def run(
         poll_interval=poll_interval,
     )
     _configure_logging(settings.log_level, settings.log_format)
-    from vatsim_collector.service import run_service
+    from vatsim_collector.service import CollectionStopped, run_service
 
     with configuration_errors():
-        run_service(settings)
+        try:
+            run_service(settings)
+        except CollectionStopped as exc:
+            # Logged already; a non-zero exit lets a supervisor (systemd, Kubernetes) restart.
+            typer.echo(f"collection stopped: {exc}", err=True)
+            raise typer.Exit(3) from None
 
 
 @app.command()
@@ -117,7 +122,7 @@ def replay(
     from vatsim_collector.service import STOP_TIMEOUT_SECONDS, open_ingestor
 
     report = ReplayReport()
-    files = order_files(collect_files(paths), report)
+    files = order_files(collect_files(paths), report, limit=settings.max_document_bytes)
     with configuration_errors():
         ingestor, engine = open_ingestor(settings)
     ingestor.stats.snapshots_rejected += len(report.problems)
@@ -145,7 +150,8 @@ def replay(
         engine.dispose()
     for name, problem in report.problems:
         typer.echo(f"{name}: {problem}", err=True)
-    stats: dict[str, int] = ingestor.stats.as_dict()
+    stats: dict[str, Any] = dict(ingestor.stats.as_dict())
+    stats["records_dropped_by_reason"] = ingestor.stats.records_dropped_by_reason
     stats["events_published"] = sum(layer.bus.metrics.published.values())
     stats["events_dead_lettered"] = sum(
         m.dead_lettered for m in layer.bus.metrics.handlers.values()
@@ -153,7 +159,7 @@ def replay(
     typer.echo(json.dumps(stats, sort_keys=True))
     usable = stats["snapshots_ingested"] + stats["snapshots_duplicate"]
     usable += stats["snapshots_quarantined"]
-    if usable == 0:
+    if usable == 0 or report.aborted:
         raise typer.Exit(1)
 
 
@@ -184,7 +190,7 @@ def simulate(
         typer.Option(
             "--fault-kinds",
             help="Comma-separated fault kinds to draw from: http5xx, timeout, truncated, "
-            "invalid_json, non_v3, stale (default all).",
+            "invalid_json, non_v3, stale (default all; drip, gzip_bomb only when named).",
         ),
     ] = "all",
     fault_seed: Annotated[

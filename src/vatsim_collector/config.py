@@ -6,6 +6,7 @@ it down, so two collectors with different settings can live in one process (the 
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -262,6 +263,18 @@ class Settings(BaseSettings):
     def api_key_entries(self) -> list[tuple[str, str]]:
         """``(role, key)`` per configured key; a bare key is an admin key."""
         return parse_api_keys(self.api_keys.get_secret_value())
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is neither an IP address nor a network (e.g. 10.0.0.0/8)"
+                ) from None
+        return value
 
     @field_validator("cors_origins")
     @classmethod

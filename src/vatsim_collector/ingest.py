@@ -9,18 +9,30 @@ from __future__ import annotations
 import contextlib
 import gzip
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 from vatsim_collector.events.event import Event
-from vatsim_collector.feed.decode import FeedDecodeError, decode_snapshot, decode_transceivers
+from vatsim_collector.feed.decode import (
+    FeedDecodeError,
+    decode_snapshot_records,
+    decode_transceivers_records,
+)
 from vatsim_collector.feed.models import Snapshot, StationTransceivers
+from vatsim_collector.feed.report import RecordReport
 from vatsim_collector.feed.sanity import SanityGate
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.airspace_restore import restore_airspace
@@ -41,12 +53,29 @@ from vatsim_collector.tracking.tracker import Tracker
 
 log = structlog.get_logger(__name__)
 
+# No true VATSIM document is older than this: the network itself started in 2001.
+FEED_EPOCH = datetime(2001, 1, 1, tzinfo=UTC)
+
+
+class HeldInput(Protocol):
+    """A document waiting to be stored, as the poller's queue keeps it."""
+
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def fetched_at(self) -> datetime: ...
+
 
 class Outcome(StrEnum):
     INGESTED = "ingested"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
     QUARANTINED = "quarantined"
+    # Decoded and checked, but the database refused to store it for reasons in the data
+    # (a range, a limit, an encoding): kept in held_documents, and the next snapshot proceeds.
+    HELD = "held"
 
 
 @dataclass(frozen=True)
@@ -58,6 +87,11 @@ class IngestResult:
     changes: Changeset | None = field(default=None, repr=False)
     # What to publish on the bus: ``snapshot.received`` first, then the domain events it caused.
     events: list[Event] = field(default_factory=list, repr=False)
+    # Malformed records left out of the snapshot, and how many per "section.reason".
+    records_dropped: int = 0
+    drop_reasons: dict[str, int] = field(default_factory=dict)
+    # Why the transceivers document was rejected (held), if it was; the snapshot goes on.
+    transceivers_problem: str | None = None
 
 
 @dataclass
@@ -66,6 +100,7 @@ class IngestStats:
     snapshots_duplicate: int = 0
     snapshots_rejected: int = 0
     snapshots_quarantined: int = 0
+    snapshots_held: int = 0
     pilot_sessions_opened: int = 0
     pilot_sessions_closed: int = 0
     controller_sessions_opened: int = 0
@@ -81,6 +116,11 @@ class IngestStats:
     pilots_filtered: int = 0
     controllers_filtered: int = 0
     atis_filtered: int = 0
+    # Malformed records left out of ingested snapshots, in all and per "section.reason"; and
+    # values of benign drift coerced (a float altitude to an integer).
+    records_dropped: int = 0
+    records_coerced: int = 0
+    records_dropped_by_reason: dict[str, int] = field(default_factory=dict)
 
     def count(self, changes: Changeset) -> None:
         self.snapshots_ingested += 1
@@ -96,8 +136,15 @@ class IngestStats:
         self.transceivers_written += changes.transceiver_count
         self.prefiles_seen += len(changes.new_prefiles)
 
+    def count_records(self, records: RecordReport) -> None:
+        self.records_dropped += len(records.dropped)
+        for key, count in _reasons(records).items():
+            self.records_dropped_by_reason[key] = self.records_dropped_by_reason.get(key, 0) + count
+        self.records_coerced += sum(records.coerced.values())
+
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        """The counters (the per-reason breakdown is ``records_dropped_by_reason``)."""
+        return {k: v for k, v in asdict(self).items() if isinstance(v, int)}
 
 
 @dataclass(frozen=True)
@@ -108,6 +155,11 @@ class IngestConfig:
     sanity_max_drop_fraction: float = 0.5
     sanity_accept_after: int = 3
     store_names: bool = False
+    future_margin_seconds: float = 300.0
+    # None: no age limit (the service sets it from its settings; library users choose).
+    max_document_age_seconds: float | None = None
+    max_records_per_section: int = 20_000
+    held_records_per_snapshot: int = 20
 
     @classmethod
     def from_settings(cls, settings: Any) -> IngestConfig:
@@ -118,10 +170,64 @@ class DatabaseUnavailable(Exception):
     """The database could not be reached or written; the snapshot was not stored."""
 
 
+# SQLSTATE classes that mean "this data cannot be stored", whatever exception class the driver
+# maps them to: PostgreSQL reports a btree row over its size limit (54000) as an
+# OperationalError, like a lost connection. 22 data exception, 23 integrity, 54 program limit.
+_DATA_SQLSTATE_CLASSES = ("22", "23", "54")
+# SQLite's result codes that say the same of the data, not of the database's availability.
+_DATA_SQLITE_ERRORS = frozenset({"SQLITE_TOOBIG", "SQLITE_MISMATCH", "SQLITE_CONSTRAINT"})
+
+
+def _data_fault(exc: BaseException) -> bool:
+    """Whether the database refused ``exc``'s write because of the values written."""
+    orig = getattr(exc, "orig", None) or exc
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate[:2] in _DATA_SQLSTATE_CLASSES
+    error_name = getattr(orig, "sqlite_errorname", None)
+    if isinstance(error_name, str):
+        # Extended codes name their family first: SQLITE_CONSTRAINT_UNIQUE.
+        return any(error_name.startswith(name) for name in _DATA_SQLITE_ERRORS)
+    return False
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    if isinstance(exc, DatabaseUnavailable):
+        return False
+    if isinstance(exc, SQLAlchemyError):
+        orig = getattr(exc, "orig", None)
+        return (
+            _data_fault(exc)
+            or isinstance(exc, DataError | IntegrityError)
+            or isinstance(orig, _DATA_EXCEPTIONS)
+        )
+    return isinstance(exc, _DATA_EXCEPTIONS)
+
+
 def _unavailable(exc: BaseException) -> bool:
+    if _data_fault(exc):
+        return False
     if isinstance(exc, OperationalError | InterfaceError):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def data_error_reason(exc: BaseException) -> str:
+    """Why a write failed on its data, without the driver's message: that may quote the
+    failing row, names included."""
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+    return f"{type(orig).__name__}" + (f" ({code})" if code else "")
+
+
+# Raised while writing a snapshot when a value cannot be stored: by the database (above) or by
+# the driver before it sends anything (an integer beyond 64 bits, a NUL byte, a lone surrogate).
+_DATA_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    OverflowError,
+    ValueError,
+    TypeError,
+    UnicodeError,
+)
 
 
 @contextlib.contextmanager
@@ -134,6 +240,24 @@ def _outage_as_unavailable() -> Iterator[None]:
         cause = getattr(exc, "orig", None) or exc
         # The driver's class name only: its message may carry host or user details.
         raise DatabaseUnavailable(f"database unavailable: {type(cause).__name__}") from exc
+
+
+def _served(snapshot: Snapshot, transceivers: list[StationTransceivers] | None) -> RecordReport:
+    """The record report of a snapshot decoded elsewhere: everything in it was served."""
+    served = {
+        "pilots": len(snapshot.pilots),
+        "controllers": len(snapshot.controllers),
+        "atis": len(snapshot.atis),
+        "prefiles": len(snapshot.prefiles),
+    }
+    if transceivers is not None:
+        served["transceivers"] = len(transceivers)
+    return RecordReport(served=served, dropped=[], coerced={})
+
+
+def _reasons(records: RecordReport) -> dict[str, int]:
+    """Dropped records per ``"section.reason"``, the key metrics and status use."""
+    return {f"{section}.{reason}": n for (section, reason), n in records.counts_by_reason().items()}
 
 
 class Ingestor:
@@ -204,31 +328,83 @@ class Ingestor:
         transceivers_raw: bytes | None = None,
         fetched_at: datetime | None = None,
         source: str = "feed",
+        live: bool = False,
     ) -> IngestResult:
         """Ingest one fetched document (and its transceivers).
 
+        ``live``: the document was just fetched from the feed (not replayed from a file), so a
+        document already older than ``max_document_age_seconds`` when fetched is quarantined.
+
         Raises ``DatabaseUnavailable`` if the database cannot be used; nothing of the snapshot
-        is stored then, and the caller should keep the bytes to try again later.
+        is stored then, and the caller should keep the bytes to try again later. Whatever is
+        wrong with the data is never raised: bad records are dropped and counted, a bad
+        envelope is rejected, a document the database refuses is held.
         """
         with _outage_as_unavailable():
             if self._restore_needed:
                 self.restore()
             fetched_at = fetched_at or datetime.now(UTC)
             try:
-                snapshot = decode_snapshot(raw)
+                snapshot, records = decode_snapshot_records(raw)
             except FeedDecodeError as exc:
                 return self._reject(raw, str(exc), source, fetched_at)
+            except Exception as exc:  # a decoder bug must cost one document, not the loop
+                log.exception("decoder failed", source=source)
+                reason = f"decoder failed: {type(exc).__name__}"
+                return self._reject(raw, reason, source, fetched_at)
             transceivers: list[StationTransceivers] | None = None
+            transceivers_problem: str | None = None
             if transceivers_raw is not None:
                 try:
-                    transceivers = decode_transceivers(transceivers_raw)
-                except FeedDecodeError as exc:
+                    transceivers, transceiver_records = decode_transceivers_records(
+                        transceivers_raw
+                    )
+                except Exception as exc:
                     # The snapshot is still good; keep the bad transceivers for inspection.
-                    reason = f"transceivers: {exc}"
-                    self._hold(transceivers_raw, "rejected", reason, source, fetched_at)
-            return self.ingest_snapshot(
-                snapshot, transceivers, raw=raw, fetched_at=fetched_at, source=source
+                    detail = str(exc) if isinstance(exc, FeedDecodeError) else type(exc).__name__
+                    transceivers_problem = f"transceivers: {detail}"
+                    self._hold(
+                        transceivers_raw, "rejected", transceivers_problem, source, fetched_at
+                    )
+                else:
+                    records.absorb(transceiver_records)
+            result = self.ingest_snapshot(
+                snapshot,
+                transceivers,
+                raw=raw,
+                fetched_at=fetched_at,
+                source=source,
+                live=live,
+                records=records,
             )
+            if transceivers_problem is not None:
+                result = replace(result, transceivers_problem=transceivers_problem)
+            return result
+
+    def _implausible_time(self, at: datetime, fetched_at: datetime, live: bool) -> str | None:
+        """Why ``at`` cannot be a true update timestamp of the feed, or None."""
+        ahead = (at - fetched_at).total_seconds()
+        if ahead > self.config.future_margin_seconds:
+            return (
+                f"update_timestamp {at.isoformat()} is {ahead:.0f} s ahead of the collector's "
+                f"clock (margin {self.config.future_margin_seconds:g} s)"
+            )
+        if at < FEED_EPOCH:
+            return f"update_timestamp {at.isoformat()} is before the VATSIM feed existed"
+        max_age = self.config.max_document_age_seconds
+        if live and max_age is not None and -ahead > max_age:
+            return (
+                f"update_timestamp {at.isoformat()} was {-ahead:.0f} s old when fetched "
+                f"(limit {max_age:g} s)"
+            )
+        return None
+
+    def _oversized_section(self, records: RecordReport) -> str | None:
+        limit = self.config.max_records_per_section
+        for section, served in records.served.items():
+            if served > limit:
+                return f"{served} {section}, more than the limit of {limit} per section"
+        return None
 
     def ingest_snapshot(
         self,
@@ -238,16 +414,24 @@ class Ingestor:
         raw: bytes,
         fetched_at: datetime,
         source: str = "feed",
+        live: bool = False,
+        records: RecordReport | None = None,
     ) -> IngestResult:
+        records = records if records is not None else _served(snapshot, transceivers)
         at = snapshot.update_timestamp
+        implausible = self._implausible_time(at, fetched_at, live)
+        if implausible is not None:
+            return self._quarantine_document(raw, at, implausible, source, fetched_at)
         last = self.state.last_snapshot_at
         if last is not None and at <= last:
             if at == last or self._stored(at):
                 self.stats.snapshots_duplicate += 1
                 return IngestResult(Outcome.DUPLICATE, at)
             stale = f"snapshot {at.isoformat()} is older than the latest stored {last.isoformat()}"
-            return self._reject(raw, stale, source, fetched_at)
-        reason = self.gate.check(snapshot, self.state.last_accepted_clients)
+            return self._reject(raw, stale, source, fetched_at, at)
+        reason = self._oversized_section(records) or self.gate.check(
+            snapshot, self.state.last_accepted_clients
+        )
         if reason is not None:
             return self._quarantine(snapshot, raw, reason, source, fetched_at)
         if self.boundary is not None:
@@ -257,14 +441,14 @@ class Ingestor:
             self.stats.controllers_filtered += filtered.controllers_dropped
             self.stats.atis_filtered += filtered.atis_dropped
         snapshot_id = t.snapshot_id_for(at)
-        with self.db.timed("ingest.partitions"):
-            self.partitions.ensure_for(self.engine, snapshot_id)
-        changes = self.tracker.apply(snapshot, transceivers)
-        if self.airspace is not None:
-            changes.airspace = self.airspace.apply(
-                changes, transceivers_fetched=transceivers is not None
-            )
         try:
+            with self.db.timed("ingest.partitions"):
+                self.partitions.ensure_for(self.engine, snapshot_id)
+            changes = self.tracker.apply(snapshot, transceivers)
+            if self.airspace is not None:
+                changes.airspace = self.airspace.apply(
+                    changes, transceivers_fetched=transceivers is not None
+                )
             with self.db.write("ingest.snapshot") as conn:
                 snapshot_id = self.writer.write(
                     conn,
@@ -272,17 +456,23 @@ class Ingestor:
                     fetched_at=fetched_at,
                     transceivers_fetched=transceivers is not None,
                 )
-        except BaseException:
+                self._hold_records(conn, records, snapshot_id, source, fetched_at)
+        except BaseException as exc:
             # The transaction rolled back; the state must not remember what was not stored.
             self._restore_needed = True
             with contextlib.suppress(SQLAlchemyError):
                 self.restore()
-            raise
+            if not _is_data_error(exc):
+                raise
+            # Not an outage: the same snapshot would fail again on every try and block every
+            # later one. Keep it for inspection; the next snapshot proceeds.
+            return self._held(raw, at, f"not stored: {data_error_reason(exc)}", source, fetched_at)
         # Only now, committed, does the snapshot become the latest one readers are told about.
         self.state.last_snapshot_at = at
         self.state.last_accepted_clients = snapshot.client_count
         self.live = LiveView.of(self.state)
         self.stats.count(changes)
+        self.stats.count_records(records)
         self.last_snapshot = snapshot
         self.last_transceivers = transceivers
         received = snapshot_received(
@@ -293,8 +483,59 @@ class Ingestor:
         )
         events = [received, *domain_events(changes, correlation_id=received.id)]
         return IngestResult(
-            Outcome.INGESTED, at, snapshot_id=snapshot_id, changes=changes, events=events
+            Outcome.INGESTED,
+            at,
+            snapshot_id=snapshot_id,
+            changes=changes,
+            events=events,
+            records_dropped=len(records.dropped),
+            drop_reasons=_reasons(records),
         )
+
+    def _hold_records(
+        self,
+        conn: Connection,
+        records: RecordReport,
+        snapshot_id: int,
+        source: str,
+        received_at: datetime,
+    ) -> None:
+        """A bounded sample of the records dropped from this snapshot, for inspection."""
+        sample = records.dropped[: self.config.held_records_per_snapshot]
+        if not sample:
+            return
+        conn.execute(
+            insert(t.held_documents),
+            [
+                {
+                    "received_at": received_at,
+                    "kind": "record",
+                    "source": source,
+                    "reason": f"{dropped.section}: {dropped.reason}: {dropped.detail}",
+                    "snapshot_id": snapshot_id,
+                    # A record may have no cid or be no valid JSON: the decoder knows best
+                    # where its name is.
+                    "body_gzip": gzip.compress(
+                        dropped.raw if self.config.store_names else dropped.raw_without_name()
+                    ),
+                }
+                for dropped in sample
+            ],
+        )
+
+    def hold_failed(self, item: HeldInput, reason: str) -> IngestResult:
+        """Keep a document whose ingest failed unexpectedly, so the next one can proceed."""
+        with _outage_as_unavailable():
+            return self._held(item.data, None, reason, item.source, item.fetched_at)
+
+    def _held(
+        self, raw: bytes, at: datetime | None, reason: str, source: str, fetched_at: datetime
+    ) -> IngestResult:
+        log.error("snapshot held: the database refused it", source=source, reason=reason)
+        with _outage_as_unavailable():
+            self._hold(raw, "held", reason, source, fetched_at)
+        self.stats.snapshots_held += 1
+        return IngestResult(Outcome.HELD, at, reason=reason)
 
     def _stored(self, at: datetime) -> bool:
         with self.db.read("ingest.find_snapshot") as conn:
@@ -329,11 +570,28 @@ class Ingestor:
                 )
             )
 
-    def _reject(self, raw: bytes, reason: str, source: str, fetched_at: datetime) -> IngestResult:
+    def _reject(
+        self,
+        raw: bytes,
+        reason: str,
+        source: str,
+        fetched_at: datetime,
+        at: datetime | None = None,
+    ) -> IngestResult:
         log.warning("snapshot rejected", source=source, reason=reason)
         self._hold(raw, "rejected", reason, source, fetched_at)
         self.stats.snapshots_rejected += 1
-        return IngestResult(Outcome.REJECTED, reason=reason)
+        return IngestResult(Outcome.REJECTED, at, reason=reason)
+
+    def _quarantine_document(
+        self, raw: bytes, at: datetime, reason: str, source: str, fetched_at: datetime
+    ) -> IngestResult:
+        """Hold a document whose timestamp cannot be true. Unlike a quarantined snapshot it
+        gets no ``snapshots`` row: its id would be a moment that never was."""
+        log.warning("snapshot quarantined", update_timestamp=at.isoformat(), reason=reason)
+        self._hold(raw, "quarantined", reason, source, fetched_at)
+        self.stats.snapshots_quarantined += 1
+        return IngestResult(Outcome.QUARANTINED, at, reason=reason)
 
     def _quarantine(
         self, snapshot: Snapshot, raw: bytes, reason: str, source: str, fetched_at: datetime

@@ -1,15 +1,27 @@
-"""The collection loop: fetch on a fixed-rate schedule, ingest off the event loop.
+"""The collection loop: a fetcher on a fixed-rate schedule and a writer, joined by a queue.
 
-When the database cannot be reached, fetched snapshots go to the disk spool instead, and
-every cycle tries to write the spool back, oldest first, before anything newer: nothing
-fetched during an outage is lost, and sessions see the snapshots in their true order.
+Fetching never waits for the database. Each fetched snapshot joins the pending queue (in
+memory, spilling to the disk spool when it grows), and the writer stores the queue oldest
+first. A slow or locked database, a long write-back after an outage or a slow ingest only makes
+the queue longer: the next fetch still happens on time, and sessions see every snapshot in its
+true order.
+
+What fails is told apart by whose fault it is:
+- the database cannot be reached: the snapshot stays at the head of the queue, the
+  ``database`` breaker counts it, and the writer tries again later;
+- the data cannot be stored (a value out of range, a document that makes ingest raise): the
+  document is held in ``held_documents`` with the reason and the next one proceeds, so one bad
+  snapshot can never block the rest (no poison pill);
+- anything unexpected in either loop is recorded, counted and survived. If a loop dies anyway,
+  ``fatal`` says why: ``/health`` reports ``down`` and the service exits non-zero.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,12 +34,18 @@ from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.recovery import RecoveryStrategy
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.retry import RetryPolicy
-from vatsim_collector.errors.taxonomy import ResourceExhausted, classify
+from vatsim_collector.errors.taxonomy import DataRejected, ResourceExhausted, classify
 from vatsim_collector.events.bus import EventBus
-from vatsim_collector.feed.client import FeedClient, FetchedFeed
+from vatsim_collector.feed.client import (
+    FeedClient,
+    FeedDeadlineExceeded,
+    FetchedFeed,
+    read_update_timestamp,
+)
 from vatsim_collector.feed.decode import FeedDecodeError
 from vatsim_collector.feed.schedule import FixedRateSchedule
 from vatsim_collector.ingest import DatabaseUnavailable, Ingestor, IngestResult, Outcome
+from vatsim_collector.store.pending import PendingSnapshots
 from vatsim_collector.store.spool import DroppedEntry, SnapshotSpool, SpooledSnapshot
 
 log = structlog.get_logger(__name__)
@@ -35,18 +53,46 @@ log = structlog.get_logger(__name__)
 # Told the outcome and the seconds of each ingest that returned (metrics time it this way).
 IngestObserver = Callable[[Outcome, float], None]
 
+# A loop that keeps failing unexpectedly waits this long before its next turn, so a bug can
+# never spin the CPU; the failures are counted and recorded meanwhile.
+_LOOP_ERROR_PAUSE = 1.0
+
 
 @dataclass
 class PollerCounters:
     cycles: int = 0
     fetch_errors: int = 0
     write_errors: int = 0
+    # Snapshots that spilled from memory to the disk spool while waiting for the writer.
     spooled: int = 0
+    # Snapshots stored after waiting in the spool.
     drained: int = 0
+    # Ticks of the feed never stored: gaps between consecutive stored update timestamps
+    # longer than the poll interval (the feed's cadence).
+    missed_ticks: int = 0
+    # Unexpected exceptions survived by the fetch or write loop.
+    loop_errors: int = 0
+    # Snapshots held because the database refused their data.
+    data_errors: int = 0
+    # Damaged spool files moved aside.
+    spool_damaged: int = 0
+    # Fetched snapshots lost to a queue bound (memory and spool full).
+    dropped: int = 0
 
 
 def _is_transient(exc: BaseException) -> bool:
+    # A fetch that used its whole deadline is not retried at once: that would double the cycle.
+    if isinstance(exc, FeedDeadlineExceeded):
+        return False
     return classify(exc).transient
+
+
+def _stamp_of(item: SpooledSnapshot) -> datetime | None:
+    """The document's ``update_timestamp``, if it has a readable one."""
+    try:
+        return read_update_timestamp(item.data)
+    except ValueError:  # msgspec's DecodeError and ValidationError are ValueErrors
+        return None
 
 
 class Poller:
@@ -61,21 +107,35 @@ class Poller:
         breakers: BreakerRegistry | None = None,
         retry: RetryPolicy | None = None,
         bus: EventBus | None = None,
+        pending_in_memory: int = 4,
+        live: bool = True,
+        cadence: float = 15.0,
     ) -> None:
         self.client = client
         self.bus = bus
         self.ingestor = ingestor
         self.schedule = schedule
         self.spool = spool
+        self.pending = PendingSnapshots(spool, memory_limit=pending_in_memory)
         self.errors = errors
+        # Live collection checks a document's age against when it was fetched; a test driving
+        # a simulator from a fixed past start turns that off.
+        self.live = live
+        # Seconds between the feed's update timestamps: a longer gap between two stored ones
+        # is a tick missed.
+        self.cadence = cadence
         self.counters = PollerCounters()
         self.ingest_observers: list[IngestObserver] = []
         self.last_error: str | None = None
+        # Why the collection loop died, if it did: the service reports down and exits.
+        self.fatal: str | None = None
         # Since when the feed has been failing; the API keeps serving the last good snapshot
         # meanwhile and reports it stale.
         self.feed_failing_since: datetime | None = None
         self.last_good_fetch_at: datetime | None = None
         self._stopping = asyncio.Event()
+        self._queued = asyncio.Event()
+        self._last_stored_at: datetime | None = ingestor.live.snapshot_at
         self.db_breaker = breakers.get_or_create("database") if breakers else None
         self.feed = RecoveryStrategy[FetchedFeed | None](
             "feed.data",
@@ -113,11 +173,14 @@ class Poller:
 
     @property
     def backlog(self) -> int:
-        return 0 if self.spool is None else len(self.spool)
+        """Fetched snapshots waiting to be stored, in memory and in the spool."""
+        return len(self.pending)
 
-    async def poll_once(self) -> IngestResult | None:
+    # -- fetching -------------------------------------------------------------------------
+
+    async def fetch_once(self) -> FetchedFeed | None:
+        """One fetch cycle: a new snapshot joins the pending queue; nothing is written here."""
         self.counters.cycles += 1
-        result: IngestResult | None = None
         failures_before = self.counters.fetch_errors
         fetched = await self._fetch()
         if self.counters.fetch_errors == failures_before:
@@ -127,18 +190,133 @@ class Poller:
             self.last_good_fetch_at = datetime.now(UTC)
         if fetched is not None and fetched.transceivers_exception is not None:
             self._report(fetched.transceivers_exception, "feed", "fetch_transceivers")
-        await self.drain()
-        if fetched is not None:
-            item = SpooledSnapshot(
+        if fetched is None:
+            return None
+        await self._enqueue(
+            SpooledSnapshot(
                 fetched.data, fetched.transceivers, fetched.fetched_at, fetched.data_url
             )
-            # Every log line about this snapshot names it, the ingest thread's included.
-            with bound_contextvars(snapshot=fetched.update_timestamp.isoformat()):
-                if self.backlog:
-                    self._to_spool(item)  # behind older snapshots still waiting
-                else:
-                    result = await self._ingest(item)
-        return result
+        )
+        return fetched
+
+    async def _enqueue(self, item: SpooledSnapshot) -> None:
+        spilled_before = self.pending.spilled
+        # A spill writes and fsyncs megabytes: not on the event loop, which serves the API.
+        dropped = await asyncio.to_thread(self.pending.put, item)
+        self.counters.spooled += self.pending.spilled - spilled_before
+        for entry in dropped:
+            self._record_drop(entry)
+        self._collect_queue_reports()
+        if self.pending.on_disk and self.pending.spilled > spilled_before:
+            log.warning(
+                "snapshots waiting for the database spilled to the spool",
+                waiting=len(self.pending),
+            )
+        self._queued.set()
+
+    def _record_drop(self, entry: DroppedEntry) -> None:
+        self.counters.dropped += 1
+        if self.errors is not None:
+            # The database fallback: kept on disk counts as recovered, a dropped one as lost.
+            self.errors.record_recovery("database.spool", False)
+        # The ErrorManager logs it and keeps the record queued until the database is back.
+        self._report(
+            ResourceExhausted("pending queue bound reached; oldest waiting snapshot dropped"),
+            "poller",
+            "spool",
+            fetched_at=entry.fetched_at.isoformat(),
+            bytes=entry.size,
+        )
+
+    def _collect_queue_reports(self) -> None:
+        for damaged in self.pending.take_damaged():
+            self.counters.spool_damaged += 1
+            self._report(
+                ResourceExhausted(f"damaged spool file moved aside: {damaged.reason}"),
+                "poller",
+                "spool_read",
+                file=str(damaged.path),
+            )
+        for exc in self.pending.take_errors():
+            self._report(exc, "poller", "spool_write")
+
+    # -- writing --------------------------------------------------------------------------
+
+    async def write_pending(self) -> list[IngestResult]:
+        """Store waiting snapshots, oldest first, until none is left or the database fails."""
+        results: list[IngestResult] = []
+        while not self.fatal:
+            from_disk = self.pending.on_disk > 0
+            if from_disk and self._stopping.is_set():
+                break  # stopping: the spool keeps it for the next start
+            item = self.pending.peek()
+            self._collect_queue_reports()
+            if item is None:
+                break
+            try:
+                result = await self._store(item)
+            except (DatabaseUnavailable, CircuitOpenError) as exc:
+                self.last_error = str(exc)
+                self.counters.write_errors += 1
+                break
+            except Exception as exc:
+                # Not the database's availability: this document would fail forever and block
+                # every later one. Keep it for inspection and go on.
+                held = await self._hold_failed(item, exc)
+                if held is None:
+                    break  # could not even hold it: the database is gone after all
+                result = held
+            # This very item: a bound may have dropped it while it was being stored.
+            self.pending.pop(item)
+            if from_disk:
+                self.counters.drained += 1
+                if not self.pending.on_disk:
+                    log.info("spool drained; database writes caught up")
+            self._after_store(item, result)
+            results.append(result)
+        return results
+
+    async def _hold_failed(self, item: SpooledSnapshot, exc: Exception) -> IngestResult | None:
+        self.counters.write_errors += 1
+        self.counters.data_errors += 1
+        self.last_error = f"ingest failed: {type(exc).__name__}"
+        self._report(exc, "ingest", "ingest", source=item.source)
+        log.error("ingest failed; document held", source=item.source, error=type(exc).__name__)
+        reason = f"ingest failed: {type(exc).__name__}"
+        try:
+            return await asyncio.to_thread(self.ingestor.hold_failed, item, reason)
+        except DatabaseUnavailable:
+            return None
+
+    def _after_store(self, item: SpooledSnapshot, result: IngestResult) -> None:
+        stamp = result.update_timestamp
+        if result.outcome in (Outcome.INGESTED, Outcome.DUPLICATE, Outcome.HELD):
+            if stamp is not None:
+                self.client.accepted(stamp)
+            if result.outcome is Outcome.INGESTED and stamp is not None:
+                self._count_missed_ticks(stamp)
+            return
+        # Rejected or quarantined: a later document with this timestamp may be the good one.
+        stamp = stamp or _stamp_of(item)
+        if stamp is not None:
+            # The client remembers the refused bytes: the same document served again is not
+            # offered again, a different one with this timestamp is.
+            self.client.refused(stamp)
+
+    def _count_missed_ticks(self, stamp: datetime) -> None:
+        previous, self._last_stored_at = self._last_stored_at, stamp
+        if previous is None or stamp <= previous:
+            return
+        # Rounded: the feed's own cadence jitters by a second or two.
+        missed = round((stamp - previous).total_seconds() / self.cadence) - 1
+        if missed > 0:
+            self.counters.missed_ticks += missed
+            log.warning(
+                "feed ticks missed",
+                missed=missed,
+                previous=previous.isoformat(),
+                stored=stamp.isoformat(),
+            )
 
     async def _store(self, item: SpooledSnapshot) -> IngestResult:
         """Ingest through the database breaker; raises DatabaseUnavailable (or
@@ -146,15 +324,19 @@ class Poller:
         breaker = self.db_breaker
         probe = breaker.before_call() if breaker else False
         started = time.perf_counter()
+        stamp = _stamp_of(item)
         try:
-            # Ingest is CPU and database work; a thread keeps the API responsive meanwhile.
-            result = await asyncio.to_thread(
-                self.ingestor.ingest,
-                item.data,
-                transceivers_raw=item.transceivers,
-                fetched_at=item.fetched_at,
-                source=item.source,
-            )
+            # Every log line about this snapshot names it, the ingest thread's included.
+            with bound_contextvars(**({"snapshot": stamp.isoformat()} if stamp else {})):
+                # Ingest is CPU and database work; a thread keeps the API responsive meanwhile.
+                result = await asyncio.to_thread(
+                    self.ingestor.ingest,
+                    item.data,
+                    transceivers_raw=item.transceivers,
+                    fetched_at=item.fetched_at,
+                    source=item.source,
+                    live=self.live,
+                )
         except DatabaseUnavailable as exc:
             if breaker:
                 breaker.on_failure(exc, probe=probe)
@@ -176,8 +358,7 @@ class Poller:
             # The id every event of this snapshot carries as its correlation_id.
             cycle["correlation_id"] = result.events[0].id
         with bound_contextvars(**cycle):
-            if result.outcome is Outcome.REJECTED and result.reason:
-                self._report(FeedDecodeError(result.reason), "ingest", "decode", source=item.source)
+            self._report_outcome(result, item)
             if self.bus is not None and result.events:
                 # Committed: now the rest of the system may hear of it.
                 await self.bus.publish_many(result.events)
@@ -189,77 +370,107 @@ class Poller:
             )
         return result
 
-    async def _ingest(self, item: SpooledSnapshot) -> IngestResult | None:
-        try:
-            result = await self._store(item)
-        except (DatabaseUnavailable, CircuitOpenError) as exc:
-            self.last_error = str(exc)
-            self.counters.write_errors += 1
-            if self.spool is None:
-                log.error("database unavailable and no spool: snapshot lost", error=str(exc))
-            else:
-                self._to_spool(item)
-            return None
-        except Exception as exc:
-            self.counters.write_errors += 1
-            self.last_error = f"ingest failed: {type(exc).__name__}"
-            self._report(exc, "ingest", "ingest", source=item.source)
-            log.exception("ingest failed", source=item.source)
-            return None
-        return result
+    def _report_outcome(self, result: IngestResult, item: SpooledSnapshot) -> None:
+        reason = result.reason or ""
+        if result.outcome is Outcome.REJECTED:
+            self._report(FeedDecodeError(reason), "ingest", "decode", source=item.source)
+        elif result.outcome is Outcome.QUARANTINED:
+            self._report(DataRejected(reason), "ingest", "quarantine", source=item.source)
+        elif result.outcome is Outcome.HELD:
+            self.counters.data_errors += 1
+            self._report(DataRejected(reason), "ingest", "write", source=item.source)
+        if result.transceivers_problem is not None:
+            self._report(
+                FeedDecodeError(result.transceivers_problem),
+                "ingest",
+                "decode_transceivers",
+                source=item.source,
+            )
+        if result.records_dropped:
+            self._report(
+                DataRejected(f"{result.records_dropped} malformed records dropped"),
+                "ingest",
+                "records",
+                source=item.source,
+                reasons=result.drop_reasons,
+            )
 
-    def _to_spool(self, item: SpooledSnapshot) -> None:
-        assert self.spool is not None
-        dropped = self.spool.put(item)
-        self.counters.spooled += 1
-        if self.errors is not None:
-            # The database fallback: kept on disk counts as recovered, a dropped one as lost.
-            self.errors.record_recovery("database.spool", True)
-            for _ in dropped:
-                self.errors.record_recovery("database.spool", False)
-        log.warning("snapshot spooled until the database is back", waiting=len(self.spool))
-        for entry in dropped:
-            self._record_drop(entry)
+    # -- the loops ------------------------------------------------------------------------
 
-    def _record_drop(self, entry: DroppedEntry) -> None:
-        # The ErrorManager logs it and keeps the record queued until the database is back.
-        self._report(
-            ResourceExhausted("spool bound reached; oldest waiting snapshot dropped"),
-            "poller",
-            "spool",
-            fetched_at=entry.fetched_at.isoformat(),
-            bytes=entry.size,
-        )
+    async def poll_once(self) -> IngestResult | None:
+        """One fetch, then everything waiting written: the two loops' work, in sequence.
 
-    async def drain(self) -> None:
-        """Store waiting snapshots, oldest first, until the spool is empty or a write fails."""
-        spool = self.spool
-        while spool is not None and len(spool):
-            item = spool.peek()
-            if item is None:
-                break
-            try:
-                await self._store(item)
-            except (DatabaseUnavailable, CircuitOpenError):
-                return
-            except Exception as exc:
-                # Not a database outage: this entry would fail forever and block the rest.
-                log.exception("spooled snapshot could not be ingested; discarded")
-                self._report(exc, "ingest", "drain_spool", source=item.source)
-                self.counters.write_errors += 1
-            spool.pop()
-            self.counters.drained += 1
-            if not len(spool):
-                log.info("spool drained; database writes caught up")
+        Returns the result of the newest snapshot written, if any."""
+        await self.fetch_once()
+        results = await self.write_pending()
+        return results[-1] if results else None
 
-    async def run(self) -> None:
+    async def _fetch_loop(self) -> None:
         while not self._stopping.is_set():
-            await self.poll_once()
-            waiter = asyncio.create_task(self.schedule.wait_next())
-            stopper = asyncio.create_task(self._stopping.wait())
+            try:
+                await self.fetch_once()
+            except Exception as exc:
+                await self._survive(exc, "fetch_loop")
+            await self._until(self.schedule.wait_next())
+
+    async def _write_loop(self) -> None:
+        while True:
+            self._queued.clear()
+            try:
+                await self.write_pending()
+            except Exception as exc:
+                await self._survive(exc, "write_loop")
+            if self._stopping.is_set():
+                return
+            if len(self.pending):
+                # The database refused: try again after a poll interval (the breaker decides
+                # whether the attempt reaches the database at all).
+                await self._until(asyncio.sleep(self.schedule.interval))
+            else:
+                await self._until(self._queued.wait())
+
+    async def _until(self, waiting: Coroutine[Any, Any, Any]) -> None:
+        """Wait for ``waiting`` or for stop, whichever comes first."""
+        waiter = asyncio.ensure_future(waiting)
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        try:
             await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
             for task in (waiter, stopper):
                 task.cancel()
+
+    async def _survive(self, exc: Exception, loop: str) -> None:
+        self.counters.loop_errors += 1
+        self.last_error = f"{loop}: {type(exc).__name__}"
+        log.exception("unexpected failure in the collection loop; continuing", loop=loop)
+        with contextlib.suppress(Exception):
+            self._report(exc, "poller", loop)
+        await self._until(asyncio.sleep(_LOOP_ERROR_PAUSE))
+
+    async def _guarded(self, name: str, loop: Coroutine[Any, Any, None]) -> None:
+        try:
+            await loop
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.fatal = f"the {name} loop died: {type(exc).__name__}: {exc}"
+            log.critical("collection stopped", loop=name, error=self.fatal)
+            self._stopping.set()
+            raise
+
+    async def run(self) -> None:
+        """Fetch and write until ``stop()``; on the way out, what still waits is spilled to the
+        spool, so the next start stores it."""
+        fetcher = asyncio.create_task(self._guarded("fetch", self._fetch_loop()), name="fetch")
+        writer = asyncio.create_task(self._guarded("write", self._write_loop()), name="write")
+        try:
+            await asyncio.gather(fetcher, writer)
+        finally:
+            for task in (fetcher, writer):
+                task.cancel()
+            await asyncio.gather(fetcher, writer, return_exceptions=True)
+            self.pending.spill()
+            self._collect_queue_reports()
 
     def stop(self) -> None:
         self._stopping.set()

@@ -77,7 +77,10 @@ def build_service_app(
         max_entries=settings.spool_max_snapshots,
         max_bytes=settings.spool_max_bytes,
     )
-    monitor = HealthMonitor(ingestor.db, limits=health_limits(settings), backlog=lambda: len(spool))
+    # Waiting snapshots, in memory and spooled; the poller is made below.
+    monitor = HealthMonitor(
+        ingestor.db, limits=health_limits(settings), backlog=lambda: poller.backlog
+    )
     errors = ErrorManager(ingestor.db, window_size=settings.error_window_size)
     breakers = BreakerRegistry(
         BreakerConfig(
@@ -101,6 +104,8 @@ def build_service_app(
         breakers=breakers,
         retry=retry_policy(settings),
         bus=events.bus,
+        pending_in_memory=settings.pending_in_memory,
+        cadence=settings.feed_cadence_seconds,
     )
 
     @asynccontextmanager
@@ -129,6 +134,19 @@ def build_service_app(
         ]
         await events.start()
         task = asyncio.create_task(poller.run(), name="poller")
+
+        def collection_ended(done: asyncio.Task[None]) -> None:
+            # The poller survives every failure it can; if it ends by itself, collection has
+            # stopped: stop the service, so a supervisor restarts it (run_service exits 1).
+            if poller.fatal is None and not done.cancelled() and done.exception() is not None:
+                poller.fatal = f"the collection loop died: {type(done.exception()).__name__}"
+            if poller.fatal is not None:
+                log.critical("collection stopped; shutting down", reason=poller.fatal)
+                request_exit = getattr(app.state, "request_exit", None)
+                if request_exit is not None:
+                    request_exit()
+
+        task.add_done_callback(collection_ended)
         log.info(
             "collector started", feed=redact_url(settings.status_url), interval=client.poll_interval
         )
@@ -149,7 +167,7 @@ def build_service_app(
             engine.dispose()
             log.info("collector stopped", **ingestor.stats.as_dict())
 
-    return create_app(
+    app = create_app(
         ingestor,
         stale_after=settings.stale_after_seconds,
         lifespan=lifespan,
@@ -162,7 +180,11 @@ def build_service_app(
         cors_origins=settings.cors_origin_list,
         rate_limit_per_minute=settings.rate_limit_per_minute,
         max_request_bytes=settings.max_request_bytes,
+        trusted_proxies=settings.trusted_proxies,
+        api_docs=settings.api_docs,
     )
+    app.state.poller = poller
+    return app
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -176,16 +198,36 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def run_service(settings: Settings) -> None:
-    app = build_service_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level=settings.log_level.lower(),
-        log_config=uvicorn_log_config(),
-        access_log=False,
+class CollectionStopped(RuntimeError):
+    """The collection loop died; the service stopped so that a supervisor restarts it."""
+
+
+def run_service(settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> None:
+    """Serve until stopped. Raises ``CollectionStopped`` if it stopped because collection
+    died, so the process exits non-zero."""
+    app = build_service_app(settings, transport=transport)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level=settings.log_level.lower(),
+            log_config=uvicorn_log_config(),
+            access_log=False,
+            # Forwarded headers are believed only from VATSIM_TRUSTED_PROXIES, by the app
+            # (api/forwarded.py); uvicorn would believe them from any loopback peer.
+            proxy_headers=False,
+        )
     )
+
+    def request_exit() -> None:
+        server.should_exit = True
+
+    app.state.request_exit = request_exit
+    server.run()
+    poller = app.state.poller
+    if poller.fatal is not None:
+        raise CollectionStopped(poller.fatal)
 
 
 def run_demo(settings: Settings, *, speed: float, seed: int) -> None:

@@ -194,6 +194,9 @@ def strip_document(body_gzip: bytes, member: Member) -> tuple[DocumentVerdict, b
         if member.mentioned_in_raw(raw):
             return DocumentVerdict.UNREADABLE, None
         return DocumentVerdict.UNCHANGED, None
+    if member.owns(doc):
+        # The whole document is one of their records (a malformed record kept on its own).
+        return DocumentVerdict.STILL_MENTIONED, None
     removed: list[dict[str, Any]] = []
 
     def without(node: Any) -> Any:
