@@ -26,6 +26,7 @@ from vatsim_collector.errors.taxonomy import Category, Severity
 from vatsim_collector.events.deadletters import DeadLetterQueue, NewDeadLetter
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.payloads import EventType, SnapshotReceived
+from vatsim_collector.feed.report import REASONS, SNAPSHOT_SECTIONS, TRANSCEIVERS_SECTION
 from vatsim_collector.feed.sim_world import SimulatedNetwork
 from vatsim_collector.ingest import IngestConfig, Ingestor
 from vatsim_collector.observability import install_metrics
@@ -45,6 +46,7 @@ FIXED_LABELS: dict[str, set[str]] = {
         "duplicate",
         "rejected",
         "quarantined",
+        "held",
         "fetch_error",
         "write_error",
         "spooled",
@@ -61,6 +63,8 @@ FIXED_LABELS: dict[str, set[str]] = {
         "prefiles",
     },
     "kind": {"pilot", "controller", "atis"},
+    "section": {*SNAPSHOT_SECTIONS, TRANSCEIVERS_SECTION},
+    "reason": set(REASONS),
     "type": {e.value for e in EventType},
     "outcome": {"success", "failure", "timeout", "retry", "shed", "rejected", "ok", "error"},
     "quantile": {"0.5", "0.95", "0.99"},
@@ -195,6 +199,7 @@ async def test_metrics_match_the_services_own_counters(database_url: str, tmp_pa
                 "duplicate": stats.snapshots_duplicate + poller.client.duplicates,
                 "rejected": stats.snapshots_rejected,
                 "quarantined": stats.snapshots_quarantined,
+                "held": stats.snapshots_held,
                 "fetch_error": counters.fetch_errors,
                 "write_error": counters.write_errors,
                 "spooled": counters.spooled,

@@ -90,13 +90,6 @@ def get_status(ctx: Context) -> StatusOut:
     )
 
 
-def _counter(counters: object, name: str) -> int:
-    # getattr: counters added to PollerCounters by the collection loop's own change read 0
-    # until they exist, so this model does not wait on it.
-    value = getattr(counters, name, 0)
-    return value if isinstance(value, int) else 0
-
-
 def collection_state(ctx: ApiContext) -> CollectionOut:
     poller = ctx.poller
     if poller is None:
@@ -114,9 +107,9 @@ def collection_state(ctx: ApiContext) -> CollectionOut:
     return CollectionOut(
         status="stopped" if stopped else "running",
         stopped_reason=stopped,
-        missed_ticks=_counter(counters, "missed_ticks"),
-        loop_errors=_counter(counters, "loop_errors"),
-        records_dropped=_counter(counters, "records_dropped"),
-        data_errors=_counter(counters, "data_errors"),
-        pending=_counter(counters, "pending"),
+        missed_ticks=counters.missed_ticks,
+        loop_errors=counters.loop_errors,
+        records_dropped=ctx.ingestor.stats.records_dropped,
+        data_errors=counters.data_errors,
+        pending=poller.backlog,
     )

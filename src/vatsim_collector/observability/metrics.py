@@ -73,6 +73,7 @@ POLL_RESULTS = (
     "duplicate",
     "rejected",
     "quarantined",
+    "held",
     "fetch_error",
     "write_error",
     "spooled",
@@ -405,6 +406,7 @@ class ServiceCollector:
             "duplicate": stats.snapshots_duplicate + unchanged,
             "rejected": stats.snapshots_rejected,
             "quarantined": stats.snapshots_quarantined,
+            "held": stats.snapshots_held,
         }
         if poller is not None:
             counters = poller.counters
@@ -416,11 +418,10 @@ class ServiceCollector:
             yield _single(POLL_CYCLES, counters.cycles)
             yield _single(SPOOL_WAITING, poller.backlog)
             yield _single(SPOOL_DRAINED, counters.drained)
-            # getattr: the loop's newer counters read 0 where a poller lacks them.
-            yield _single(MISSED_TICKS, getattr(counters, "missed_ticks", 0))
-            yield _single(POLL_LOOP_ERRORS, getattr(counters, "loop_errors", 0))
-            yield _single(PENDING_SNAPSHOTS, getattr(counters, "pending", 0))
-        yield self._records_dropped(stats)
+            yield _single(MISSED_TICKS, counters.missed_ticks)
+            yield _single(POLL_LOOP_ERRORS, counters.loop_errors)
+            yield _single(PENDING_SNAPSHOTS, poller.backlog)
+        yield self._records_dropped(stats.records_dropped_by_reason)
         polls = POLLS.empty()
         for result in POLL_RESULTS:
             if result in results:
@@ -445,14 +446,14 @@ class ServiceCollector:
             rows.add_metric([table], count)
         yield rows
 
-    def _records_dropped(self, stats: object) -> Metric:
-        # (section, reason) -> count; sections and reasons come from the decoder's fixed tables.
-        dropped = getattr(stats, "records_dropped", None)
+    @staticmethod
+    def _records_dropped(by_reason: Mapping[str, int]) -> Metric:
+        # "section.reason" -> count; both come from the decoder's fixed tables, so the label
+        # sets stay small whatever the feed sends.
         metric = RECORDS_DROPPED.empty()
-        if isinstance(dropped, Mapping):
-            for key, count in sorted(dropped.items()):
-                if isinstance(key, tuple) and len(key) == 2:
-                    metric.add_metric([str(key[0]), str(key[1])], count)
+        for key, count in sorted(by_reason.items()):
+            section, _, reason = key.partition(".")
+            metric.add_metric([section, reason], count)
         return metric
 
     def _sessions(self) -> Iterator[Metric]:
