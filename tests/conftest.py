@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from feeds import SMALL
+from vatsim_collector.ingest import IngestConfig, Ingestor
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
 
@@ -58,3 +60,13 @@ def engine(database_url: str) -> Iterator[Engine]:
         yield eng
     finally:
         eng.dispose()
+
+
+@pytest.fixture
+def ingestor(engine: Engine) -> Ingestor:
+    """An ingestor on the test's database holding one small real snapshot (the API tests'
+    data); a module may define its own."""
+    ingestor = Ingestor(engine, IngestConfig())
+    ingestor.restore()
+    ingestor.ingest(SMALL.read_bytes())
+    return ingestor

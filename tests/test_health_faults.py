@@ -14,25 +14,15 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
 
-from feeds import SMALL
 from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ApiContext
 from vatsim_collector.config import load_settings
-from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.ingest import Ingestor
 from vatsim_collector.service import build_service_app
 
 # The attribute the poll loop sets when it dies (``Poller.fatal``).
 FATAL = "fatal"
-
-
-@pytest.fixture
-def ingestor(engine: Engine) -> Ingestor:
-    ingestor = Ingestor(engine, IngestConfig())
-    ingestor.restore()
-    ingestor.ingest(SMALL.read_bytes())
-    return ingestor
 
 
 def stored_at(ingestor: Ingestor) -> datetime:

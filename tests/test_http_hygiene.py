@@ -20,15 +20,13 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
 
-from feeds import SMALL
 from vatsim_collector.api import create_app
 from vatsim_collector.api.forwarded import MAX_FORWARDED_HOPS, TrustedProxies
 from vatsim_collector.api.limits import TokenBuckets
 from vatsim_collector.api.routes_docs import CONTENT_SECURITY_POLICY as DOCS_CSP
 from vatsim_collector.api.routes_web import CONTENT_SECURITY_POLICY as DASHBOARD_CSP
-from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.ingest import Ingestor
 
 READ_KEY = "reader-5c1e"
 ADMIN_KEY = "admin-9a7f"
@@ -41,14 +39,6 @@ class FrozenClock:
 
     def __call__(self) -> float:
         return 1000.0
-
-
-@pytest.fixture
-def ingestor(engine: Engine) -> Ingestor:
-    ingestor = Ingestor(engine, IngestConfig())
-    ingestor.restore()
-    ingestor.ingest(SMALL.read_bytes())
-    return ingestor
 
 
 def app_for(ingestor: Ingestor, **options: Any) -> FastAPI:

@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, select
 from starlette.types import Message
 
-from feeds import SMALL
 from vatsim_collector.api import create_app
 from vatsim_collector.api.auth import AdminAccess
 from vatsim_collector.api.limits import TokenBuckets
@@ -42,14 +41,6 @@ class Ticks:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def ingestor(engine: Engine) -> Ingestor:
-    ingestor = Ingestor(engine, IngestConfig())
-    ingestor.restore()
-    ingestor.ingest(SMALL.read_bytes())
-    return ingestor
 
 
 def app_for(ingestor: Ingestor, **options: Any) -> FastAPI:
