@@ -135,6 +135,7 @@ class Poller:
         self.last_good_fetch_at: datetime | None = None
         self._stopping = asyncio.Event()
         self._queued = asyncio.Event()
+        self._writing = False
         self._last_stored_at: datetime | None = ingestor.live.snapshot_at
         self.db_breaker = breakers.get_or_create("database") if breakers else None
         self.feed = RecoveryStrategy[FetchedFeed | None](
@@ -175,6 +176,12 @@ class Poller:
     def backlog(self) -> int:
         """Fetched snapshots waiting to be stored, in memory and in the spool."""
         return len(self.pending)
+
+    @property
+    def waiting(self) -> int:
+        """The backlog less the snapshot the writer is storing right now: more than zero
+        means the writer is falling behind (or the database is away)."""
+        return max(0, len(self.pending) - (1 if self._writing else 0))
 
     # -- fetching -------------------------------------------------------------------------
 
@@ -254,6 +261,7 @@ class Poller:
             if item is None:
                 break
             try:
+                self._writing = True
                 result = await self._store(item)
             except (DatabaseUnavailable, CircuitOpenError) as exc:
                 self.last_error = str(exc)
@@ -266,6 +274,8 @@ class Poller:
                 if held is None:
                     break  # could not even hold it: the database is gone after all
                 result = held
+            finally:
+                self._writing = False
             # This very item: a bound may have dropped it while it was being stored.
             self.pending.pop(item)
             if from_disk:

@@ -77,9 +77,10 @@ def build_service_app(
         max_entries=settings.spool_max_snapshots,
         max_bytes=settings.spool_max_bytes,
     )
-    # Waiting snapshots, in memory and spooled; the poller is made below.
+    # Snapshots waiting behind the one being stored, in memory and spooled (the poller is
+    # made below).
     monitor = HealthMonitor(
-        ingestor.db, limits=health_limits(settings), backlog=lambda: poller.backlog
+        ingestor.db, limits=health_limits(settings), backlog=lambda: poller.waiting
     )
     errors = ErrorManager(ingestor.db, window_size=settings.error_window_size)
     breakers = BreakerRegistry(
