@@ -16,14 +16,7 @@ from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import Connection, Engine, insert, select
-from sqlalchemy.exc import (
-    DataError,
-    DBAPIError,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-    SQLAlchemyError,
-)
+from sqlalchemy.exc import SQLAlchemyError
 
 from vatsim_collector.events.event import Event
 from vatsim_collector.feed.decode import (
@@ -40,6 +33,7 @@ from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.partitions import PartitionManager
 from vatsim_collector.store.redact import strip_names
 from vatsim_collector.store.restore import load_live_state
+from vatsim_collector.store.write_faults import data_error_reason, is_data_error, is_unavailable
 from vatsim_collector.store.writer import SnapshotWriter
 from vatsim_collector.tracking.airspace import AirspaceEngine
 from vatsim_collector.tracking.airspace_live import LiveAirspace
@@ -170,72 +164,12 @@ class DatabaseUnavailable(Exception):
     """The database could not be reached or written; the snapshot was not stored."""
 
 
-# SQLSTATE classes that mean "this data cannot be stored", whatever exception class the driver
-# maps them to: PostgreSQL reports a btree row over its size limit (54000) as an
-# OperationalError, like a lost connection. 22 data exception, 23 integrity, 54 program limit.
-_DATA_SQLSTATE_CLASSES = ("22", "23", "54")
-# SQLite's result codes that say the same of the data, not of the database's availability.
-_DATA_SQLITE_ERRORS = frozenset({"SQLITE_TOOBIG", "SQLITE_MISMATCH", "SQLITE_CONSTRAINT"})
-
-
-def _data_fault(exc: BaseException) -> bool:
-    """Whether the database refused ``exc``'s write because of the values written."""
-    orig = getattr(exc, "orig", None) or exc
-    sqlstate = getattr(orig, "sqlstate", None)
-    if isinstance(sqlstate, str):
-        return sqlstate[:2] in _DATA_SQLSTATE_CLASSES
-    error_name = getattr(orig, "sqlite_errorname", None)
-    if isinstance(error_name, str):
-        # Extended codes name their family first: SQLITE_CONSTRAINT_UNIQUE.
-        return any(error_name.startswith(name) for name in _DATA_SQLITE_ERRORS)
-    return False
-
-
-def _is_data_error(exc: BaseException) -> bool:
-    if isinstance(exc, DatabaseUnavailable):
-        return False
-    if isinstance(exc, SQLAlchemyError):
-        orig = getattr(exc, "orig", None)
-        return (
-            _data_fault(exc)
-            or isinstance(exc, DataError | IntegrityError)
-            or isinstance(orig, _DATA_EXCEPTIONS)
-        )
-    return isinstance(exc, _DATA_EXCEPTIONS)
-
-
-def _unavailable(exc: BaseException) -> bool:
-    if _data_fault(exc):
-        return False
-    if isinstance(exc, OperationalError | InterfaceError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
-
-
-def data_error_reason(exc: BaseException) -> str:
-    """Why a write failed on its data, without the driver's message: that may quote the
-    failing row, names included."""
-    orig = getattr(exc, "orig", None) or exc
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
-    return f"{type(orig).__name__}" + (f" ({code})" if code else "")
-
-
-# Raised while writing a snapshot when a value cannot be stored: by the database (above) or by
-# the driver before it sends anything (an integer beyond 64 bits, a NUL byte, a lone surrogate).
-_DATA_EXCEPTIONS: tuple[type[BaseException], ...] = (
-    OverflowError,
-    ValueError,
-    TypeError,
-    UnicodeError,
-)
-
-
 @contextlib.contextmanager
 def _outage_as_unavailable() -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
-        if not _unavailable(exc):
+        if not is_unavailable(exc):
             raise
         cause = getattr(exc, "orig", None) or exc
         # The driver's class name only: its message may carry host or user details.
@@ -462,7 +396,7 @@ class Ingestor:
             self._restore_needed = True
             with contextlib.suppress(SQLAlchemyError):
                 self.restore()
-            if not _is_data_error(exc):
+            if isinstance(exc, DatabaseUnavailable) or not is_data_error(exc):
                 raise
             # Not an outage: the same snapshot would fail again on every try and block every
             # later one. Keep it for inspection; the next snapshot proceeds.
