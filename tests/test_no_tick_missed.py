@@ -44,10 +44,8 @@ def missed_ticks(collector: Collector) -> float | None:
     if found is not None:
         return found
     status = collector.get("/api/status").json()
-    for value in (status.get("missed_ticks"), status.get("ingest", {}).get("missed_ticks")):
-        if isinstance(value, int | float):
-            return float(value)
-    return None
+    value = (status.get("collection") or {}).get("missed_ticks")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def finish(feed: HostileFeed, engine: Engine, collector: Collector, *, timeout: float) -> None:
