@@ -554,6 +554,28 @@ async def test_accepted_stamps_skip_duplicates_and_older_documents_as_before() -
         assert (client.duplicates, client.older, client.refused_repeats) == (2, 1, 0)
 
 
+@pytest.mark.parametrize("stamp", ["1970-01-01T00:00:00Z", "0001-01-01T00:00:00Z"])
+async def test_an_implausibly_old_document_is_offered_not_skipped_silently(stamp: str) -> None:
+    feed = FakeFeed()
+    feed.standard(mirrors=1)
+    feed.stamp = STAMP_2
+    async with _client(feed) as client:
+        fetched = await client.fetch()
+        assert fetched is not None
+        client.accepted(fetched.update_timestamp)
+        # A mirror a few seconds behind is a duplicate, as before ...
+        feed.stamp = STAMP_1
+        assert await client.fetch() is None
+        # ... but no mirror lags by decades: ingest must see it, to quarantine it with a reason.
+        feed.stamp = stamp
+        ancient = await client.fetch()
+        assert ancient is not None
+        assert ancient.update_timestamp == _stamp(stamp)
+        client.refused(ancient.update_timestamp)
+        assert await client.fetch() is None, "the same refused document is not offered again"
+        assert client.last_accepted == fetched.update_timestamp
+
+
 async def test_the_same_refused_document_served_again_is_not_offered_again() -> None:
     feed = FakeFeed()
     feed.standard(mirrors=1)

@@ -24,6 +24,7 @@ from vatsim_collector.feed.decode import (
     decode_snapshot_records,
     decode_transceivers_records,
 )
+from vatsim_collector.feed.limits import FEED_EPOCH
 from vatsim_collector.feed.models import Snapshot, StationTransceivers
 from vatsim_collector.feed.report import RecordReport
 from vatsim_collector.feed.sanity import SanityGate
@@ -46,9 +47,6 @@ from vatsim_collector.tracking.state import LiveState
 from vatsim_collector.tracking.tracker import Tracker
 
 log = structlog.get_logger(__name__)
-
-# No true VATSIM document is older than this: the network itself started in 2001.
-FEED_EPOCH = datetime(2001, 1, 1, tzinfo=UTC)
 
 
 class HeldInput(Protocol):

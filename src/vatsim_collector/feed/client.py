@@ -38,6 +38,7 @@ from vatsim_collector.errors.breaker import BreakerState, CircuitBreaker, Circui
 from vatsim_collector.errors.scrub import scrub_text
 from vatsim_collector.feed.body import BadCompression, BoundedBody, DocumentTooLarge
 from vatsim_collector.feed.body import UnsupportedEncoding as _UnsupportedEncoding
+from vatsim_collector.feed.limits import FEED_EPOCH
 from vatsim_collector.feed.schedule import effective_interval
 
 __all__ = [
@@ -287,10 +288,16 @@ class FeedClient:
             known = [*self._in_flight, *([self._last_accepted] if self._last_accepted else [])]
         return max(known, default=None)
 
+    def _implausibly_old(self, stamp: datetime, newest: datetime) -> bool:
+        """Too far behind the newest document to be a mirror lagging behind: offered anyway,
+        so that ingest quarantines it with its reason instead of skipping it without a word."""
+        behind = (newest - stamp).total_seconds()
+        return stamp < FEED_EPOCH or behind > self.settings.max_document_age_seconds
+
     def _offer(self, stamp: datetime, data: bytes) -> bool:
         """Put ``stamp`` in flight; ``False`` when it is not new (the caller skips it)."""
         newest = self._newest_known()
-        if newest is not None and stamp <= newest:
+        if newest is not None and stamp <= newest and not self._implausibly_old(stamp, newest):
             # Unchanged, or older: mirrors regenerate independently and one may lag behind
             # another. Either way there is nothing new to store.
             self.duplicates += 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Final
 
@@ -239,6 +240,9 @@ COORDINATE_FIELDS: Final = frozenset({"latitude", "longitude", "latDeg", "lonDeg
 # A client cannot have logged on after the snapshot that lists it; a little slack allows for
 # the feed's own clocks disagreeing.
 LOGON_TOLERANCE_SECONDS: Final = 60.0
+
+# No true VATSIM document is dated before this: the network itself started in 2001.
+FEED_EPOCH: Final = datetime(2001, 1, 1, tzinfo=UTC)
 
 
 def bound(field: str) -> msgspec.Meta:
