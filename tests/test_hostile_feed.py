@@ -172,12 +172,12 @@ def records_dropped(collector: Collector) -> dict[str, float] | None:
 
 
 def dropped_by_section(counts: object) -> dict[str, float] | None:
-    """``IngestStats.records_dropped`` ((section, reason) -> count) summed per section."""
+    """``IngestStats.records_dropped_by_reason`` ("section.reason" -> count) per section."""
     if not isinstance(counts, dict):
         return None
     per_section: dict[str, float] = {}
     for key, count in counts.items():
-        section = str(key[0]) if isinstance(key, tuple) else "*"
+        section = str(key).partition(".")[0]
         per_section[section] = per_section.get(section, 0.0) + float(count)
     return per_section
 
@@ -411,7 +411,7 @@ def test_sqlite_and_postgresql_store_the_same_from_hostile_input(
             name = side.dialect.name
             failures += [f"{name}: {p}" for p in check_stored(feed, side, last_tick)]
             failures += [f"{name}: {p}" for p in check_held(crafted, side)]
-            dropped = dropped_by_section(getattr(ingestor.stats, "records_dropped", None))
+            dropped = dropped_by_section(getattr(ingestor.stats, "records_dropped_by_reason", None))
             failures += [f"{name}: {p}" for p in check_dropped(dropped, crafted)]
         digests = {e.dialect.name: digest(e, feed.epoch) for e in (sqlite, engine)}
     finally:
