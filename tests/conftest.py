@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from feeds import SMALL
+from tcpproxy import TcpProxy
 from vatsim_collector.ingest import IngestConfig, Ingestor
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
@@ -70,3 +71,17 @@ def ingestor(engine: Engine) -> Ingestor:
     ingestor.restore()
     ingestor.ingest(SMALL.read_bytes())
     return ingestor
+
+
+@pytest.fixture
+def proxied_postgresql(database_url: str, engine: Engine) -> Iterator[tuple[str, TcpProxy]]:
+    """The test's PostgreSQL database behind a TCP proxy the test can cut and restore, as a
+    network outage would; skipped on SQLite."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("a network outage needs a database server: set VATSIM_TEST_DATABASE_URL")
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    try:
+        yield url.set(host="127.0.0.1", port=proxy.port).render_as_string(False), proxy
+    finally:
+        proxy.close()

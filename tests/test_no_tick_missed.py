@@ -12,7 +12,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -79,18 +78,6 @@ def assert_no_tick_missed(feed: HostileFeed, engine: Engine, missed: float | Non
     assert stored == published
     assert missed is not None, "no missed-ticks count in /metrics or /api/status"
     assert missed == 0
-
-
-@pytest.fixture
-def proxied_postgresql(database_url: str, engine: Engine) -> Iterator[tuple[str, TcpProxy]]:
-    url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
-        pytest.skip("a network outage needs a database server: set VATSIM_TEST_DATABASE_URL")
-    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
-    try:
-        yield url.set(host="127.0.0.1", port=proxy.port).render_as_string(False), proxy
-    finally:
-        proxy.close()
 
 
 @pytest.mark.slow

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx2
-import pytest
 from sqlalchemy import Engine, select
-from sqlalchemy.engine import make_url
 
 from feeds import parse_time
 from simserver import running_simulator
@@ -30,26 +27,14 @@ from vatsim_collector.store.manager import DatabaseManager
 from vatsim_collector.store.spool import SnapshotSpool
 
 
-@pytest.fixture
-def proxied_url(database_url: str, engine: Engine) -> Iterator[tuple[str, TcpProxy]]:
-    url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
-        pytest.skip("a network outage needs a database server: set VATSIM_TEST_DATABASE_URL")
-    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
-    try:
-        yield url.set(host="127.0.0.1", port=proxy.port).render_as_string(False), proxy
-    finally:
-        proxy.close()
-
-
 def pilot_keys(doc: dict[str, Any]) -> set[tuple[int, str, datetime]]:
     return {(p["cid"], p["callsign"], parse_time(p["logon_time"])) for p in doc["pilots"]}
 
 
 async def test_an_outage_loses_nothing_and_splits_no_session(
-    proxied_url: tuple[str, TcpProxy], engine: Engine, tmp_path: Path
+    proxied_postgresql: tuple[str, TcpProxy], engine: Engine, tmp_path: Path
 ) -> None:
-    url, proxy = proxied_url
+    url, proxy = proxied_postgresql
     # Ten manual ticks of 15 s each must stay in the past: /health counts a snapshot dated
     # ahead of the clock as a fault.
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
