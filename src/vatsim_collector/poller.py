@@ -118,8 +118,8 @@ class Poller:
         self.spool = spool
         self.pending = PendingSnapshots(spool, memory_limit=pending_in_memory)
         self.errors = errors
-        # Live collection checks a document's age against when it was fetched; a test driving
-        # a simulator from a fixed past start turns that off.
+        # Documents come straight from the feed: the ingestor may quarantine one that was
+        # already too old when fetched (a replay of recorded files takes any age).
         self.live = live
         # Seconds between the feed's update timestamps: a longer gap between two stored ones
         # is a tick missed.
