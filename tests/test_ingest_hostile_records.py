@@ -12,28 +12,12 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
 from feeds import feed_time, parse_time
-from test_record_validation import BAD_TOKENS, FIELDS, REAL, REAL_RECORDS, SLOT
+from test_record_validation import REAL, REAL_RECORDS, mutated
 from vatsim_collector.feed.report import SNAPSHOT_SECTIONS
 from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.store import schema as t
 
 HELD_PER_SNAPSHOT = 5
-
-
-@st.composite
-def mutated(draw: st.DrawFn, raw: bytes) -> bytes:
-    """``raw`` as it is, or with one value, key or the whole record spoiled."""
-    kind = draw(st.sampled_from(["keep", "keep", "value", "drop_key", "whole"]))
-    if kind == "keep":
-        return raw
-    if kind == "whole":
-        return draw(st.sampled_from([b"5", b'"x"', b"null", b"[]", b"NaN", b"{}"]))
-    record = orjson.loads(raw)
-    if kind == "drop_key":
-        record.pop(draw(st.sampled_from(sorted(record))), None)
-        return orjson.dumps(record)
-    record[draw(st.sampled_from(FIELDS))] = SLOT
-    return orjson.dumps(record).replace(orjson.dumps(SLOT), draw(st.sampled_from(BAD_TOKENS)))
 
 
 @st.composite

@@ -525,7 +525,12 @@ FIELDS = sorted({key.split(".", 1)[1] for key in LIMITS} | {"logon_time", "fligh
 
 @st.composite
 def mutated_record(draw: st.DrawFn, section: str) -> bytes:
-    raw = draw(st.sampled_from(REAL_RECORDS[section]))
+    return draw(mutated(draw(st.sampled_from(REAL_RECORDS[section]))))
+
+
+@st.composite
+def mutated(draw: st.DrawFn, raw: bytes) -> bytes:
+    """``raw`` as it is, or with one value (perhaps nested), a key or the whole spoiled."""
     kind = draw(st.sampled_from(["keep", "value", "drop_key", "nested", "whole"]))
     if kind == "keep":
         return raw

@@ -10,11 +10,12 @@ never enabled; ReDoc has no packaged build and is not offered.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 from importlib import resources
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
+
+from vatsim_collector.api.static import serve_static
 
 DOCS_PATH = "/docs"
 BUNDLE_PACKAGE = "swagger_ui_bundle"
@@ -93,15 +94,7 @@ def _vendored(name: str) -> bytes:
 
 
 def _serve(request: Request, body: bytes, media_type: str) -> Response:
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    headers = {"Cache-Control": "no-cache", "ETag": etag}
-    if media_type.startswith("text/html"):
-        headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-        headers["Referrer-Policy"] = "no-referrer"
-    offered = request.headers.get("if-none-match", "")
-    if etag in (tag.strip() for tag in offered.split(",")):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return Response(content=body, media_type=media_type, headers=headers)
+    return serve_static(request, body, media_type, page_policy=CONTENT_SECURITY_POLICY)
 
 
 @router.get(DOCS_PATH)

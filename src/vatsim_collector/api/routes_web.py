@@ -1,17 +1,16 @@
 """The dashboard: one HTML page and its assets, served from the package itself.
 
 Only the names listed in ``ASSETS`` are ever read, so a request cannot reach any other file.
-Assets carry a strong ETag and ``no-cache``: browsers revalidate on each load (a 304 costs a
-round trip, not the bytes), and an upgrade of the service is seen at once without versioned
-file names.
+Assets are answered by ``api.static`` (a strong ETag, ``no-cache``).
 """
 
 from __future__ import annotations
 
-import hashlib
 from importlib import resources
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
+
+from vatsim_collector.api.static import serve_static
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
@@ -42,20 +41,7 @@ def _read(name: str) -> bytes:
 
 
 def _serve(request: Request, name: str, media_type: str) -> Response:
-    body = _read(name)
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    headers = {
-        "Cache-Control": "no-cache",
-        "ETag": etag,
-        "X-Content-Type-Options": "nosniff",
-    }
-    if media_type == HTML:
-        headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-        headers["Referrer-Policy"] = "no-referrer"
-    offered = request.headers.get("if-none-match", "")
-    if etag in (tag.strip() for tag in offered.split(",")):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return Response(content=body, media_type=media_type, headers=headers)
+    return serve_static(request, _read(name), media_type, page_policy=CONTENT_SECURITY_POLICY)
 
 
 @router.get("/")
