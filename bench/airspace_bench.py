@@ -33,12 +33,12 @@ from typing import Any
 import orjson
 
 from dbsetup import machine, source_fingerprint
+from vatsim_collector.airspace.engine import AirspaceEngine
+from vatsim_collector.airspace.live import LiveAirspace
+from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.feed.decode import decode_snapshot, decode_transceivers
-from vatsim_collector.feed.sim_world import SimulatedNetwork
-from vatsim_collector.tracking.airspace import AirspaceEngine
-from vatsim_collector.tracking.airspace_live import LiveAirspace
+from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.tracking.changes import Changeset
-from vatsim_collector.tracking.sectors import SectorSet
 from vatsim_collector.tracking.state import LiveState
 from vatsim_collector.tracking.tracker import Tracker
 

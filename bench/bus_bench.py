@@ -40,9 +40,9 @@ from vatsim_collector.events.event import Event
 from vatsim_collector.events.layer import build_event_layer
 from vatsim_collector.events.payloads import ControllerDisconnected
 from vatsim_collector.events.subscription import HandlerOptions
-from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.domain_events import domain_events
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.store.database import DatabaseService
-from vatsim_collector.tracking.domain_events import domain_events
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "feeds"
@@ -117,7 +117,7 @@ async def _ingest_round(backend: str, raw: bytes, successor: bytes) -> dict[str,
             assert result.changes is not None
             # Building the events is part of ingest; time it again on the same changeset.
             b0 = time.perf_counter()
-            domain_events(result.changes, correlation_id=None)
+            domain_events(result.changes, result.airspace, correlation_id=None)
             build = time.perf_counter() - b0
             out[name] = t1 - t0 - build  # ingest proper, without building the events
             out[f"{name}_build"] = build

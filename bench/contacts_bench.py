@@ -33,10 +33,7 @@ from typing import Any
 import orjson
 
 from dbsetup import machine, source_fingerprint
-from vatsim_collector.feed.decode import decode_snapshot, decode_transceivers
-from vatsim_collector.feed.models import Snapshot, StationTransceivers
-from vatsim_collector.feed.sim_world import SimulatedNetwork
-from vatsim_collector.tracking.contacts import (
+from vatsim_collector.airspace.contacts import (
     Contact,
     ControllerRadio,
     PilotRadio,
@@ -44,6 +41,9 @@ from vatsim_collector.tracking.contacts import (
     match_contacts,
     pilot_radio,
 )
+from vatsim_collector.feed.decode import decode_snapshot, decode_transceivers
+from vatsim_collector.feed.models import Snapshot, StationTransceivers
+from vatsim_collector.simulator.world import SimulatedNetwork
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FEEDS = Path("/work/shared/data/feeds")

@@ -27,8 +27,8 @@ from fastapi.testclient import TestClient
 
 from dbsetup import machine
 from vatsim_collector.api import create_app
-from vatsim_collector.feed.sim_world import SimulatedNetwork, load_seed_snapshot
-from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
+from vatsim_collector.simulator.world import SimulatedNetwork, load_seed_snapshot
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.health import HealthLimits, HealthMonitor

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from vatsim_collector.feed.sim_world import format_feed_time, parse_feed_time, wrap_longitude
+from vatsim_collector.simulator.world import format_feed_time, parse_feed_time, wrap_longitude
 
 Json = dict[str, Any]
 

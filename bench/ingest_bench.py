@@ -43,8 +43,8 @@ from dbsetup import (
     storage,
 )
 from feeddocs import Json, load_document, multiplied, successors
-from vatsim_collector.feed.sim_world import SimulatedNetwork
-from vatsim_collector.ingest import IngestConfig, Ingestor, IngestResult, Outcome
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, IngestResult, Outcome
+from vatsim_collector.simulator.world import SimulatedNetwork
 
 LARGEST = Path("/work/shared/data/feeds/vatsim-data-20210103T142930Z.json")
 RESULTS = Path(__file__).resolve().parent / "results"

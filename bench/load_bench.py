@@ -36,17 +36,17 @@ import orjson
 from sqlalchemy import func, select
 
 from dbsetup import machine
+from vatsim_collector.airspace.setup import build_airspace
 from vatsim_collector.config import Settings
 from vatsim_collector.events.payloads import ControllerDisconnected, PilotDisconnected
-from vatsim_collector.feed.sim_thread import running_simulator
-from vatsim_collector.feed.sim_world import SimulatedNetwork
-from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
+from vatsim_collector.simulator.thread import running_simulator
+from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
 from vatsim_collector.store.summaries_store import SummaryWriter
-from vatsim_collector.tracking.airspace_setup import build_airspace
 
 RESULTS = Path(__file__).resolve().parent / "results"
 START = datetime(2026, 6, 1, tzinfo=UTC)

@@ -33,7 +33,7 @@ import numpy as np
 import orjson
 
 from dbsetup import machine, source_fingerprint
-from vatsim_collector.tracking.sectors import SectorSet
+from vatsim_collector.airspace.sectors import SectorSet
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SNAPSHOT = Path("/work/shared/data/feeds/vatsim-data-20210103T142930Z.json")

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from feeds import SMALL
 from tcpproxy import TcpProxy
-from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
 

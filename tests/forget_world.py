@@ -17,18 +17,18 @@ import orjson
 from sqlalchemy import Engine, func, select
 
 from feeds import REAL_FEEDS
+from vatsim_collector.airspace.engine import AirspaceEngine
+from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.events.deadletters import DeadLetterQueue, NewDeadLetter
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.eventlog import EventLog
-from vatsim_collector.feed.sim_traffic import SimRates
-from vatsim_collector.feed.sim_world import SimulatedNetwork
-from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.simulator.traffic import SimRates
+from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.summaries_store import SummaryWriter
-from vatsim_collector.tracking.airspace import AirspaceEngine
-from vatsim_collector.tracking.sectors import SectorSet
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TICKS = 40

@@ -46,7 +46,7 @@ from hostile_docs import (
     section_counts,
     stamp_of,
 )
-from vatsim_collector.feed.simulator import SimulatedNetwork
+from vatsim_collector.simulator.server import SimulatedNetwork
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ from sqlalchemy import Engine, create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from conftest import SERVER_ENV
+from vatsim_collector.airspace.engine import AirspaceEngine
+from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ErrorLayer
 from vatsim_collector.config import Settings
@@ -37,13 +39,11 @@ from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.layer import EventLayer, build_event_layer
 from vatsim_collector.events.subscription import HandlerOptions
-from vatsim_collector.feed.sim_traffic import SimRates
-from vatsim_collector.feed.sim_world import SimulatedNetwork
-from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.simulator.traffic import SimRates
+from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
-from vatsim_collector.tracking.airspace import AirspaceEngine
-from vatsim_collector.tracking.sectors import SectorSet
 
 START = datetime(2024, 5, 1, 11, 55, tzinfo=UTC)  # 40 ticks of 15 s cross 12:00
 TICKS = 40

@@ -1,5 +1,5 @@
 """Tests reach the simulator through the same runner the demo uses."""
 
-from vatsim_collector.feed.sim_thread import running_simulator
+from vatsim_collector.simulator.thread import running_simulator
 
 __all__ = ["running_simulator"]

@@ -20,7 +20,7 @@ from vatsim_collector.config import Settings, SettingsError, load_settings
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.events.layer import build_event_layer
-from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.service import build_service_app
 
 READ_KEY = "reader-7f3a9c"

@@ -17,16 +17,16 @@ from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from feeds import parse_time
-from vatsim_collector.feed.sim_traffic import SimRates
-from vatsim_collector.feed.sim_world import SimulatedNetwork
-from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
-from vatsim_collector.recompute import recompute
+from vatsim_collector.airspace.engine import AirspaceEngine
+from vatsim_collector.airspace.sectors import SectorSet
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.pipeline.recompute import recompute
+from vatsim_collector.simulator.traffic import SimRates
+from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.migrate import upgrade
 from vatsim_collector.store.summaries_store import SummaryWriter
-from vatsim_collector.tracking.airspace import AirspaceEngine
-from vatsim_collector.tracking.sectors import SectorSet
 
 START = datetime(2026, 3, 1, 22, 30, tzinfo=UTC)
 TICKS = 48
@@ -191,7 +191,7 @@ def in_contact(
     ctrl: dict[str, Any],
     ctrl_tx: list[dict[str, Any]],
 ) -> bool:
-    """DESIGN §4 from scratch: 5 kHz, range by facility, no observers, position = centroid."""
+    """The contact rule from scratch: 5 kHz, range by facility, no observers, centroid."""
     if ctrl["facility"] == 0 or ctrl["frequency"] == "199.998" or ctrl["callsign"].endswith("_OBS"):
         return False
     placed = [x for x in ctrl_tx if x.get("latDeg") is not None]

@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vatsim_collector.feed.models import StationTransceivers, Transceiver
-from vatsim_collector.tracking.airspace import (
+from vatsim_collector.airspace.contacts import controller_radio
+from vatsim_collector.airspace.engine import (
     AirspaceEngine,
     ControllerObservation,
     PilotObservation,
     Point,
 )
-from vatsim_collector.tracking.contacts import controller_radio
-from vatsim_collector.tracking.sectors import SectorSet
+from vatsim_collector.airspace.sectors import SectorSet
+from vatsim_collector.feed.models import StationTransceivers, Transceiver
 from vatsim_collector.tracking.state import Flight
 
 T0 = datetime(2026, 5, 1, 23, 58, tzinfo=UTC)

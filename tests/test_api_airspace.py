@@ -25,18 +25,18 @@ from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
 from conftest import SERVER_ENV
+from vatsim_collector.airspace.engine import AirspaceEngine
+from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.api import create_app
 from vatsim_collector.api.queries_airspace import Span
 from vatsim_collector.api.routes_airspace import occupancy_hours
-from vatsim_collector.feed.sim_traffic import SimRates
-from vatsim_collector.feed.sim_world import SimulatedNetwork
-from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.simulator.traffic import SimRates
+from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
 from vatsim_collector.store.summaries_store import SummaryWriter
-from vatsim_collector.tracking.airspace import AirspaceEngine
-from vatsim_collector.tracking.sectors import SectorSet
 
 START = datetime(2024, 5, 1, 11, 55, tzinfo=UTC)  # 40 ticks of 15 s cross 12:00
 TICKS = 40

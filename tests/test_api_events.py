@@ -18,7 +18,7 @@ from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.layer import EventLayer, build_event_layer
 from vatsim_collector.events.subscription import HandlerOptions
-from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 
 KEY = "events-test-key"
 AUTH = {"X-API-Key": KEY}

@@ -8,7 +8,7 @@ from feeds import SMALL, encode, later, load
 from vatsim_collector.config import Settings
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.layer import build_event_layer
-from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 
 
 async def test_a_new_handler_is_backfilled_with_exactly_the_logged_history_it_wants(

@@ -10,13 +10,13 @@ import orjson
 import pytest
 import shapely
 
-from vatsim_collector.tracking.boundary import BoundaryFilter
+from vatsim_collector.airspace.boundary import BoundaryFilter
+from vatsim_collector.airspace.sectors import SectorLoadError, SectorSet
 from vatsim_collector.tracking.geodesy import (
     EARTH_RADIUS_NM,
     great_circle_nm,
     great_circle_nm_array,
 )
-from vatsim_collector.tracking.sectors import SectorLoadError, SectorSet
 
 
 def destination(

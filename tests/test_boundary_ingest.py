@@ -6,10 +6,10 @@ from __future__ import annotations
 from sqlalchemy import Engine, func, select
 
 from feeds import SMALL, load
-from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.airspace.boundary import BoundaryFilter
+from vatsim_collector.airspace.sectors import SectorSet
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.store import schema as t
-from vatsim_collector.tracking.boundary import BoundaryFilter
-from vatsim_collector.tracking.sectors import SectorSet
 
 EUROPE = SectorSet.from_mapping(
     {

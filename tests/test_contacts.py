@@ -7,8 +7,7 @@ import pytest
 from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 
-from vatsim_collector.feed.models import StationTransceivers, Transceiver
-from vatsim_collector.tracking.contacts import (
+from vatsim_collector.airspace.contacts import (
     DEFAULT_RANGES_NM,
     TOLERANCE_HZ,
     Contact,
@@ -20,6 +19,7 @@ from vatsim_collector.tracking.contacts import (
     match_contacts,
     pilot_radio,
 )
+from vatsim_collector.feed.models import StationTransceivers, Transceiver
 from vatsim_collector.tracking.geodesy import great_circle_nm
 
 # Nautical miles per degree of latitude on the sphere the distances use (R = 3440.065 nm).

@@ -23,9 +23,9 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from test_sessions import row_counts
-from vatsim_collector.feed.simulator import SimulatedNetwork
-from vatsim_collector.ingest import IngestConfig, Ingestor
-from vatsim_collector.replay import ReplayReport, collect_files, order_files, replay
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.replay import ReplayReport, collect_files, order_files, replay
+from vatsim_collector.simulator.server import SimulatedNetwork
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.engine import create_db_engine, sqlite_path
 from vatsim_collector.store.migrate import upgrade

@@ -34,18 +34,18 @@ from starlette.testclient import TestClient
 from conftest import SERVER_ENV
 from simserver import running_simulator
 from test_service_e2e import collector, tick_and_wait
+from vatsim_collector.airspace.engine import AirspaceEngine
+from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.api import create_app, routes_history, routes_web
 from vatsim_collector.api.context import ErrorLayer
 from vatsim_collector.api.routes_history import SectorCollectionOut
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
-from vatsim_collector.feed.sim_world import SimulatedNetwork
-from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
-from vatsim_collector.tracking.airspace import AirspaceEngine
-from vatsim_collector.tracking.sectors import SectorSet
 
 START = datetime(2024, 5, 1, 11, 50, tzinfo=UTC)
 TICKS = 24

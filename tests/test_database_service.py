@@ -13,13 +13,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from feeds import SMALL, encode, later, load, timestamp
 from vatsim_collector.api import create_app
-from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.spool import SnapshotSpool, SpooledSnapshot
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.engine import PoolSettings, create_db_engine
 from vatsim_collector.store.health import HealthLimits, HealthMonitor, Verdict
 from vatsim_collector.store.manager import DatabaseManager
-from vatsim_collector.store.spool import SnapshotSpool, SpooledSnapshot
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from vatsim_collector.feed.decode import (
     decode_transceivers,
     decode_transceivers_records,
 )
-from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.redact import strip_names
 

@@ -19,7 +19,7 @@ from vatsim_collector.events.payloads import (
     PilotConnected,
     PilotDisconnected,
 )
-from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
 
 Key = tuple[int, str, datetime]
 N = 4  # the default missed-snapshot rule
@@ -30,7 +30,7 @@ def key(record: dict[str, Any]) -> Key:
 
 
 def expected_events(docs: list[dict[str, Any]]) -> Counter[str]:
-    """What DESIGN §4 says should happen, computed without the tracker.
+    """What docs/architecture.md says should happen, computed without the tracker.
 
     A connection is (cid, callsign, logon_time). It connects when first seen, disconnects after
     N snapshots without it -- or at once when the same cid and callsign log on again -- and,

@@ -45,7 +45,7 @@ from vatsim_collector.feed.client import (
     FeedTimeout,
 )
 from vatsim_collector.feed.decode import decode_snapshot
-from vatsim_collector.ingest import DatabaseUnavailable
+from vatsim_collector.pipeline.ingest import DatabaseUnavailable
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.engine import create_db_engine

@@ -32,7 +32,7 @@ from vatsim_collector.events.payloads import (
     SnapshotReceived,
 )
 from vatsim_collector.events.subscription import HandlerOptions, Overflow
-from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.store.database import DatabaseService
 
 T0 = datetime(2026, 4, 1, 18, 0, tzinfo=UTC)

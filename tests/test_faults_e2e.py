@@ -20,11 +20,11 @@ from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.feed.client import FeedClient
 from vatsim_collector.feed.schedule import FixedRateSchedule
-from vatsim_collector.feed.sim_world import SimRates, SimulatedNetwork
-from vatsim_collector.ingest import IngestConfig, Ingestor
-from vatsim_collector.poller import Poller
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.poller import Poller
+from vatsim_collector.pipeline.spool import SnapshotSpool
+from vatsim_collector.simulator.world import SimRates, SimulatedNetwork
 from vatsim_collector.store import schema as t
-from vatsim_collector.store.spool import SnapshotSpool
 
 NO_CHURN = SimRates(
     pilot_leave=0,

@@ -41,9 +41,9 @@ from vatsim_collector.feed.client import (
     FeedTimeout,
 )
 from vatsim_collector.feed.schedule import FixedRateSchedule
-from vatsim_collector.feed.sim_faults import gzip_bomb_body
-from vatsim_collector.ingest import IngestConfig, Ingestor
-from vatsim_collector.poller import Poller
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.poller import Poller
+from vatsim_collector.simulator.faults import gzip_bomb_body
 from vatsim_collector.store import schema as t
 
 MIB = 1024 * 1024

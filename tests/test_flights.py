@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy import Engine, func, select
 
 from feeds import SMALL, encode, feed_time, later, load, timestamp
-from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.store import schema as t
 
 

@@ -1,4 +1,4 @@
-"""Forgetting a member (DESIGN §5): nothing of them remains anywhere, everyone else stays, and
+"""Forgetting a member: nothing of them remains anywhere, everyone else stays, and
 without VATSIM_STORE_NAMES no name is stored at all, held documents included."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from forget_world import (
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.eventlog import EventLog
 from vatsim_collector.events.payloads import PilotConnected
-from vatsim_collector.ingest import Outcome
+from vatsim_collector.pipeline.ingest import Outcome
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.forget import ForgetReport, forget_member
 from vatsim_collector.store.redact import strip_names

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ApiContext
 from vatsim_collector.config import load_settings
-from vatsim_collector.ingest import Ingestor
+from vatsim_collector.pipeline.ingest import Ingestor
 from vatsim_collector.service import build_service_app
 
 # The attribute the poll loop sets when it dies (``Poller.fatal``).

@@ -36,7 +36,7 @@ from hostile_feed import (
     serving,
     wait_until,
 )
-from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade

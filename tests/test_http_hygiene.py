@@ -26,7 +26,7 @@ from vatsim_collector.api.forwarded import MAX_FORWARDED_HOPS, TrustedProxies
 from vatsim_collector.api.limits import TokenBuckets
 from vatsim_collector.api.routes_docs import CONTENT_SECURITY_POLICY as DOCS_CSP
 from vatsim_collector.api.routes_web import CONTENT_SECURITY_POLICY as DASHBOARD_CSP
-from vatsim_collector.ingest import Ingestor
+from vatsim_collector.pipeline.ingest import Ingestor
 
 READ_KEY = "reader-5c1e"
 ADMIN_KEY = "admin-9a7f"

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select
 from feeds import feed_time, parse_time
 from test_record_validation import REAL, REAL_RECORDS, mutated
 from vatsim_collector.feed.report import SNAPSHOT_SECTIONS
-from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.store import schema as t
 
 HELD_PER_SNAPSHOT = 5

@@ -19,15 +19,15 @@ from simserver import running_simulator
 from vatsim_collector.api.context import ApiContext
 from vatsim_collector.config import SettingsError, load_settings
 from vatsim_collector.errors.manager import ErrorManager
-from vatsim_collector.feed.sim_world import SimulatedNetwork
-from vatsim_collector.ingest import Outcome
 from vatsim_collector.logsetup import (
     QUIETED_LOGGERS,
     UVICORN_LOGGERS,
     configure_logging,
     uvicorn_log_config,
 )
+from vatsim_collector.pipeline.ingest import Outcome
 from vatsim_collector.service import build_service_app
+from vatsim_collector.simulator.world import SimulatedNetwork
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -129,7 +129,7 @@ async def test_a_cycle_logs_json_lines_naming_its_snapshot_and_correlation_id(
     assert len(cycle) == 1
     assert cycle[0]["snapshot"] == snapshot
     assert cycle[0]["correlation_id"] == correlation_id
-    assert cycle[0]["logger"] == "vatsim_collector.poller"
+    assert cycle[0]["logger"] == "vatsim_collector.pipeline.poller"
     assert cycle[0]["level"] == "info"
     assert cycle[0]["outcome"] == "ingested"
     (after,) = [line for line in lines if line["event"] == "after the cycle"]
@@ -163,7 +163,7 @@ async def test_lines_from_the_ingest_thread_name_the_snapshot_too(
     assert result.update_timestamp is not None
     lines = json_lines(out)
     (held,) = [line for line in lines if line["event"] == "snapshot quarantined"]
-    assert held["logger"] == "vatsim_collector.ingest"
+    assert held["logger"] == "vatsim_collector.pipeline.ingest"
     assert held["snapshot"] == result.update_timestamp.isoformat()
     # Its snapshot.received event is not made yet when the gate speaks.
     assert "correlation_id" not in held

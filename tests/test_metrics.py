@@ -20,6 +20,7 @@ from sqlalchemy import Engine, func, select
 from simserver import running_simulator
 from vatsim_collector.api import create_app, routes_metrics
 from vatsim_collector.api.context import ApiContext
+from vatsim_collector.api.metrics import CachedCount, install_metrics
 from vatsim_collector.config import load_settings
 from vatsim_collector.errors.breaker import BreakerState
 from vatsim_collector.errors.taxonomy import Category, Severity
@@ -27,12 +28,10 @@ from vatsim_collector.events.deadletters import DeadLetterQueue, NewDeadLetter
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.payloads import EventType, SnapshotReceived
 from vatsim_collector.feed.report import REASONS, SNAPSHOT_SECTIONS, TRANSCEIVERS_SECTION
-from vatsim_collector.feed.sim_world import SimulatedNetwork
-from vatsim_collector.ingest import IngestConfig, Ingestor
-from vatsim_collector.observability import install_metrics
-from vatsim_collector.observability.metrics import CachedCount
-from vatsim_collector.poller import Poller
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.poller import Poller
 from vatsim_collector.service import build_service_app
+from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
 

@@ -16,15 +16,15 @@ from tcpproxy import TcpProxy
 from vatsim_collector.config import load_settings
 from vatsim_collector.feed.client import FeedClient
 from vatsim_collector.feed.schedule import FixedRateSchedule
-from vatsim_collector.feed.simulator import SimulatedNetwork
-from vatsim_collector.ingest import IngestConfig, Ingestor
-from vatsim_collector.poller import Poller
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.poller import Poller
+from vatsim_collector.pipeline.spool import SnapshotSpool
+from vatsim_collector.simulator.server import SimulatedNetwork
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.engine import PoolSettings, create_db_engine
 from vatsim_collector.store.health import HealthLimits, HealthMonitor, Verdict
 from vatsim_collector.store.manager import DatabaseManager
-from vatsim_collector.store.spool import SnapshotSpool
 
 
 def pilot_keys(doc: dict[str, Any]) -> set[tuple[int, str, datetime]]:

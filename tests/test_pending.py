@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tinyfs import TinyFilesystem, tiny_filesystem_or_skip
-from vatsim_collector.store.pending import PendingSnapshots
-from vatsim_collector.store.spool import SnapshotSpool, SpooledSnapshot
+from vatsim_collector.pipeline.pending import PendingSnapshots
+from vatsim_collector.pipeline.spool import SnapshotSpool, SpooledSnapshot
 
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, select, text
 
 from feeds import SMALL, encode, later, load, timestamp
 from vatsim_collector.feed.models import Snapshot
-from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.store import schema as t
 
 POISON = "POISON1"

@@ -22,14 +22,14 @@ from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.feed.client import FeedClient, FetchedFeed
 from vatsim_collector.feed.schedule import FixedRateSchedule
-from vatsim_collector.feed.simulator import SimulatedNetwork
-from vatsim_collector.ingest import IngestConfig, Ingestor
-from vatsim_collector.poller import Poller
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.poller import Poller
+from vatsim_collector.pipeline.spool import SnapshotSpool, SpooledSnapshot
+from vatsim_collector.simulator.server import SimulatedNetwork
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
-from vatsim_collector.store.spool import SnapshotSpool, SpooledSnapshot
 
 NOWHERE = "http://127.0.0.1:9/status.json"  # never asked: these pollers only write
 

@@ -6,7 +6,6 @@ import json
 import os
 
 import orjson
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
@@ -16,8 +15,8 @@ from forget_world import World, collect, sim_documents
 from test_cli import cli
 from vatsim_collector.api import routes_privacy
 from vatsim_collector.api.app import create_app
-from vatsim_collector.cli_privacy import privacy_app
-from vatsim_collector.ingest import Outcome
+from vatsim_collector.cli import app
+from vatsim_collector.pipeline.ingest import Outcome
 from vatsim_collector.store import schema as t
 
 ADMIN = "admin-key-of-the-privacy-tests"
@@ -111,13 +110,13 @@ def test_the_command_asks_before_forgetting_and_prints_the_report(
     sessions = _count(engine, cid)
     runner = CliRunner()
 
-    declined = runner.invoke(privacy_app, [str(cid)], input="n\n", env=_env(database_url))
+    declined = runner.invoke(app, ["forget", str(cid)], input="n\n", env=_env(database_url))
     assert declined.exit_code == 1
     assert _count(engine, cid) == sessions
 
-    assert runner.invoke(privacy_app, ["0", "--yes"], env=_env(database_url)).exit_code == 2
+    assert runner.invoke(app, ["forget", "0", "--yes"], env=_env(database_url)).exit_code == 2
 
-    done = runner.invoke(privacy_app, [str(cid), "--yes"], env=_env(database_url))
+    done = runner.invoke(app, ["forget", str(cid), "--yes"], env=_env(database_url))
     assert done.exit_code == 0, done.output
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["cid"] == cid
@@ -125,16 +124,6 @@ def test_the_command_asks_before_forgetting_and_prints_the_report(
     assert _count(engine, cid) == 0
 
 
-def _registered() -> bool:
-    from vatsim_collector.cli import app
-
-    return any(
-        (command.name or getattr(command.callback, "__name__", "")) == "forget"
-        for command in app.registered_commands
-    )
-
-
-@pytest.mark.skipif(not _registered(), reason="`forget` is not registered in cli.py yet")
 def test_python_m_vatsim_collector_forget(engine: Engine, database_url: str) -> None:
     collect(engine, store_names=True, ticks=3)
     cid = _a_pilot(engine)

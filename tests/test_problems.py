@@ -20,7 +20,7 @@ from vatsim_collector.api import create_app
 from vatsim_collector.api.auth import AdminAccess
 from vatsim_collector.api.limits import TokenBuckets
 from vatsim_collector.api.models import ErrorOut, ValidationErrorOut
-from vatsim_collector.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade

@@ -28,7 +28,7 @@ from vatsim_collector.feed.decode import (
 from vatsim_collector.feed.limits import LIMITS, FloatLimit, IntLimit, TextLimit
 from vatsim_collector.feed.models import Snapshot, StationTransceivers
 from vatsim_collector.feed.report import REASONS, SNAPSHOT_SECTIONS
-from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.store import schema as t
 
 STAMP = "2024-02-20T23:19:51.0000000Z"

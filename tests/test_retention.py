@@ -19,8 +19,8 @@ from vatsim_collector.events.deadletters import DeadLetterQueue, NewDeadLetter
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.eventlog import EventLog
 from vatsim_collector.events.payloads import AtisChanged
-from vatsim_collector.feed.sim_world import SimulatedNetwork
-from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.engine import create_db_engine

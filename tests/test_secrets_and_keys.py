@@ -20,8 +20,8 @@ from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.feed.client import FeedClient
 from vatsim_collector.feed.schedule import FixedRateSchedule
-from vatsim_collector.ingest import DatabaseUnavailable, IngestConfig, Ingestor
-from vatsim_collector.poller import Poller
+from vatsim_collector.pipeline.ingest import DatabaseUnavailable, IngestConfig, Ingestor
+from vatsim_collector.pipeline.poller import Poller
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.engine import create_db_engine

@@ -1,4 +1,5 @@
-"""Sector loading and assignment: every rule of DESIGN §4 "Sectors", on hand-built GeoJSON."""
+"""Sector loading and assignment: every sector rule of docs/architecture.md, on hand-built
+GeoJSON."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vatsim_collector.tracking.sectors import Sector, SectorLoadError, SectorSet
+from vatsim_collector.airspace.sectors import Sector, SectorLoadError, SectorSet
 
 Json = dict[str, Any]
 

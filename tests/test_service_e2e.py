@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from simserver import running_simulator
-from vatsim_collector.feed.simulator import SimulatedNetwork
+from vatsim_collector.simulator.server import SimulatedNetwork
 from vatsim_collector.store import schema as t
 
 START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from feeds import LARGEST, REAL_FEEDS, SMALL, encode, later, load, parse_time, pilot_keys, timestamp
-from vatsim_collector.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.store import schema as t
 
 ALL_TABLES = [

@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from vatsim_collector.config import Settings
 from vatsim_collector.feed.client import FeedClient, FeedDeadlineExceeded, FeedDocumentTooLarge
 from vatsim_collector.feed.decode import FeedDecodeError, decode_snapshot, decode_transceivers
-from vatsim_collector.feed.sim_faults import (
+from vatsim_collector.simulator.faults import (
     ALL_FAULT_KINDS,
     HOSTILE_FAULT_KINDS,
     FaultInjector,
@@ -29,9 +29,9 @@ from vatsim_collector.feed.sim_faults import (
     gzip_bomb_body,
     parse_fault_kinds,
 )
-from vatsim_collector.feed.sim_thread import running_simulator
-from vatsim_collector.feed.sim_world import SimulatedNetwork, load_seed_snapshot
-from vatsim_collector.feed.simulator import create_simulator_app
+from vatsim_collector.simulator.server import create_simulator_app
+from vatsim_collector.simulator.thread import running_simulator
+from vatsim_collector.simulator.world import SimulatedNetwork, load_seed_snapshot
 
 BASE = "http://sim.test"
 START = datetime(2024, 5, 1, 18, 0, 0, tzinfo=UTC)

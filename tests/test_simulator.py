@@ -10,15 +10,15 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from vatsim_collector.feed.sim_geo import (
+from vatsim_collector.simulator.geo import (
     FACILITY_RANGE_NM,
     distance_nm,
     frequency_hz,
     initial_bearing,
     parse_feed_time,
 )
-from vatsim_collector.feed.sim_world import SimRates, SimulatedNetwork, load_seed_snapshot
-from vatsim_collector.feed.simulator import create_simulator_app
+from vatsim_collector.simulator.server import create_simulator_app
+from vatsim_collector.simulator.world import SimRates, SimulatedNetwork, load_seed_snapshot
 
 BASE = "http://sim.test"
 START = datetime(2024, 5, 1, 18, 0, 0, tzinfo=UTC)

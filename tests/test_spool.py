@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tinyfs import TinyFilesystem, tiny_filesystem_or_skip
-from vatsim_collector.store.spool import SnapshotSpool, SpooledSnapshot, SpoolWriteError
+from vatsim_collector.pipeline.spool import SnapshotSpool, SpooledSnapshot, SpoolWriteError
 
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 HEADER_SIZE = 8 + 8 + 2 + 1  # data, transceivers and source lengths, then the stamp length

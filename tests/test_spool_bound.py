@@ -11,12 +11,12 @@ from vatsim_collector.config import load_settings
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.feed.client import FeedClient
 from vatsim_collector.feed.schedule import FixedRateSchedule
-from vatsim_collector.feed.simulator import SimulatedNetwork
-from vatsim_collector.ingest import IngestConfig, Ingestor
-from vatsim_collector.poller import Poller
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.poller import Poller
+from vatsim_collector.pipeline.spool import SnapshotSpool
+from vatsim_collector.simulator.server import SimulatedNetwork
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.engine import create_db_engine
-from vatsim_collector.store.spool import SnapshotSpool
 
 
 async def test_spool_bound_drops_oldest_with_a_counter_and_an_error_record(

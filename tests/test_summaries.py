@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vatsim_collector.tracking.summaries import (
+from vatsim_collector.airspace.summaries import (
     ContactSpan,
     HandledSpan,
     PositionSample,

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vatsim_collector.tracking.geodesy import great_circle_nm
-from vatsim_collector.tracking.summaries import (
+from vatsim_collector.airspace.summaries import (
     MAX_GROUNDSPEED_KT,
     PositionSample,
     flight_summary,
 )
+from vatsim_collector.tracking.geodesy import great_circle_nm
 
 T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
 STEP = timedelta(seconds=15)  # the feed's cadence

@@ -1,4 +1,5 @@
-"""The tracker agrees with a plain reference model of DESIGN §4 on random presence patterns."""
+"""The tracker agrees with a plain reference model of the session rules (docs/architecture.md)
+on random presence patterns."""
 
 from __future__ import annotations
 

@@ -293,7 +293,7 @@ class Settings(BaseSettings):
     @field_validator("contact_ranges")
     @classmethod
     def _ranges(cls, value: str) -> str:
-        from vatsim_collector.tracking.contacts import ContactRanges
+        from vatsim_collector.airspace.contacts import ContactRanges
 
         if value.strip():
             ContactRanges.parse(value)  # raises ValueError naming the bad part

@@ -16,6 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from vatsim_collector.airspace.setup import Airspace, build_airspace
 from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ErrorLayer
 from vatsim_collector.config import Settings
@@ -26,17 +27,16 @@ from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.events.layer import build_event_layer
 from vatsim_collector.feed.client import FeedClient, redact_url
 from vatsim_collector.feed.schedule import FixedRateSchedule
-from vatsim_collector.feed.sim_thread import running_simulator
-from vatsim_collector.feed.simulator import SimulatedNetwork
-from vatsim_collector.ingest import IngestConfig, Ingestor
 from vatsim_collector.logsetup import uvicorn_log_config
-from vatsim_collector.poller import Poller
+from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.poller import Poller
+from vatsim_collector.pipeline.spool import SnapshotSpool
+from vatsim_collector.simulator.server import SimulatedNetwork
+from vatsim_collector.simulator.thread import running_simulator
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.health import HealthLimits, HealthMonitor
 from vatsim_collector.store.migrate import upgrade
 from vatsim_collector.store.retention import RetentionJob, RetentionPolicy, run_periodically
-from vatsim_collector.store.spool import SnapshotSpool
-from vatsim_collector.tracking.airspace_setup import Airspace, build_airspace
 
 log = structlog.get_logger(__name__)
 

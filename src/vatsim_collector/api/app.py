@@ -21,6 +21,7 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
+from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.api import (
     routes_airspace,
     routes_controllers,
@@ -40,6 +41,7 @@ from vatsim_collector.api.context import ApiContext, ErrorLayer
 from vatsim_collector.api.forwarded import ForwardedClient, TrustedProxies
 from vatsim_collector.api.headers import SecurityHeaders
 from vatsim_collector.api.limits import BodySizeLimit, RateLimit
+from vatsim_collector.api.metrics import install_metrics
 from vatsim_collector.api.problems import (
     ProblemDocs,
     document_problems,
@@ -50,10 +52,8 @@ from vatsim_collector.api.redirects import install_relative_slash_redirects
 from vatsim_collector.api.routes_docs import ASSET_PATHS as DOCS_PATHS
 from vatsim_collector.api.routes_docs import install_docs
 from vatsim_collector.events.layer import EventLayer
-from vatsim_collector.ingest import Ingestor
-from vatsim_collector.observability import install_metrics
+from vatsim_collector.pipeline.ingest import Ingestor
 from vatsim_collector.store.health import HealthLimits, HealthMonitor
-from vatsim_collector.tracking.sectors import SectorSet
 
 log = structlog.get_logger(__name__)
 

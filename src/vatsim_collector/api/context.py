@@ -11,16 +11,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request, Response, status
+from fastapi import Depends, HTTPException, Request, Response, status
 
+from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.scrub import scrub_text
 from vatsim_collector.events.layer import EventLayer
-from vatsim_collector.ingest import Ingestor
-from vatsim_collector.poller import Poller
+from vatsim_collector.pipeline.ingest import Ingestor
+from vatsim_collector.pipeline.poller import Poller
 from vatsim_collector.store.health import HealthMonitor, HealthReport, Verdict
-from vatsim_collector.tracking.sectors import SectorSet
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,13 @@ def get_context(request: Request) -> ApiContext:
 
 
 Context = Annotated[ApiContext, Depends(get_context)]
+
+
+def loaded_sectors(ctx: ApiContext) -> SectorSet:
+    """The process's sector set, or a 503 for the endpoints that need one."""
+    if ctx.sectors is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="no sector set is loaded in this process; sector data is unavailable",
+        )
+    return ctx.sectors

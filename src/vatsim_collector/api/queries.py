@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, literal, select
+from sqlalchemy import Connection, and_, select
 
 from vatsim_collector.store import schema as t
 
@@ -32,11 +32,6 @@ class PositionRow:
 
 
 _FLIGHT_COLUMNS = (t.flights.c.id, t.flights.c.callsign, t.flights.c.departure, t.flights.c.arrival)
-
-
-def ping(conn: Connection) -> None:
-    """``SELECT 1``: raises if the database cannot be queried."""
-    conn.execute(select(literal(1))).scalar_one()
 
 
 def latest_flight(conn: Connection, callsign: str) -> FlightRow | None:

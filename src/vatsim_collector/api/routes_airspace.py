@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from vatsim_collector.api import queries_airspace as q
-from vatsim_collector.api.context import ApiContext, Context
+from vatsim_collector.api.context import ApiContext, Context, loaded_sectors
 from vatsim_collector.api.models_airspace import (
     HOUR,
     NAME_PATTERN,
@@ -42,7 +42,6 @@ from vatsim_collector.api.models_airspace import (
 from vatsim_collector.api.models_events import PaginationOut
 from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.feed.models import StationTransceivers
-from vatsim_collector.tracking.sectors import SectorSet
 
 router = APIRouter(tags=["airspace"])
 
@@ -57,18 +56,9 @@ _503 = problem_responses(status.HTTP_503_SERVICE_UNAVAILABLE)
 _404_503 = problem_responses(status.HTTP_404_NOT_FOUND, status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
-def _sector_set(ctx: ApiContext) -> SectorSet:
-    if ctx.sectors is None:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="no sector set is loaded in this process; sector data is unavailable",
-        )
-    return ctx.sectors
-
-
 def _sector_named(ctx: ApiContext, name: str) -> str:
     """The stored name for ``name``; case is forgiven like callsigns (VATSpy ids are upper)."""
-    sectors = _sector_set(ctx)
+    sectors = loaded_sectors(ctx)
     for candidate in (name, name.upper()):
         if sectors.by_name(candidate):
             return candidate
@@ -91,7 +81,7 @@ def _limit(values: list[float | None], pick: Callable[[list[float]], float]) -> 
 def list_sectors(
     ctx: Context, name: NamePrefix = None, limit: Limit = 50, offset: Offset = 0
 ) -> SectorsOut:
-    sectors = _sector_set(ctx)
+    sectors = loaded_sectors(ctx)
     names = sectors.names()
     if name is not None:
         prefix = name.upper()

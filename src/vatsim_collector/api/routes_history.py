@@ -14,14 +14,14 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import shapely
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import distinct, func, select
 
-from vatsim_collector.api.context import ApiContext, Context
+from vatsim_collector.airspace.sectors import SectorSet
+from vatsim_collector.api.context import Context, loaded_sectors
 from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.store import schema as t
-from vatsim_collector.tracking.sectors import SectorSet
 
 router = APIRouter(tags=["dashboard"])
 
@@ -183,15 +183,6 @@ def history_counts(
 # -- sectors -----------------------------------------------------------------------------------
 
 
-def _sector_set(ctx: ApiContext) -> SectorSet:
-    if ctx.sectors is None:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="no sector set is loaded in this process; sector data is unavailable",
-        )
-    return ctx.sectors
-
-
 @router.get(
     "/api/sectors/busiest",
     response_model=BusiestSectorsOut,
@@ -203,7 +194,7 @@ def busiest_sectors(
     ctx: Context,
     limit: Annotated[int, Query(ge=1, le=500, description="How many, 1-500.")] = 10,
 ) -> BusiestSectorsOut:
-    sectors = _sector_set(ctx)
+    sectors = loaded_sectors(ctx)
     so = t.sector_occupancy
     with ctx.ingestor.db.read("api.sectors_busiest") as conn:
         rows = conn.execute(
@@ -295,7 +286,7 @@ def sectors_geojson(
         Query(ge=0, le=1, allow_inf_nan=False, description="Tolerance in degrees, 0-1."),
     ] = 0.05,
 ) -> Response:
-    sectors = _sector_set(ctx)
+    sectors = loaded_sectors(ctx)
     tolerance = round(simplify, TOLERANCE_DECIMALS)
     cache = _geojson_cache(request)
     body = cache.get(tolerance)

@@ -1,7 +1,7 @@
 """``GET /metrics``: the collector's figures in the Prometheus text format.
 
 The metrics live on ``app.state.metrics``, put there by
-:func:`vatsim_collector.observability.install_metrics`; the route only renders them.
+:func:`vatsim_collector.api.metrics.install_metrics`; the route only renders them.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
-from vatsim_collector.observability.metrics import CONTENT_TYPE, ServiceMetrics
+from vatsim_collector.api.metrics import CONTENT_TYPE, ServiceMetrics
 
 router = APIRouter(tags=["observability"])
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from vatsim_collector.api.auth import AdminAccess
 from vatsim_collector.api.context import Context
 from vatsim_collector.api.models import ErrorOut
-from vatsim_collector.ingest import Ingestor
+from vatsim_collector.pipeline.ingest import Ingestor
 from vatsim_collector.store.forget import forget_member
 
 router = APIRouter(

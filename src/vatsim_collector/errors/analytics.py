@@ -12,14 +12,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from vatsim_collector.errors.records import ErrorRecord
 from vatsim_collector.errors.scrub import scrub_text
 from vatsim_collector.errors.taxonomy import Category, Severity
-
-if TYPE_CHECKING:
-    # Type-only: the manager imports this module at run time.
-    from vatsim_collector.errors.manager import ErrorRecord
 
 MAX_BUCKETS = 1000
 TOP_ERRORS = 10

@@ -117,9 +117,6 @@ class CircuitBreaker:
     def add_listener(self, listener: BreakerListener) -> None:
         self._listeners.append(listener)
 
-    def remove_listener(self, listener: BreakerListener) -> None:
-        self._listeners.remove(listener)
-
     # -- the async path ----------------------------------------------------------------------
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:

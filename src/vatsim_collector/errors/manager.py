@@ -17,12 +17,10 @@ name is overwritten).
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -38,8 +36,9 @@ from vatsim_collector.errors.analytics import (
     recovery_summary,
     series,
 )
+from vatsim_collector.errors.records import TRANSIENT_KEY, ErrorRecord
 from vatsim_collector.errors.scrub import scrub_mapping, scrub_text
-from vatsim_collector.errors.taxonomy import Category, Severity, classify
+from vatsim_collector.errors.taxonomy import Severity, classify
 from vatsim_collector.store import schema as t
 
 if TYPE_CHECKING:
@@ -48,7 +47,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 MESSAGE_LIMIT = 2000
-TRANSIENT_KEY = "$transient"
 
 _LOG_LEVEL = {
     Severity.LOW: "info",
@@ -61,49 +59,6 @@ _TRANSIENT_PATTERN = f'%"{TRANSIENT_KEY}":true%'
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class ErrorRecord:
-    """One reported failure. ``message`` and ``context`` are already scrubbed."""
-
-    occurred_at: datetime
-    service: str
-    operation: str
-    category: Category
-    severity: Severity
-    transient: bool
-    error_type: str
-    message: str
-    context: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "occurred_at": self.occurred_at.isoformat(),
-            "service": self.service,
-            "operation": self.operation,
-            "category": self.category.value,
-            "severity": self.severity.value,
-            "transient": self.transient,
-            "error_type": self.error_type,
-            "message": self.message,
-            "context": self.context,
-        }
-
-    def row(self) -> dict[str, Any]:
-        """The ``error_records`` row (context as JSON text, transience in it)."""
-        context = {TRANSIENT_KEY: self.transient, **self.context}
-        context[TRANSIENT_KEY] = self.transient
-        return {
-            "occurred_at": self.occurred_at,
-            "service": self.service,
-            "operation": self.operation,
-            "category": self.category.value,
-            "severity": self.severity.value,
-            "error_type": self.error_type,
-            "message": self.message,
-            "context": json.dumps(context, separators=(",", ":"), ensure_ascii=False),
-        }
 
 
 def error_type_name(exc: BaseException) -> str:

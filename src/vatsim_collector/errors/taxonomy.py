@@ -174,7 +174,7 @@ _FEED_KINDS = {
     "vatsim_collector.feed.client.FeedDocumentError": _DECODE,
 }
 _FEED_DECODE_ERROR = "vatsim_collector.feed.decode.FeedDecodeError"
-_DATABASE_UNAVAILABLE = "vatsim_collector.ingest.DatabaseUnavailable"
+_DATABASE_UNAVAILABLE = "vatsim_collector.pipeline.ingest.DatabaseUnavailable"
 
 
 def http_status(status: int) -> Classification:

@@ -50,8 +50,3 @@ class EventIds:
 
 
 new_event_id = EventIds()
-
-
-def id_time_ms(event_id: str) -> int:
-    """The creation time (Unix milliseconds) written into an id by :class:`EventIds`."""
-    return int(event_id[:8] + event_id[9:13], 16)

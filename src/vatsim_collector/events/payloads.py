@@ -1,7 +1,7 @@
 """The payload of each domain event type. The msgspec tag of a payload *is* its event type.
 
 Payloads carry ids and facts, never members' names: events are logged and may be replayed to
-handlers long after the fact, and names are personal data (DESIGN §5).
+handlers long after the fact, and names are personal data (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ class SectorExited(_Payload, frozen=True, tag=EventType.SECTOR_EXITED.value):
 
 
 class ContactStarted(_Payload, frozen=True, tag=EventType.CONTACT_STARTED.value):
-    """A pilot tuned to a controller's frequency within its range (DESIGN §4)."""
+    """A pilot tuned to a controller's frequency within its range (docs/architecture.md)."""
 
     pilot_session_id: int
     flight_id: int

@@ -17,9 +17,9 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, Row, func, select
 
+from vatsim_collector.airspace.engine import AirspaceState, OpenContact, OpenOccupancy, Point
+from vatsim_collector.airspace.live import LiveAirspace
 from vatsim_collector.store import schema as t
-from vatsim_collector.tracking.airspace import AirspaceState, OpenContact, OpenOccupancy, Point
-from vatsim_collector.tracking.airspace_live import LiveAirspace
 from vatsim_collector.tracking.state import LiveState
 
 __all__ = ["restore_airspace"]

@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, insert, update
 
+from vatsim_collector.airspace.engine import AirspaceChanges, OpenContact, OpenOccupancy
+from vatsim_collector.airspace.live import FrequencyChange, LiveChanges
 from vatsim_collector.store import schema as t
-from vatsim_collector.tracking.airspace import AirspaceChanges, OpenContact, OpenOccupancy
-from vatsim_collector.tracking.airspace_live import FrequencyChange, LiveChanges
 
 __all__ = ["write_airspace", "write_changes"]
 

@@ -1,4 +1,6 @@
-"""Forget one member: remove everything stored about a CID, in one transaction (DESIGN §5).
+"""Forget one member: remove everything stored about a CID, in one transaction.
+
+Why: names are personal data (docs/architecture.md, "Invariants").
 
 What goes, per table:
 

@@ -1,4 +1,4 @@
-"""Finding and removing one member in stored JSON, documents and free text (DESIGN §5).
+"""Finding and removing one member in stored JSON, documents and free text (docs/architecture.md).
 
 Pure functions, no database: ``forget`` decides with them, ``ingest`` strips names with them.
 A member is recognised by exact values, never by substrings of other values: cid 123 is not

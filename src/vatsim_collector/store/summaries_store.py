@@ -16,9 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from vatsim_collector.store import schema as t
-from vatsim_collector.store.database import DatabaseService
-from vatsim_collector.tracking.summaries import (
+from vatsim_collector.airspace.summaries import (
     ContactSpan,
     HandledSpan,
     PositionSample,
@@ -26,6 +24,8 @@ from vatsim_collector.tracking.summaries import (
     controller_summary,
     flight_summary,
 )
+from vatsim_collector.store import schema as t
+from vatsim_collector.store.database import DatabaseService
 
 __all__ = ["SummaryWriter"]
 

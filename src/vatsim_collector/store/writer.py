@@ -14,6 +14,7 @@ import psycopg
 from sqlalchemy import BigInteger, Connection, Table, any_, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from vatsim_collector.airspace.live import LiveChanges
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.airspace_writer import write_changes
 from vatsim_collector.store.rows import (
@@ -127,7 +128,9 @@ class SnapshotWriter:
         *,
         fetched_at: datetime,
         transceivers_fetched: bool,
+        airspace: LiveChanges | None = None,
     ) -> int:
+        """Write ``changes`` (and the airspace analytics' own changes, when they run)."""
         snap = changes.snapshot
         at = changes.at
         snapshot_id = t.snapshot_id_for(at)
@@ -153,8 +156,8 @@ class SnapshotWriter:
         self._write_controllers(conn, changes)
         self._write_prefiles(conn, changes)
         self._write_transceivers(conn, changes, snapshot_id)
-        if changes.airspace is not None:
-            write_changes(conn, changes.airspace)
+        if airspace is not None:
+            write_changes(conn, airspace)
         return snapshot_id
 
     def _write_flights(self, conn: Connection, changes: Changeset) -> None:

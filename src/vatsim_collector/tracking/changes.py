@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from vatsim_collector.feed.models import FlightPlan, Snapshot, StationTransceivers
 from vatsim_collector.tracking.state import ControllerSession, Flight, PilotSession, PrefileEntry
-
-if TYPE_CHECKING:
-    from vatsim_collector.tracking.airspace_live import LiveChanges
 
 
 @dataclass
@@ -54,8 +50,6 @@ class Changeset:
     changed_prefiles: list[PrefileEntry] = field(default_factory=list)
     ended_prefiles: list[PrefileEntry] = field(default_factory=list)
     transceivers: list[LinkedTransceivers] = field(default_factory=list)
-    # Sector occupancy and contacts that started or ended, when airspace analytics run.
-    airspace: LiveChanges | None = None
 
     _flight_marks: set[int] = field(default_factory=set, repr=False)
 

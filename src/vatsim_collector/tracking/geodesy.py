@@ -1,4 +1,4 @@
-"""Great-circle distances in nautical miles on a spherical Earth.
+"""Great-circle distances in nautical miles on a spherical Earth, and the centre of a station.
 
 A sphere is within ~0.5 % of the ellipsoid, far finer than the ranges it is compared with
 (controller ranges of 15-1000 nm, sector margins). The haversine form is used because it stays
@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from vatsim_collector.feed.models import StationTransceivers
 
 EARTH_RADIUS_NM = 3440.065
 
@@ -38,3 +40,22 @@ def great_circle_nm_array(
     h = np.sin(half_dphi) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(half_dlambda) ** 2
     distance: NDArray[np.float64] = 2.0 * EARTH_RADIUS_NM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
     return distance
+
+
+def transceiver_centroid(station: StationTransceivers) -> tuple[float, float] | None:
+    """Mean position on the unit sphere, so stations either side of 180° average correctly."""
+    x = y = z = 0.0
+    n = 0
+    for t in station.transceivers:
+        if t.latDeg is None or t.lonDeg is None:
+            continue
+        lat, lon = math.radians(t.latDeg), math.radians(t.lonDeg)
+        x += math.cos(lat) * math.cos(lon)
+        y += math.cos(lat) * math.sin(lon)
+        z += math.sin(lat)
+        n += 1
+    if n == 0:
+        return None
+    lon = math.degrees(math.atan2(y, x))
+    lat = math.degrees(math.atan2(z, math.hypot(x, y)))
+    return (round(lat, 6), round(lon, 6))

@@ -1,14 +1,14 @@
 """Turns each accepted snapshot into session, flight and plan changes against the live state.
 
-Rules (DESIGN §4): a session is ``(cid, callsign, logon_time)``; it ends after being absent
-from ``missed_to_end`` consecutive accepted snapshots, at the time it was last seen. A new
+Rules (docs/architecture.md): a session is ``(cid, callsign, logon_time)``; it ends after
+being absent from ``missed_to_end`` consecutive accepted snapshots, at the time it was last
+seen. A new
 session continues the previous flight when cid, callsign, departure and arrival match and it
 logged on within ``reconnect_window`` of that flight's end.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -22,6 +22,7 @@ from vatsim_collector.feed.models import (
     StationTransceivers,
 )
 from vatsim_collector.tracking.changes import Changeset, LinkedTransceivers
+from vatsim_collector.tracking.geodesy import transceiver_centroid
 from vatsim_collector.tracking.state import (
     ControllerSession,
     Flight,
@@ -45,25 +46,6 @@ def route_of(plan: FlightPlan | None) -> tuple[str | None, str | None]:
     if plan is None:
         return (None, None)
     return (_airport(plan.departure), _airport(plan.arrival))
-
-
-def transceiver_centroid(station: StationTransceivers) -> tuple[float, float] | None:
-    """Mean position on the unit sphere, so stations either side of 180° average correctly."""
-    x = y = z = 0.0
-    n = 0
-    for t in station.transceivers:
-        if t.latDeg is None or t.lonDeg is None:
-            continue
-        lat, lon = math.radians(t.latDeg), math.radians(t.lonDeg)
-        x += math.cos(lat) * math.cos(lon)
-        y += math.cos(lat) * math.sin(lon)
-        z += math.sin(lat)
-        n += 1
-    if n == 0:
-        return None
-    lon = math.degrees(math.atan2(y, x))
-    lat = math.degrees(math.atan2(z, math.hypot(x, y)))
-    return (round(lat, 6), round(lon, 6))
 
 
 class Tracker:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vatsim_collector.airspace.boundary import BoundaryFilter
+from vatsim_collector.airspace.contacts import ContactRanges
+from vatsim_collector.airspace.engine import AirspaceEngine
+from vatsim_collector.airspace.sectors import SectorLoadError, SectorSet
 from vatsim_collector.config import Settings
 from vatsim_collector.errors.taxonomy import ConfigurationError
-from vatsim_collector.tracking.airspace import AirspaceEngine
-from vatsim_collector.tracking.boundary import BoundaryFilter
-from vatsim_collector.tracking.contacts import ContactRanges
-from vatsim_collector.tracking.sectors import SectorLoadError, SectorSet
 
 __all__ = ["Airspace", "build_airspace", "load_sectors"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from vatsim_collector.feed.sim_flight import AIRBORNE_GS_KT, Json, Pilot, fly, plan_altitude_ft
-from vatsim_collector.feed.sim_geo import OBSERVER_FREQUENCY, format_feed_time, offset_km
+from vatsim_collector.simulator.flights import AIRBORNE_GS_KT, Json, Pilot, fly, plan_altitude_ft
+from vatsim_collector.simulator.geo import OBSERVER_FREQUENCY, format_feed_time, offset_km
 
 _FACILITY_SUFFIX = {0: "OBS", 1: "FSS", 2: "DEL", 3: "GND", 4: "TWR", 5: "APP", 6: "CTR"}
 _VISUAL_RANGE = {0: 150, 1: 1500, 2: 20, 3: 20, 4: 50, 5: 150, 6: 600}

@@ -17,15 +17,15 @@ import shapely
 import shapely.affinity
 from numpy.typing import ArrayLike, NDArray
 
-from vatsim_collector.tracking.geodesy import EARTH_RADIUS_NM
-from vatsim_collector.tracking.sector_geometry import (
+from vatsim_collector.airspace.geometry import (
     FeatureRejected,
     Polygonal,
     clean_geometry,
     polygonal_parts,
     wrap_to_world,
 )
-from vatsim_collector.tracking.sectors import SectorLoadError, SectorSet, features_of, read_geojson
+from vatsim_collector.airspace.sectors import SectorLoadError, SectorSet, features_of, read_geojson
+from vatsim_collector.tracking.geodesy import EARTH_RADIUS_NM
 
 _MAX_SCALE_LATITUDE = 85.0  # beyond this cos() → 0 and the widened area would circle the globe
 _QUAD_SEGS = 16

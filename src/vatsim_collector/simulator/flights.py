@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vatsim_collector.feed.sim_geo import TICK_HOURS, destination
+from vatsim_collector.simulator.geo import TICK_HOURS, destination
 
 Json = dict[str, Any]
 

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from vatsim_collector.feed.sim_faults import (
+from vatsim_collector.simulator.faults import (
     DRIP_STEP_SECONDS,
     Document,
     FaultInjector,
@@ -40,8 +40,8 @@ from vatsim_collector.feed.sim_faults import (
     non_v3_body,
     truncated_body,
 )
-from vatsim_collector.feed.sim_geo import TICK
-from vatsim_collector.feed.sim_world import SimRates, SimulatedNetwork, load_seed_snapshot
+from vatsim_collector.simulator.geo import TICK
+from vatsim_collector.simulator.world import SimRates, SimulatedNetwork, load_seed_snapshot
 
 __all__ = [
     "FaultInjector",

@@ -44,9 +44,9 @@ from vatsim_collector.feed.client import (
 )
 from vatsim_collector.feed.decode import FeedDecodeError
 from vatsim_collector.feed.schedule import FixedRateSchedule
-from vatsim_collector.ingest import DatabaseUnavailable, Ingestor, IngestResult, Outcome
-from vatsim_collector.store.pending import PendingSnapshots
-from vatsim_collector.store.spool import DroppedEntry, SnapshotSpool, SpooledSnapshot
+from vatsim_collector.pipeline.ingest import DatabaseUnavailable, Ingestor, IngestResult, Outcome
+from vatsim_collector.pipeline.pending import PendingSnapshots
+from vatsim_collector.pipeline.spool import DroppedEntry, SnapshotSpool, SpooledSnapshot
 
 log = structlog.get_logger(__name__)
 

@@ -1,21 +1,21 @@
-"""The ``vatsim-collector`` command."""
+"""The ``vatsim-collector`` command: one module per command group (``events``, ``privacy``),
+what they share in ``_common``. May import anything; nothing imports it but ``__main__``."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from vatsim_collector.cli_events import events_app
-from vatsim_collector.cli_privacy import forget
-from vatsim_collector.config import Settings, SettingsError, load_settings
+from vatsim_collector.cli._common import DatabaseUrl, configuration_errors, settings_or_exit
+from vatsim_collector.cli.events import events_app
+from vatsim_collector.cli.privacy import forget
 from vatsim_collector.logsetup import LogFormat
 
 app = typer.Typer(
@@ -27,35 +27,6 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.command("forget")(forget)
-
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="SQLAlchemy URL; default sqlite:///data/vatsim.db (env VATSIM_DATABASE_URL).",
-        show_default=False,
-    ),
-]
-
-
-def settings_or_exit(**overrides: object) -> Settings:
-    try:
-        return load_settings(**overrides)
-    except SettingsError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
-@contextlib.contextmanager
-def configuration_errors() -> Iterator[None]:
-    """A sector or boundary file that cannot be used ends the command with its reason."""
-    from vatsim_collector.errors.taxonomy import ConfigurationError
-
-    try:
-        yield
-    except ConfigurationError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _configure_logging(level: str, log_format: LogFormat = "auto") -> None:
@@ -118,7 +89,12 @@ def replay(
         "ERROR", settings.log_format
     )  # problems are reported once, below, not also as log lines
     from vatsim_collector.events.layer import build_event_layer
-    from vatsim_collector.replay import ReplayReport, collect_files, order_files, replay_to_bus
+    from vatsim_collector.pipeline.replay import (
+        ReplayReport,
+        collect_files,
+        order_files,
+        replay_to_bus,
+    )
     from vatsim_collector.service import STOP_TIMEOUT_SECONDS, open_ingestor
 
     report = ReplayReport()
@@ -206,7 +182,7 @@ def simulate(
     With --fault-rate above 0, requests for the data and transceivers documents (never
     status.json) randomly fail; see GET/POST /_sim/faults to inspect or change this live.
     """
-    from vatsim_collector.feed.sim_faults import FaultPlan, parse_fault_kinds
+    from vatsim_collector.simulator.faults import FaultPlan, parse_fault_kinds
 
     if not 0.0 <= fault_rate <= 1.0:
         raise typer.BadParameter(
@@ -225,7 +201,7 @@ def simulate(
         )
     plan = FaultPlan(rate=fault_rate, kinds=kinds, seed=fault_seed, timeout_seconds=fault_timeout)
 
-    from vatsim_collector.feed.simulator import serve_simulator
+    from vatsim_collector.simulator.server import serve_simulator
 
     begin = start.replace(tzinfo=UTC) if start and start.tzinfo is None else start
     serve_simulator(
@@ -290,11 +266,11 @@ def recompute(
     if end < start:
         typer.echo("error: --to is before --from", err=True)
         raise typer.Exit(2)
-    from vatsim_collector.recompute import recompute as run_recompute
+    from vatsim_collector.airspace.engine import AirspaceEngine
+    from vatsim_collector.airspace.setup import build_airspace
+    from vatsim_collector.pipeline.recompute import recompute as run_recompute
     from vatsim_collector.store.database import DatabaseService
     from vatsim_collector.store.migrate import upgrade
-    from vatsim_collector.tracking.airspace import AirspaceEngine
-    from vatsim_collector.tracking.airspace_setup import build_airspace
 
     with configuration_errors():
         airspace = build_airspace(settings)

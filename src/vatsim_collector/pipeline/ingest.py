@@ -18,6 +18,10 @@ import structlog
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from vatsim_collector.airspace.boundary import BoundaryFilter
+from vatsim_collector.airspace.boundary_filtering import within_boundary
+from vatsim_collector.airspace.engine import AirspaceEngine
+from vatsim_collector.airspace.live import LiveAirspace, LiveChanges
 from vatsim_collector.events.event import Event
 from vatsim_collector.feed.decode import (
     FeedDecodeError,
@@ -28,6 +32,7 @@ from vatsim_collector.feed.limits import FEED_EPOCH
 from vatsim_collector.feed.models import Snapshot, StationTransceivers
 from vatsim_collector.feed.report import RecordReport
 from vatsim_collector.feed.sanity import SanityGate
+from vatsim_collector.pipeline.domain_events import domain_events, snapshot_received
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.airspace_restore import restore_airspace
 from vatsim_collector.store.database import DatabaseService
@@ -36,12 +41,7 @@ from vatsim_collector.store.redact import strip_names
 from vatsim_collector.store.restore import load_live_state
 from vatsim_collector.store.write_faults import data_error_reason, is_data_error, is_unavailable
 from vatsim_collector.store.writer import SnapshotWriter
-from vatsim_collector.tracking.airspace import AirspaceEngine
-from vatsim_collector.tracking.airspace_live import LiveAirspace
-from vatsim_collector.tracking.boundary import BoundaryFilter
-from vatsim_collector.tracking.boundary_filtering import within_boundary
 from vatsim_collector.tracking.changes import Changeset
-from vatsim_collector.tracking.domain_events import domain_events, snapshot_received
 from vatsim_collector.tracking.live import LiveView
 from vatsim_collector.tracking.state import LiveState
 from vatsim_collector.tracking.tracker import Tracker
@@ -77,6 +77,8 @@ class IngestResult:
     reason: str | None = None
     snapshot_id: int | None = None
     changes: Changeset | None = field(default=None, repr=False)
+    # What the airspace analytics changed with it, when they run.
+    airspace: LiveChanges | None = field(default=None, repr=False)
     # What to publish on the bus: ``snapshot.received`` first, then the domain events it caused.
     events: list[Event] = field(default_factory=list, repr=False)
     # Malformed records left out of the snapshot, and how many per "section.reason".
@@ -377,16 +379,18 @@ class Ingestor:
             with self.db.timed("ingest.partitions"):
                 self.partitions.ensure_for(self.engine, snapshot_id)
             changes = self.tracker.apply(snapshot, transceivers)
-            if self.airspace is not None:
-                changes.airspace = self.airspace.apply(
-                    changes, transceivers_fetched=transceivers is not None
-                )
+            airspace = (
+                self.airspace.apply(changes, transceivers_fetched=transceivers is not None)
+                if self.airspace is not None
+                else None
+            )
             with self.db.write("ingest.snapshot") as conn:
                 snapshot_id = self.writer.write(
                     conn,
                     changes,
                     fetched_at=fetched_at,
                     transceivers_fetched=transceivers is not None,
+                    airspace=airspace,
                 )
                 self._hold_records(conn, records, snapshot_id, source, fetched_at)
         except BaseException as exc:
@@ -413,12 +417,13 @@ class Ingestor:
             outcome=Outcome.INGESTED.value,
             transceivers=changes.transceiver_count if transceivers is not None else None,
         )
-        events = [received, *domain_events(changes, correlation_id=received.id)]
+        events = [received, *domain_events(changes, airspace, correlation_id=received.id)]
         return IngestResult(
             Outcome.INGESTED,
             at,
             snapshot_id=snapshot_id,
             changes=changes,
+            airspace=airspace,
             events=events,
             records_dropped=len(records.dropped),
             drop_reasons=_reasons(records),

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import msgspec
 
+from vatsim_collector.airspace.boundary import BoundaryFilter
 from vatsim_collector.feed.models import Snapshot, StationTransceivers
-from vatsim_collector.tracking.boundary import BoundaryFilter
 
 __all__ = ["Filtered", "within_boundary"]
 

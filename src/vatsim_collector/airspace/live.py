@@ -10,16 +10,16 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from vatsim_collector.feed.models import StationTransceivers
-from vatsim_collector.tracking.airspace import (
+from vatsim_collector.airspace.contacts import controller_radio
+from vatsim_collector.airspace.engine import (
     AirspaceChanges,
     AirspaceEngine,
     ControllerObservation,
     PilotObservation,
     Point,
 )
+from vatsim_collector.feed.models import StationTransceivers
 from vatsim_collector.tracking.changes import Changeset
-from vatsim_collector.tracking.contacts import controller_radio
 from vatsim_collector.tracking.state import ControllerSession
 
 __all__ = ["FrequencyChange", "LiveAirspace"]

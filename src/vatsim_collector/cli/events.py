@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from vatsim_collector.cli._common import DatabaseUrl, settings_or_exit
 from vatsim_collector.config import Settings
 
 if TYPE_CHECKING:
@@ -25,16 +26,8 @@ events_app = typer.Typer(help="The event log and the dead-letter queue.", no_arg
 letters_app = typer.Typer(help="Inspect, replay and discard dead letters.", no_args_is_help=True)
 events_app.add_typer(letters_app, name="dead-letters")
 
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url", help="SQLAlchemy URL (env VATSIM_DATABASE_URL).", show_default=False
-    ),
-]
-
 
 def _settings(database_url: str | None) -> Settings:
-    from vatsim_collector.cli import settings_or_exit
     from vatsim_collector.logsetup import configure_logging
 
     settings = settings_or_exit(database_url=database_url)

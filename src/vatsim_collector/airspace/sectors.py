@@ -3,7 +3,7 @@
 A snapshot has thousands of pilots and a sector file a thousand polygons, every 15 s, so
 ``assign`` asks one spatial-index query for all points at once and settles overlaps with numpy
 instead of a Python loop per aircraft. Overlaps are settled by a single integer rank per sector,
-fixed at load time (DESIGN §4, "most specific wins"): a sector with an altitude band beats one
+fixed at load time (docs/architecture.md): a sector with an altitude band beats one
 without, then the smaller area, then the earlier feature, so every run assigns alike.
 
 Loading never fails because of one bad feature: the feature is left out and the
@@ -25,7 +25,7 @@ import orjson
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
-from vatsim_collector.tracking.sector_geometry import FeatureRejected, clean_geometry
+from vatsim_collector.airspace.geometry import FeatureRejected, clean_geometry
 
 DEFAULT_FILE = "vatspy-Boundaries.geojson"
 DEFAULT_NAME_PROPERTY = "id"
@@ -220,7 +220,7 @@ class SectorSet:
     @classmethod
     def default(cls) -> SectorSet:
         """The VATSpy FIR boundaries shipped with the package (named by their ``id``)."""
-        resource = resources.files("vatsim_collector.tracking").joinpath("geo", DEFAULT_FILE)
+        resource = resources.files("vatsim_collector.airspace").joinpath("geo", DEFAULT_FILE)
         try:
             raw = resource.read_bytes()
         except OSError as exc:

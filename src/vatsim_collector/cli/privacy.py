@@ -1,4 +1,4 @@
-"""``vatsim-collector forget CID``: remove one member from everything stored (DESIGN §5).
+"""``vatsim-collector forget CID``: remove one member from everything stored (docs/architecture.md).
 
 Prints the report as one JSON line. While a collector is running against the same database,
 prefer the API's ``DELETE /api/members/{cid}``: it also makes that collector drop the member's
@@ -12,28 +12,19 @@ from typing import Annotated
 
 import typer
 
-privacy_app = typer.Typer(
-    help="Personal data: forget a member.", no_args_is_help=True, add_completion=False
-)
+from vatsim_collector.cli._common import DatabaseUrl, settings_or_exit
 
 MAX_CID = 99_999_999
 
 
-@privacy_app.command("forget")
 def forget(
     cid: Annotated[int, typer.Argument(min=1, max=MAX_CID, help="The member's VATSIM CID.")],
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url", help="SQLAlchemy URL (env VATSIM_DATABASE_URL).", show_default=False
-        ),
-    ] = None,
+    database_url: DatabaseUrl = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete or anonymise everything stored about member CID, in one transaction: sessions,
     flights, positions, plans, radio, airspace rows, summaries, events, dead letters, their
     records in held documents; error records stay, their cid, callsigns and names replaced."""
-    from vatsim_collector.cli import settings_or_exit
     from vatsim_collector.logsetup import configure_logging
     from vatsim_collector.store.database import DatabaseService
     from vatsim_collector.store.forget import forget_member

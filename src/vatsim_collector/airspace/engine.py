@@ -1,4 +1,6 @@
-"""Sector occupancy and ATC contact intervals, advanced one snapshot at a time (DESIGN §4).
+"""Sector occupancy and ATC contact intervals, advanced one snapshot at a time.
+
+The rules are in docs/architecture.md, "Invariants".
 
 The engine sees neutral observations -- a pilot's position and radios, a controller's radio --
 so live ingest (from a changeset) and ``recompute`` (from stored rows) drive the very same rules
@@ -28,13 +30,13 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from vatsim_collector.tracking.contacts import (
+from vatsim_collector.airspace.contacts import (
     ContactRanges,
     ControllerRadio,
     PilotRadio,
     match_contacts,
 )
-from vatsim_collector.tracking.sectors import SectorSet
+from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.tracking.state import Flight
 
 __all__ = [

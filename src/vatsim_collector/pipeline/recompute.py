@@ -24,19 +24,19 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select
 
-from vatsim_collector.feed.models import StationTransceivers, Transceiver
-from vatsim_collector.store import schema as t
-from vatsim_collector.store.airspace_writer import write_airspace
-from vatsim_collector.store.database import DatabaseService
-from vatsim_collector.store.summaries_store import SummaryWriter
-from vatsim_collector.tracking.airspace import (
+from vatsim_collector.airspace.contacts import controller_radio
+from vatsim_collector.airspace.engine import (
     AirspaceChanges,
     AirspaceEngine,
     ControllerObservation,
     PilotObservation,
     Point,
 )
-from vatsim_collector.tracking.contacts import controller_radio
+from vatsim_collector.feed.models import StationTransceivers, Transceiver
+from vatsim_collector.store import schema as t
+from vatsim_collector.store.airspace_writer import write_airspace
+from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.summaries_store import SummaryWriter
 from vatsim_collector.tracking.state import Flight
 
 __all__ = ["RecomputeReport", "recompute"]

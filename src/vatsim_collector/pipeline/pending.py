@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from vatsim_collector.store.spool import (
+from vatsim_collector.pipeline.spool import (
     DamagedEntry,
     DroppedEntry,
     SnapshotSpool,

@@ -2,6 +2,10 @@
 
 Pure functions and constants only, so the network model and benchmarks can share them
 without touching the random stream that makes a simulated history reproducible.
+
+The Earth radius, observer frequency and facility ranges repeat the collector's own
+(``tracking.geodesy``, ``airspace.contacts``) on purpose: the simulator is the independent
+oracle that tests check the collector against, so it must not borrow the collector's code.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from vatsim_collector.feed.simulator import SimulatedNetwork, create_simulator_app
+from vatsim_collector.simulator.server import SimulatedNetwork, create_simulator_app
 
 
 @contextmanager

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from vatsim_collector.airspace.engine import AirspaceChanges
+from vatsim_collector.airspace.live import LiveChanges
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.payloads import (
     AtisChanged,
@@ -26,7 +28,6 @@ from vatsim_collector.events.payloads import (
     SnapshotReceived,
 )
 from vatsim_collector.feed.models import FlightPlan, Snapshot
-from vatsim_collector.tracking.airspace import AirspaceChanges
 from vatsim_collector.tracking.changes import Changeset
 from vatsim_collector.tracking.state import ControllerSession, PilotSession
 
@@ -151,7 +152,7 @@ def _atis_changed(session: ControllerSession) -> AtisChanged:
     )
 
 
-def _payloads(changes: Changeset) -> list[Payload]:
+def _payloads(changes: Changeset, airspace: LiveChanges | None) -> list[Payload]:
     out: list[Payload] = [_pilot_disconnected(s) for s in changes.closed_pilots]
     out.extend(_pilot_connected(s, resumed=False) for s in changes.opened_pilots)
     out.extend(_pilot_connected(s, resumed=True) for s in changes.resumed_pilots)
@@ -164,8 +165,8 @@ def _payloads(changes: Changeset) -> list[Payload]:
     out.extend(_controller_connected(s, resumed=False) for s in changes.opened_controllers)
     out.extend(_controller_connected(s, resumed=True) for s in changes.resumed_controllers)
     out.extend(_atis_changed(s) for s in changes.atis_revisions)
-    if changes.airspace is not None:
-        out.extend(_airspace(changes.airspace.airspace))
+    if airspace is not None:
+        out.extend(_airspace(airspace.airspace))
     return out
 
 
@@ -226,9 +227,12 @@ def _airspace(changes: AirspaceChanges) -> list[Payload]:
     return out
 
 
-def domain_events(changes: Changeset, *, correlation_id: str | None) -> list[Event]:
+def domain_events(
+    changes: Changeset, airspace: LiveChanges | None = None, *, correlation_id: str | None
+) -> list[Event]:
+    """The events of one committed snapshot's changes, airspace analytics' included."""
     at: datetime = changes.at
     return [
         Event.create(p, time=at, source=TRACKING_SOURCE, correlation_id=correlation_id)
-        for p in _payloads(changes)
+        for p in _payloads(changes, airspace)
     ]

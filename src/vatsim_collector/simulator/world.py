@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from vatsim_collector.feed.sim_flight import AIRBORNE_GS_KT, Json, Pilot
-from vatsim_collector.feed.sim_geo import (
+from vatsim_collector.simulator.flights import AIRBORNE_GS_KT, Json, Pilot
+from vatsim_collector.simulator.geo import (
     FACILITY_RANGE_NM,
     GUARD_HZ,
     TICK,
@@ -30,7 +30,7 @@ from vatsim_collector.feed.sim_geo import (
     sub_microsecond_digit,
     wrap_longitude,
 )
-from vatsim_collector.feed.sim_traffic import SimRates, Station, Traffic
+from vatsim_collector.simulator.traffic import SimRates, Station, Traffic
 
 # The time helpers are re-exported because benchmarks import them from here.
 __all__ = [

@@ -13,7 +13,7 @@ import msgspec
 from vatsim_collector.errors.taxonomy import DataRejected
 from vatsim_collector.events.bus import EventBus
 from vatsim_collector.feed.body import read_document_file
-from vatsim_collector.ingest import DatabaseUnavailable, Ingestor, IngestResult, Outcome
+from vatsim_collector.pipeline.ingest import DatabaseUnavailable, Ingestor, IngestResult, Outcome
 
 TRANSCEIVERS_MARK = "transceivers"
 

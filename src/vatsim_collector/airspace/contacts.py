@@ -1,4 +1,4 @@
-"""Which pilots are talking to which controllers at one snapshot (DESIGN §4, "ATC contact").
+"""Which pilots are talking to which controllers at one snapshot (docs/architecture.md).
 
 A pilot is in contact with a controller when one of the pilot's transceiver frequencies is
 within ``TOLERANCE_HZ`` of the controller's frequency (or of one of its transceivers) and the
@@ -6,8 +6,8 @@ aircraft is within the range for the controller's facility. Observers never are.
 
 This module is pure and per-snapshot: it knows nothing of intervals, sessions or the database,
 so the caller can feed it whatever keys identify its sessions and turn the matches into
-intervals itself. It must stay linear in the number of radios — DESIGN forbids the quadratic
-pilot-by-controller comparison — so controllers are indexed by frequency bucket and each pilot
+intervals itself. It must stay linear in the number of radios (no quadratic
+pilot-by-controller comparison), so controllers are indexed by frequency bucket and each pilot
 frequency only looks at the one or two buckets that can hold a match.
 """
 
@@ -21,9 +21,8 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from vatsim_collector.feed.models import StationTransceivers
-from vatsim_collector.tracking.geodesy import great_circle_nm
+from vatsim_collector.tracking.geodesy import great_circle_nm, transceiver_centroid
 from vatsim_collector.tracking.state import OBSERVER_FREQUENCY, is_observer
-from vatsim_collector.tracking.tracker import transceiver_centroid
 
 # VATSIM facility codes: 0 OBS, 1 FSS, 2 DEL, 3 GND, 4 TWR, 5 APP/DEP, 6 CTR.
 DEFAULT_RANGES_NM: Mapping[int, float] = MappingProxyType(
