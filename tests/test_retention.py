@@ -448,3 +448,24 @@ def test_policy_from_settings_and_report_summary() -> None:
     assert summary["partitions_dropped"] == []
     with pytest.raises(ValueError, match="must be >= 0"):
         RetentionPolicy(positions=-1)
+
+
+def test_retention_goes_through_the_database_service(engine: Engine) -> None:
+    """Its statements are counted and timed with every other query (the service's stats)."""
+    filled = fill_two_days(engine)
+    db = DatabaseService.for_engine(engine)
+    RetentionJob(
+        db,
+        VOLUME_ONLY,
+        chunk_rows=5000,
+        partitions=filled.partitions,
+        clock=lambda: DAY1_EXPIRED_AT,
+        chunk_pause=0.0,
+    ).run_once()
+    names = set(db.query_summaries())
+    expected = (
+        {"retention.positions.partitions", "retention.positions.drop"}
+        if on_postgresql(engine)
+        else {"retention.positions.bound", "retention.positions.delete"}
+    )
+    assert expected <= names, names

@@ -113,7 +113,7 @@ def build_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop_background = asyncio.Event()
         retention = RetentionJob(
-            ingestor.engine,
+            ingestor.db,
             RetentionPolicy.from_settings(settings),
             chunk_rows=settings.retention_chunk_rows,
             # The ingestor's own manager, so a dropped day is known to need recreating.

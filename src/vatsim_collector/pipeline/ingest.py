@@ -377,7 +377,7 @@ class Ingestor:
         snapshot_id = t.snapshot_id_for(at)
         try:
             with self.db.timed("ingest.partitions"):
-                self.partitions.ensure_for(self.engine, snapshot_id)
+                self.partitions.ensure_for(self.db, snapshot_id)
             changes = self.tracker.apply(snapshot, transceivers)
             airspace = (
                 self.airspace.apply(changes, transceivers_fetched=transceivers is not None)

@@ -51,6 +51,11 @@ class DatabaseService:
         """A service around an engine someone else built (scripts and tests)."""
         return cls(DatabaseManager(engine))
 
+    @classmethod
+    def of(cls, db: DatabaseService | Engine) -> DatabaseService:
+        """``db`` itself, or a service around a bare engine (tests and tools pass one)."""
+        return db if isinstance(db, DatabaseService) else cls.for_engine(db)
+
     @property
     def engine(self) -> Engine:
         return self.manager.engine

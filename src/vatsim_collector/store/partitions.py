@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, text
 
+from vatsim_collector.store.database import DatabaseService
+
 PARTITIONED_TABLES = ("positions", "transceivers")
 DAY_MS = 86_400_000
 _EPOCH_DAY = date(1970, 1, 1)
@@ -46,23 +48,27 @@ class PartitionManager:
     def applies(engine: Engine | Connection) -> bool:
         return engine.dialect.name == "postgresql"
 
-    def ensure_for(self, engine: Engine, snapshot_id: int) -> None:
+    def ensure_for(self, db: DatabaseService | Engine, snapshot_id: int) -> None:
         """Make sure the day of ``snapshot_id`` has its partitions (committed on return)."""
         day = day_of(snapshot_id)
-        if day in self._ready or not self.applies(engine):
+        service = DatabaseService.of(db)
+        if day in self._ready or not self.applies(service.engine):
             return
-        with engine.begin() as conn:
+        with service.write("partitions.create") as conn:
             self.create(conn, day)
         self._ready.add(day)
 
-    def ensure_ahead(self, engine: Engine, days: int, today: date | None = None) -> None:
-        if not self.applies(engine):
+    def ensure_ahead(
+        self, db: DatabaseService | Engine, days: int, today: date | None = None
+    ) -> None:
+        service = DatabaseService.of(db)
+        if not self.applies(service.engine):
             return
         first = today or datetime.now(UTC).date()
         for offset in range(days + 1):
             day = first + timedelta(days=offset)
             if day not in self._ready:
-                with engine.begin() as conn:
+                with service.write("partitions.create") as conn:
                     self.create(conn, day)
                 self._ready.add(day)
 

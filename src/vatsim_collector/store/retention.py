@@ -28,6 +28,7 @@ from sqlalchemy import Column, Engine, Table, delete, select, text, tuple_
 from sqlalchemy.exc import OperationalError
 
 from vatsim_collector.store import schema as t
+from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.partitions import PARTITIONED_TABLES, PartitionManager, day_bounds
 
 log = structlog.get_logger(__name__)
@@ -100,7 +101,7 @@ def _utcnow() -> datetime:
 class RetentionJob:
     def __init__(
         self,
-        engine: Engine,
+        db: DatabaseService | Engine,
         policy: RetentionPolicy,
         *,
         chunk_rows: int,
@@ -118,7 +119,10 @@ class RetentionJob:
         """
         if chunk_rows < 1:
             raise ValueError("chunk_rows must be at least 1")
-        self.engine = engine
+        # Every statement goes through the database service, so its queries are counted and
+        # timed with the others (/api/database/service/stats).
+        self.db = DatabaseService.of(db)
+        self.engine = self.db.engine
         self.policy = policy
         self.chunk_rows = chunk_rows
         self.partitions = partitions
@@ -136,7 +140,7 @@ class RetentionJob:
         report = RetentionReport()
         partitioned = PartitionManager.applies(self.engine)
         if partitioned:
-            self.partitions.ensure_ahead(self.engine, self.ahead_days, today=now.date())
+            self.partitions.ensure_ahead(self.db, self.ahead_days, today=now.date())
         for name in CLASSES:
             days = self.policy.days(name)
             if days == 0:
@@ -157,7 +161,7 @@ class RetentionJob:
 
     def _drop_partitions(self, table: str, cutoff: datetime, report: RetentionReport) -> None:
         cutoff_id = t.snapshot_id_for(cutoff)
-        with self.engine.connect() as conn:
+        with self.db.read(f"retention.{table}.partitions") as conn:
             expired = [
                 p for p in PartitionManager.existing(conn, table) if _ends_by(p.day, cutoff_id)
             ]
@@ -165,7 +169,7 @@ class RetentionJob:
         timeout_ms = max(1, round(self.lock_timeout * 1000))
         for partition in expired:
             try:
-                with self.engine.begin() as conn:
+                with self.db.write(f"retention.{table}.drop") as conn:
                     conn.execute(text(f"SET LOCAL lock_timeout = '{timeout_ms}ms'"))
                     conn.execute(text(f"DROP TABLE IF EXISTS {quote(partition.name)}"))
             except OperationalError as exc:
@@ -197,14 +201,14 @@ class RetentionJob:
             # mode a read transaction that turns into a write fails at once (no busy wait) if the
             # ingest committed in between. Rows are only ever added above the cutoff, so the
             # range cannot grow between the two.
-            with self.engine.connect() as conn:
+            with self.db.read(f"retention.{name}.bound") as conn:
                 bound = conn.execute(nth_key).first() or conn.execute(last_key).first()
             if bound is None:
                 return 0
             statement = delete(table).where(
                 expired, first <= bound[0], tuple_(*key) <= tuple_(*bound)
             )
-            with self.engine.begin() as conn:
+            with self.db.write(f"retention.{name}.delete") as conn:
                 return int(conn.execute(statement).rowcount)
 
         self._chunked(name, chunk, report)
@@ -221,7 +225,7 @@ class RetentionJob:
         statement = delete(table).where(table.c.id.in_(oldest))
 
         def chunk() -> int:
-            with self.engine.begin() as conn:
+            with self.db.write(f"retention.{name}.delete") as conn:
                 return int(conn.execute(statement).rowcount)
 
         self._chunked(name, chunk, report)
