@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from vatsim_collector.airspace.boundary import BoundaryFilter
@@ -33,9 +33,11 @@ from vatsim_collector.feed.models import Snapshot, StationTransceivers
 from vatsim_collector.feed.report import RecordReport
 from vatsim_collector.feed.sanity import SanityGate
 from vatsim_collector.pipeline.domain_events import domain_events, snapshot_received
+from vatsim_collector.store import held
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.airspace_restore import restore_airspace
 from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.held import HeldDocument, QuarantinedSnapshot
 from vatsim_collector.store.partitions import PartitionManager
 from vatsim_collector.store.redact import strip_names
 from vatsim_collector.store.restore import load_live_state
@@ -439,25 +441,23 @@ class Ingestor:
     ) -> None:
         """A bounded sample of the records dropped from this snapshot, for inspection."""
         sample = records.dropped[: self.config.held_records_per_snapshot]
-        if not sample:
-            return
-        conn.execute(
-            insert(t.held_documents),
-            [
-                {
-                    "received_at": received_at,
-                    "kind": "record",
-                    "source": source,
-                    "reason": f"{dropped.section}: {dropped.reason}: {dropped.detail}",
-                    "snapshot_id": snapshot_id,
+        held.hold(
+            conn,
+            (
+                HeldDocument(
+                    received_at=received_at,
+                    kind="record",
+                    source=source,
+                    reason=f"{dropped.section}: {dropped.reason}: {dropped.detail}",
+                    snapshot_id=snapshot_id,
                     # A record may have no cid or be no valid JSON: the decoder knows best
                     # where its name is.
-                    "body_gzip": gzip.compress(
+                    body_gzip=gzip.compress(
                         dropped.raw if self.config.store_names else dropped.raw_without_name()
                     ),
-                }
+                )
                 for dropped in sample
-            ],
+            ),
         )
 
     def hold_failed(self, item: HeldInput, reason: str) -> IngestResult:
@@ -476,10 +476,7 @@ class Ingestor:
 
     def _stored(self, at: datetime) -> bool:
         with self.db.read("ingest.find_snapshot") as conn:
-            found = conn.execute(
-                select(t.snapshots.c.id).where(t.snapshots.c.update_timestamp == at)
-            ).first()
-        return found is not None
+            return held.snapshot_stored(conn, at)
 
     def _held_body(self, raw: bytes) -> bytes:
         # A held document is raw feed input; names are kept in it only if they are stored.
@@ -495,17 +492,11 @@ class Ingestor:
         received_at: datetime,
         snapshot_id: int | None = None,
     ) -> None:
+        document = HeldDocument(
+            received_at, kind, source, reason, self._held_body(raw), snapshot_id
+        )
         with self.db.write("ingest.hold_document") as conn:
-            conn.execute(
-                insert(t.held_documents).values(
-                    received_at=received_at,
-                    kind=kind,
-                    source=source,
-                    reason=reason,
-                    snapshot_id=snapshot_id,
-                    body_gzip=self._held_body(raw),
-                )
-            )
+            held.hold(conn, [document])
 
     def _reject(
         self,
@@ -538,32 +529,20 @@ class Ingestor:
             self.stats.snapshots_duplicate += 1
             return IngestResult(Outcome.DUPLICATE, at)
         log.warning("snapshot quarantined", update_timestamp=at.isoformat(), reason=reason)
+        row = QuarantinedSnapshot(
+            at,
+            fetched_at,
+            reason,
+            pilots=len(snapshot.pilots),
+            controllers=len(snapshot.controllers),
+            atis=len(snapshot.atis),
+            prefiles=len(snapshot.prefiles),
+        )
+        body = self._held_body(raw)
         with self.db.write("ingest.quarantine") as conn:
-            snapshot_id = t.snapshot_id_for(at)
-            conn.execute(
-                insert(t.snapshots).values(
-                    id=snapshot_id,
-                    update_timestamp=at,
-                    fetched_at=fetched_at,
-                    status="quarantined",
-                    reason=reason,
-                    pilots=len(snapshot.pilots),
-                    controllers=len(snapshot.controllers),
-                    atis=len(snapshot.atis),
-                    prefiles=len(snapshot.prefiles),
-                    transceivers=None,
-                )
-            )
-            conn.execute(
-                insert(t.held_documents).values(
-                    received_at=fetched_at,
-                    kind="quarantined",
-                    source=source,
-                    reason=reason,
-                    snapshot_id=snapshot_id,
-                    body_gzip=self._held_body(raw),
-                )
-            )
+            snapshot_id = held.quarantine(conn, row)
+            document = HeldDocument(fetched_at, "quarantined", source, reason, body, snapshot_id)
+            held.hold(conn, [document])
         self.stats.snapshots_quarantined += 1
         received = snapshot_received(
             snapshot,
