@@ -39,6 +39,7 @@ from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.feed.client import FeedHTTPStatusError, FeedTimeout
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.engine import create_db_engine
+from vatsim_collector.store.error_records import ErrorRecordStore
 from vatsim_collector.store.migrate import upgrade
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             db = DatabaseService.for_engine(engine)
             for name, logged in (("logged", True), ("unlogged", False)):
                 _configure_logging(logged, sink)
-                manager = ErrorManager(db, window_size=10_000)
+                manager = ErrorManager(ErrorRecordStore(db), window_size=10_000)
                 measure(manager, 3, args.calls)  # warm-up
                 results[name] = measure(manager, args.rounds, args.calls)
         finally:

@@ -28,6 +28,7 @@ from vatsim_collector.simulator.traffic import SimRates
 from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.error_records import ErrorRecordStore
 from vatsim_collector.store.summaries_store import SummaryWriter
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -191,7 +192,7 @@ def report_failures(world: World, members: list[Someone], near_miss: int) -> Non
         for e in [*about, *others]
     ]
     assert DeadLetterQueue(world.db).put(letters) == len(letters)
-    errors = ErrorManager(world.db)
+    errors = ErrorManager(ErrorRecordStore(world.db))
     for m in members:
         callsign, name = sorted(m.callsigns)[0], sorted(m.names)[0]
         errors.record(

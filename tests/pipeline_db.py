@@ -43,6 +43,7 @@ from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.simulator.traffic import SimRates
 from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.store.engine import create_db_engine
+from vatsim_collector.store.error_records import ErrorRecordStore
 from vatsim_collector.store.migrate import upgrade
 
 START = datetime(2024, 5, 1, 11, 55, tzinfo=UTC)  # 40 ticks of 15 s cross 12:00
@@ -139,7 +140,7 @@ def record(engine: Engine, *, ticks: int = TICKS) -> Recorded:
         airspace=AirspaceEngine(sectors, exit_after=2),
     )
     ingestor.restore()
-    manager = ErrorManager(ingestor.db, clock=lambda: START)
+    manager = ErrorManager(ErrorRecordStore(ingestor.db), clock=lambda: START)
     breakers = BreakerRegistry()
     layer = build_event_layer(Settings(), ingestor.db, errors=manager, breakers=breakers)
     layer.bus.subscribe(

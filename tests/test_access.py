@@ -22,6 +22,7 @@ from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.events.layer import build_event_layer
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.service import build_service_app
+from vatsim_collector.store.error_records import ErrorRecordStore
 
 READ_KEY = "reader-7f3a9c"
 ADMIN_KEY = "admin-2b8d41"
@@ -97,7 +98,7 @@ def api(engine: Engine) -> Api:
     ingestor.ingest(SMALL.read_bytes())
     breakers = BreakerRegistry()
     breakers.get_or_create("feed.data")
-    return Api(ingestor, ErrorLayer(ErrorManager(ingestor.db), breakers), engine)
+    return Api(ingestor, ErrorLayer(ErrorManager(ErrorRecordStore(ingestor.db)), breakers), engine)
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.engine import create_db_engine
+from vatsim_collector.store.error_records import ErrorRecordStore
 from vatsim_collector.store.migrate import upgrade
 
 START = datetime(2024, 5, 1, 11, 50, tzinfo=UTC)
@@ -140,7 +141,7 @@ def world(module_engine: Engine) -> World:
     feed = breakers.get_or_create("feed.data")
     for _ in range(feed.config.failure_threshold):
         feed.on_failure(TimeoutError("read timed out"))
-    errors = ErrorManager(ingestor.db)
+    errors = ErrorManager(ErrorRecordStore(ingestor.db))
     recorded: dict[str, int] = defaultdict(int)
     secret = "postgresql://user:hunter2@db.internal/vatsim"
     for exc in (TimeoutError("read timed out"), TimeoutError("again"), ValueError(secret)):

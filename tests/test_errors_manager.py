@@ -49,6 +49,7 @@ from vatsim_collector.pipeline.ingest import DatabaseUnavailable
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.engine import create_db_engine
+from vatsim_collector.store.error_records import ErrorRecordStore
 from vatsim_collector.store.migrate import upgrade
 
 PLANTED = "s3cr3t-PLANTED"
@@ -390,7 +391,7 @@ def planted_context() -> dict[str, Any]:
 def test_planted_secrets_reach_no_record_log_or_analytics(
     engine: Engine, db: DatabaseService
 ) -> None:
-    manager = ErrorManager(db)
+    manager = ErrorManager(ErrorRecordStore(db))
     with structlog.testing.capture_logs() as logs:
         record = manager.record(
             planted_failure(), service="poller", operation="fetch", context=planted_context()
@@ -413,7 +414,7 @@ def test_planted_secrets_reach_no_record_log_or_analytics(
 
 def test_flush_failure_log_carries_no_url_secret() -> None:
     engine = create_db_engine(f"postgresql+psycopg://collector:{PLANTED}@127.0.0.1:1/x")
-    manager = ErrorManager(DatabaseService.for_engine(engine))
+    manager = ErrorManager(ErrorRecordStore(DatabaseService.for_engine(engine)))
     try:
         with structlog.testing.capture_logs() as logs:
             manager.record(ValueError(f"dsn=host=x password={PLANTED}"), service="s", operation="o")
@@ -496,7 +497,7 @@ def check_mix(analytics: dict[str, Any]) -> None:
 
 def test_analytics_from_database(engine: Engine, db: DatabaseService) -> None:
     clock = Clock()
-    manager = ErrorManager(db, clock=clock)
+    manager = ErrorManager(ErrorRecordStore(db), clock=clock)
     record_mix(manager, clock)
     for ok in (True, True, False):
         manager.record_recovery("retry", ok)
@@ -516,7 +517,7 @@ def test_analytics_from_database(engine: Engine, db: DatabaseService) -> None:
 
 def test_analytics_counts_queued_records_once(engine: Engine, db: DatabaseService) -> None:
     clock = Clock()
-    manager = ErrorManager(db, clock=clock)
+    manager = ErrorManager(ErrorRecordStore(db), clock=clock)
     manager.record(ValueError("a"), service="s", operation="o")
     manager.flush()
     manager.record(ValueError("a"), service="s", operation="o")
@@ -550,7 +551,7 @@ def test_default_buckets_zero_filled() -> None:
 def test_flush_keeps_records_while_database_is_missing(tmp_path: Path) -> None:
     folder = tmp_path / "not-yet"
     engine = create_engine(f"sqlite:///{folder}/errors.db")
-    manager = ErrorManager(DatabaseService.for_engine(engine), max_queued=3)
+    manager = ErrorManager(ErrorRecordStore(DatabaseService.for_engine(engine)), max_queued=3)
     try:
         for i in range(4):
             manager.record(ValueError(f"e{i}"), service="s", operation="o")
@@ -587,7 +588,7 @@ def proxied(database_url: str, engine: Engine) -> Iterator[tuple[Engine, TcpProx
 
 def test_flush_survives_a_database_outage(proxied: tuple[Engine, TcpProxy], engine: Engine) -> None:
     proxied_engine, proxy = proxied
-    manager = ErrorManager(DatabaseService.for_engine(proxied_engine))
+    manager = ErrorManager(ErrorRecordStore(DatabaseService.for_engine(proxied_engine)))
     proxy.cut()
     manager.record(OperationalError("select 1", {}, Exception("gone")), service="s", operation="o")
     assert manager.flush() == 0
@@ -600,7 +601,7 @@ def test_flush_survives_a_database_outage(proxied: tuple[Engine, TcpProxy], engi
 async def test_run_flusher_flushes_periodically_and_on_stop(
     engine: Engine, db: DatabaseService
 ) -> None:
-    manager = ErrorManager(db)
+    manager = ErrorManager(ErrorRecordStore(db))
     stop = asyncio.Event()
     flusher = asyncio.create_task(manager.run_flusher(0.05, stop))
     manager.record(ValueError("first"), service="s", operation="o")

@@ -25,6 +25,7 @@ from vatsim_collector.pipeline.poller import Poller
 from vatsim_collector.pipeline.spool import SnapshotSpool
 from vatsim_collector.simulator.world import SimRates, SimulatedNetwork
 from vatsim_collector.store import schema as t
+from vatsim_collector.store.error_records import ErrorRecordStore
 
 NO_CHURN = SimRates(
     pilot_leave=0,
@@ -52,7 +53,7 @@ async def test_faults_are_counted_breakers_cycle_and_no_session_is_harmed(
     population = len(network.data_document()["pilots"])
     ingestor = Ingestor(engine, IngestConfig(missed_snapshots_to_end=1))
     ingestor.restore()
-    errors = ErrorManager(ingestor.db)
+    errors = ErrorManager(ErrorRecordStore(ingestor.db))
     breakers = BreakerRegistry(BreakerConfig(failure_threshold=3, cooldown=0.5))
     transitions: list[tuple[str, BreakerState]] = []
     breakers.add_listener(lambda change: transitions.append((change.name, change.current)))

@@ -45,6 +45,7 @@ from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.pipeline.poller import Poller
 from vatsim_collector.simulator.faults import gzip_bomb_body
 from vatsim_collector.store import schema as t
+from vatsim_collector.store.error_records import ErrorRecordStore
 
 MIB = 1024 * 1024
 STAMP = "2024-05-01T18:00:00Z"
@@ -262,7 +263,7 @@ async def test_after_a_dripping_mirror_the_next_cycle_starts_with_another() -> N
 async def test_a_deadline_on_the_data_is_a_timeout_error_record(engine: Engine) -> None:
     ingestor = Ingestor(engine, IngestConfig())
     ingestor.restore()
-    errors = ErrorManager(ingestor.db)
+    errors = ErrorManager(ErrorRecordStore(ingestor.db))
     async with feed_host() as host:
         host.serve_feed(drip())
         async with FeedClient(_settings(host)) as client:
@@ -380,7 +381,7 @@ async def test_a_gzip_bomb_is_one_error_record_and_no_retry(
 ) -> None:
     ingestor = Ingestor(engine, IngestConfig())
     ingestor.restore()
-    errors = ErrorManager(ingestor.db)
+    errors = ErrorManager(ErrorRecordStore(ingestor.db))
     async with feed_host() as host:
         host.serve_feed(static(one_gb_bomb, {"Content-Encoding": "gzip"}))
         settings = _settings(host, max_document_bytes=16 * MIB, fetch_deadline=60.0)

@@ -69,8 +69,6 @@ ALLOWED: dict[str, frozenset[str]] = {
 KNOWN_FORBIDDEN: frozenset[tuple[str, str]] = frozenset(
     {
         ("config", "airspace.contacts"),  # the contact-range setting's check
-        ("errors.manager", "store.database"),  # error records: a sink interface instead
-        ("errors.manager", "store.schema"),
         ("events.deadletters", "store.database"),
         ("events.deadletters", "store.schema"),
         ("events.eventlog", "store.database"),

@@ -25,6 +25,7 @@ from vatsim_collector.pipeline.poller import Poller
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.engine import create_db_engine
+from vatsim_collector.store.error_records import ErrorRecordStore
 from vatsim_collector.store.health import HealthMonitor
 
 PLANTED = "PLANTED-s3cret"
@@ -50,7 +51,7 @@ def layer(engine: Engine) -> Iterator[tuple[Ingestor, ErrorManager, BreakerRegis
     ingestor = Ingestor(engine, IngestConfig())
     ingestor.restore()
     ingestor.ingest(SMALL.read_bytes())
-    return ingestor, ErrorManager(ingestor.db), BreakerRegistry()
+    return ingestor, ErrorManager(ErrorRecordStore(ingestor.db)), BreakerRegistry()
 
 
 async def test_planted_secrets_reach_no_record_log_or_response(

@@ -34,6 +34,7 @@ from vatsim_collector.pipeline.spool import SnapshotSpool
 from vatsim_collector.simulator.server import SimulatedNetwork
 from vatsim_collector.simulator.thread import running_simulator
 from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.error_records import ErrorRecordStore
 from vatsim_collector.store.health import HealthLimits, HealthMonitor
 from vatsim_collector.store.migrate import upgrade
 from vatsim_collector.store.retention import RetentionJob, RetentionPolicy, run_periodically
@@ -82,7 +83,7 @@ def build_service_app(
     monitor = HealthMonitor(
         ingestor.db, limits=health_limits(settings), backlog=lambda: poller.waiting
     )
-    errors = ErrorManager(ingestor.db, window_size=settings.error_window_size)
+    errors = ErrorManager(ErrorRecordStore(ingestor.db), window_size=settings.error_window_size)
     breakers = BreakerRegistry(
         BreakerConfig(
             failure_threshold=settings.breaker_failure_threshold,

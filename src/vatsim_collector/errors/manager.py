@@ -22,27 +22,20 @@ import threading
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
-from sqlalchemy import case, func, insert, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from vatsim_collector.errors.analytics import (
-    TOP_ERRORS,
     Data,
     Recovery,
-    Top,
     recovery_summary,
     series,
 )
-from vatsim_collector.errors.records import TRANSIENT_KEY, ErrorRecord
+from vatsim_collector.errors.records import ErrorRecord
 from vatsim_collector.errors.scrub import scrub_mapping, scrub_text
+from vatsim_collector.errors.sink import ErrorRecordSink
 from vatsim_collector.errors.taxonomy import Severity, classify
-from vatsim_collector.store import schema as t
-
-if TYPE_CHECKING:
-    from vatsim_collector.store.database import DatabaseService
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +47,6 @@ _LOG_LEVEL = {
     Severity.HIGH: "error",
     Severity.CRITICAL: "critical",
 }
-_TRANSIENT_PATTERN = f'%"{TRANSIENT_KEY}":true%'
 
 
 def _utc_now() -> datetime:
@@ -83,7 +75,7 @@ def _message(exc: BaseException) -> str:
 class ErrorManager:
     def __init__(
         self,
-        db: DatabaseService | None,
+        sink: ErrorRecordSink | None,
         *,
         window_size: int = 10_000,
         max_queued: int | None = None,
@@ -91,7 +83,8 @@ class ErrorManager:
     ) -> None:
         if window_size < 1:
             raise ValueError("window_size must be at least 1")
-        self.db = db
+        # Where records are kept (the database, through store.error_records); None: memory only.
+        self.sink = sink
         self._clock = clock
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -142,7 +135,7 @@ class ErrorManager:
             self._counts["severity"][record.severity.value] += 1
             self._counts["service"][service] += 1
             self._counts["type"][record.error_type] += 1
-            if self.db is not None:
+            if self.sink is not None:
                 if len(self._queue) >= self._max_queued:
                     self._queue.popleft()
                     self.dropped += 1
@@ -173,7 +166,7 @@ class ErrorManager:
 
     def flush(self) -> int:
         """Write queued records in one transaction; the number written (0 if the DB is down)."""
-        if self.db is None:
+        if self.sink is None:
             return 0
         with self._flush_lock:
             with self._lock:
@@ -182,9 +175,8 @@ class ErrorManager:
             if not batch:
                 return 0
             try:
-                with self.db.write("errors.persist") as conn:
-                    conn.execute(insert(t.error_records), [r.row() for r in batch])
-            except SQLAlchemyError as exc:
+                self.sink.persist(batch)
+            except Exception as exc:  # whatever the store raises: keep them, try again later
                 self._requeue(batch)
                 self.flush_failures += 1
                 if not self._db_down:
@@ -271,15 +263,15 @@ class ErrorManager:
             recoveries = [r for r in self._recoveries if r.at >= since]
         source = "memory"
         data: Data | None = None
-        if self.db is not None:
+        if self.sink is not None:
             # No flush runs meanwhile: every record is either in the database or queued.
             with self._flush_lock:
                 with self._lock:
                     queued = [r for r in self._queue if r.occurred_at >= since]
                 try:
-                    data = self._from_database(since)
+                    data = self.sink.summary_since(since)
                     source = "database"
-                except SQLAlchemyError as exc:
+                except Exception as exc:  # the store cannot answer: the window still can
                     log.warning(
                         "error analytics read from the in-memory window; database unavailable",
                         error=type(exc).__name__,
@@ -299,48 +291,3 @@ class ErrorManager:
             "queued": self.queued,
             "dropped": self.dropped,
         }
-
-    def _from_database(self, since: datetime) -> Data:
-        assert self.db is not None
-        e = t.error_records
-        transient = case((e.c.context.like(_TRANSIENT_PATTERN), True), else_=False)
-        recent = e.c.occurred_at >= since
-        data = Data()
-        with self.db.read("errors.analytics") as conn:
-            groups = conn.execute(
-                select(
-                    e.c.category,
-                    e.c.severity,
-                    e.c.service,
-                    e.c.error_type,
-                    transient.label("transient"),
-                    func.count().label("n"),
-                )
-                .where(recent)
-                .group_by(e.c.category, e.c.severity, e.c.service, e.c.error_type, transient)
-            ).all()
-            for category, severity, service, error_type, is_transient, n in groups:
-                data.add_group(category, severity, service, error_type, bool(is_transient), n)
-            tops = conn.execute(
-                select(
-                    e.c.error_type,
-                    e.c.message,
-                    func.count().label("n"),
-                    func.max(e.c.occurred_at).label("last_seen"),
-                    func.max(e.c.service).label("service"),
-                    func.count(e.c.service.distinct()).label("services"),
-                )
-                .where(recent)
-                .group_by(e.c.error_type, e.c.message)
-                .order_by(func.count().desc(), func.max(e.c.occurred_at).desc())
-                .limit(TOP_ERRORS)
-            ).all()
-            for error_type, message, n, last_seen, service, services in tops:
-                data.tops[(error_type, message)] = Top(n, last_seen, {service}, services)
-            data.times.extend(
-                (at, category)
-                for at, category in conn.execute(
-                    select(e.c.occurred_at, e.c.category).where(recent)
-                )
-            )
-        return data
