@@ -37,10 +37,10 @@ from feeddocs import load_document, successors
 from vatsim_collector.config import Settings
 from vatsim_collector.events.bus import EventBus
 from vatsim_collector.events.event import Event
-from vatsim_collector.events.layer import build_event_layer
 from vatsim_collector.events.payloads import ControllerDisconnected
 from vatsim_collector.events.subscription import HandlerOptions
 from vatsim_collector.pipeline.domain_events import domain_events
+from vatsim_collector.pipeline.event_layer import build_event_layer
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.store.database import DatabaseService
 

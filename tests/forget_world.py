@@ -20,15 +20,15 @@ from feeds import REAL_FEEDS
 from vatsim_collector.airspace.engine import AirspaceEngine
 from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.errors.manager import ErrorManager
-from vatsim_collector.events.deadletters import DeadLetterQueue, NewDeadLetter
 from vatsim_collector.events.event import Event
-from vatsim_collector.events.eventlog import EventLog
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.simulator.traffic import SimRates
 from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.dead_letters import DeadLetterQueue, NewDeadLetter
 from vatsim_collector.store.error_records import ErrorRecordStore
+from vatsim_collector.store.event_log import EventLog
 from vatsim_collector.store.summaries_store import SummaryWriter
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -37,8 +37,8 @@ from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.events.event import Event
-from vatsim_collector.events.layer import EventLayer, build_event_layer
 from vatsim_collector.events.subscription import HandlerOptions
+from vatsim_collector.pipeline.event_layer import EventLayer, build_event_layer
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.simulator.traffic import SimRates
 from vatsim_collector.simulator.world import SimulatedNetwork

@@ -19,7 +19,7 @@ from vatsim_collector.api.context import ErrorLayer
 from vatsim_collector.config import Settings, SettingsError, load_settings
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
-from vatsim_collector.events.layer import build_event_layer
+from vatsim_collector.pipeline.event_layer import build_event_layer
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.service import build_service_app
 from vatsim_collector.store.error_records import ErrorRecordStore

@@ -16,8 +16,8 @@ from vatsim_collector.api import create_app
 from vatsim_collector.config import Settings
 from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.events.event import Event
-from vatsim_collector.events.layer import EventLayer, build_event_layer
 from vatsim_collector.events.subscription import HandlerOptions
+from vatsim_collector.pipeline.event_layer import EventLayer, build_event_layer
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 
 KEY = "events-test-key"

@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 from feeds import SMALL, encode, later, load
 from vatsim_collector.config import Settings
 from vatsim_collector.events.event import Event
-from vatsim_collector.events.layer import build_event_layer
+from vatsim_collector.pipeline.event_layer import build_event_layer
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 
 

@@ -154,3 +154,20 @@ def test_demo_shows_live_counts_within_a_minute_offline(tmp_path: Path) -> None:
         status = httpx2.get(f"{base}/api/status").json()
         assert status["freshness"] == "fresh"
     assert (tmp_path / "data" / "demo.db").is_file()
+
+
+def test_an_unusable_contact_range_stops_start_up_naming_the_setting(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VATSIM_")}
+    env["VATSIM_CONTACT_RANGES"] = "TWR=fifteen"
+    env["VATSIM_DATABASE_URL"] = f"sqlite:///{tmp_path}/x.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "vatsim_collector", "replay", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "contact_ranges (VATSIM_CONTACT_RANGES)" in result.stderr
+    assert "Traceback" not in result.stderr

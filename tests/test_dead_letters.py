@@ -13,15 +13,15 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
 from tcpproxy import TcpProxy
-from vatsim_collector.events.deadletters import (
+from vatsim_collector.events.event import Event
+from vatsim_collector.events.payloads import AtisChanged, PilotConnected
+from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.dead_letters import (
     DeadLetter,
     DeadLetterBusy,
     DeadLetterQueue,
     NewDeadLetter,
 )
-from vatsim_collector.events.event import Event
-from vatsim_collector.events.payloads import AtisChanged, PilotConnected
-from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.engine import create_db_engine
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

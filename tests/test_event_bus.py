@@ -15,11 +15,11 @@ from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.events.bus import EventBus, ReplayOutcome
-from vatsim_collector.events.deadletters import DeadLetterQueue
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.payloads import ControllerDisconnected, SnapshotReceived
 from vatsim_collector.events.subscription import HandlerOptions, Overflow
 from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.dead_letters import DeadLetterQueue
 
 FAST_RETRY = RetryPolicy(attempts=3, initial=0.001, maximum=0.002, total=10.0)
 ONE_TRY = RetryPolicy(attempts=1, initial=0.001, maximum=0.001, total=10.0)

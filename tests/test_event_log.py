@@ -12,7 +12,6 @@ from sqlalchemy import Engine, insert
 
 from vatsim_collector.config import Settings
 from vatsim_collector.events.event import KNOWN_TYPES, Event, EventCodecError
-from vatsim_collector.events.eventlog import EventLog
 from vatsim_collector.events.payloads import (
     AtisChanged,
     ContactEnded,
@@ -31,6 +30,7 @@ from vatsim_collector.events.payloads import (
 )
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.event_log import EventLog
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

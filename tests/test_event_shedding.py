@@ -22,9 +22,7 @@ from vatsim_collector.api import create_app
 from vatsim_collector.config import Settings
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.events.bus import EventBus
-from vatsim_collector.events.deadletters import DeadLetterQueue
 from vatsim_collector.events.event import Event
-from vatsim_collector.events.layer import EVENT_LOG_HANDLER, EventLayer, build_event_layer
 from vatsim_collector.events.payloads import (
     EventLogGap,
     PilotConnected,
@@ -32,8 +30,10 @@ from vatsim_collector.events.payloads import (
     SnapshotReceived,
 )
 from vatsim_collector.events.subscription import HandlerOptions, Overflow
+from vatsim_collector.pipeline.event_layer import EVENT_LOG_HANDLER, EventLayer, build_event_layer
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.dead_letters import DeadLetterQueue
 
 T0 = datetime(2026, 4, 1, 18, 0, tzinfo=UTC)
 KEY = "shedding-test-key"

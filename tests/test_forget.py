@@ -30,10 +30,10 @@ from forget_world import (
     traces,
 )
 from vatsim_collector.events.event import Event
-from vatsim_collector.events.eventlog import EventLog
 from vatsim_collector.events.payloads import PilotConnected
 from vatsim_collector.pipeline.ingest import Outcome
 from vatsim_collector.store import schema as t
+from vatsim_collector.store.event_log import EventLog
 from vatsim_collector.store.forget import ForgetReport, forget_member
 from vatsim_collector.store.redact import strip_names
 

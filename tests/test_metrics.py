@@ -24,7 +24,6 @@ from vatsim_collector.api.metrics import CachedCount, install_metrics
 from vatsim_collector.config import load_settings
 from vatsim_collector.errors.breaker import BreakerState
 from vatsim_collector.errors.taxonomy import Category, Severity
-from vatsim_collector.events.deadletters import DeadLetterQueue, NewDeadLetter
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.payloads import EventType, SnapshotReceived
 from vatsim_collector.feed.report import REASONS, SNAPSHOT_SECTIONS, TRANSCEIVERS_SECTION
@@ -34,6 +33,7 @@ from vatsim_collector.service import build_service_app
 from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.dead_letters import DeadLetterQueue, NewDeadLetter
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 INGEST_BUCKETS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0"]

@@ -15,15 +15,15 @@ import structlog
 from sqlalchemy import ColumnElement, Engine, Table, func, insert, select, text
 
 from vatsim_collector.config import Settings
-from vatsim_collector.events.deadletters import DeadLetterQueue, NewDeadLetter
 from vatsim_collector.events.event import Event
-from vatsim_collector.events.eventlog import EventLog
 from vatsim_collector.events.payloads import AtisChanged
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.dead_letters import DeadLetterQueue, NewDeadLetter
 from vatsim_collector.store.engine import create_db_engine
+from vatsim_collector.store.event_log import EventLog
 from vatsim_collector.store.partitions import PartitionManager, day_bounds, partition_name
 from vatsim_collector.store.retention import (
     RetentionJob,

@@ -290,15 +290,6 @@ class Settings(BaseSettings):
     def event_log_type_list(self) -> list[str]:
         return [p.strip() for p in self.event_log_types.split(",") if p.strip()]
 
-    @field_validator("contact_ranges")
-    @classmethod
-    def _ranges(cls, value: str) -> str:
-        from vatsim_collector.airspace.contacts import ContactRanges
-
-        if value.strip():
-            ContactRanges.parse(value)  # raises ValueError naming the bad part
-        return value
-
     @property
     def boundary_sector_list(self) -> list[str]:
         return [n.strip() for n in self.boundary_sectors.split(",") if n.strip()]

@@ -24,10 +24,10 @@ from vatsim_collector.errors.breaker import BreakerConfig
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.retry import RetryPolicy
-from vatsim_collector.events.layer import build_event_layer
 from vatsim_collector.feed.client import FeedClient, redact_url
 from vatsim_collector.feed.schedule import FixedRateSchedule
 from vatsim_collector.logsetup import uvicorn_log_config
+from vatsim_collector.pipeline.event_layer import build_event_layer
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.pipeline.poller import Poller
 from vatsim_collector.pipeline.spool import SnapshotSpool

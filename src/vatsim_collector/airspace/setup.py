@@ -62,9 +62,20 @@ def _boundary(settings: Settings, sectors: SectorSet) -> BoundaryFilter | None:
         raise ConfigurationError(f"{setting}: {exc}") from exc
 
 
+def _contact_ranges(settings: Settings) -> ContactRanges | None:
+    # Checked here, not in config.py: the setting's format is the contact matcher's, and
+    # config imports nothing of the domain. Start-up still stops with the setting named.
+    if not settings.contact_ranges.strip():
+        return None
+    try:
+        return ContactRanges.parse(settings.contact_ranges)
+    except ValueError as exc:
+        raise ConfigurationError(f"contact_ranges (VATSIM_CONTACT_RANGES): {exc}") from exc
+
+
 def build_airspace(settings: Settings) -> Airspace:
     sectors = load_sectors(settings)
-    ranges = ContactRanges.parse(settings.contact_ranges) if settings.contact_ranges else None
+    ranges = _contact_ranges(settings)
     engine = (
         AirspaceEngine(sectors, ranges=ranges, exit_after=settings.sector_exit_after)
         if settings.airspace_enabled

@@ -51,7 +51,7 @@ from vatsim_collector.api.problems import (
 from vatsim_collector.api.redirects import install_relative_slash_redirects
 from vatsim_collector.api.routes_docs import ASSET_PATHS as DOCS_PATHS
 from vatsim_collector.api.routes_docs import install_docs
-from vatsim_collector.events.layer import EventLayer
+from vatsim_collector.pipeline.event_layer import EventLayer
 from vatsim_collector.pipeline.ingest import Ingestor
 from vatsim_collector.store.health import HealthLimits, HealthMonitor
 

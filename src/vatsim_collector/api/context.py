@@ -17,7 +17,7 @@ from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.scrub import scrub_text
-from vatsim_collector.events.layer import EventLayer
+from vatsim_collector.pipeline.event_layer import EventLayer
 from vatsim_collector.pipeline.ingest import Ingestor
 from vatsim_collector.pipeline.poller import Poller
 from vatsim_collector.store.health import HealthMonitor, HealthReport, Verdict

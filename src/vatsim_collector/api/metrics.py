@@ -41,7 +41,7 @@ from vatsim_collector.store.database import DatabaseService
 
 if TYPE_CHECKING:
     from vatsim_collector.api.context import ApiContext
-    from vatsim_collector.events.layer import EventLayer
+    from vatsim_collector.pipeline.event_layer import EventLayer
 
 __all__ = [
     "CONTENT_TYPE",

@@ -29,8 +29,8 @@ from vatsim_collector.api.models_events import (
 )
 from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.events.bus import ReplayOutcome
-from vatsim_collector.events.deadletters import DeadLetterBusy
-from vatsim_collector.events.layer import EventLayer
+from vatsim_collector.pipeline.event_layer import EventLayer
+from vatsim_collector.store.dead_letters import DeadLetterBusy
 
 router = APIRouter(
     tags=["events"],

@@ -88,7 +88,7 @@ def replay(
     _configure_logging(
         "ERROR", settings.log_format
     )  # problems are reported once, below, not also as log lines
-    from vatsim_collector.events.layer import build_event_layer
+    from vatsim_collector.pipeline.event_layer import build_event_layer
     from vatsim_collector.pipeline.replay import (
         ReplayReport,
         collect_files,

@@ -19,7 +19,7 @@ from vatsim_collector.cli._common import DatabaseUrl, settings_or_exit
 from vatsim_collector.config import Settings
 
 if TYPE_CHECKING:
-    from vatsim_collector.events.layer import EventLayer
+    from vatsim_collector.pipeline.event_layer import EventLayer
     from vatsim_collector.store.database import DatabaseService
 
 events_app = typer.Typer(help="The event log and the dead-letter queue.", no_args_is_help=True)
@@ -47,7 +47,7 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def _layer(settings: Settings) -> tuple[EventLayer, DatabaseService]:
-    from vatsim_collector.events.layer import build_event_layer
+    from vatsim_collector.pipeline.event_layer import build_event_layer
     from vatsim_collector.store.database import DatabaseService
     from vatsim_collector.store.migrate import upgrade
 
@@ -164,7 +164,7 @@ def discard_letters(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Remove dead letters without delivering them. Exits 1 if an id was not found."""
-    from vatsim_collector.events.deadletters import DeadLetterBusy
+    from vatsim_collector.store.dead_letters import DeadLetterBusy
 
     layer, db = _layer(_settings(database_url))
     missing = 0

@@ -22,11 +22,12 @@ import structlog
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.taxonomy import ResourceExhausted
-from vatsim_collector.events.deadletters import DeadLetterBusy, DeadLetterQueue
 from vatsim_collector.events.delivery import BusStopped, Delivery, Failure, HandlerTimeout
 from vatsim_collector.events.event import Event
+from vatsim_collector.events.letters import DeadLetterBusy
 from vatsim_collector.events.metrics import EventMetrics
 from vatsim_collector.events.shedding import ShedReport, ShedTally
+from vatsim_collector.events.sinks import DeadLetterStore
 from vatsim_collector.events.subscription import (
     BatchHandler,
     Handler,
@@ -64,7 +65,7 @@ class EventBus:
         *,
         breakers: BreakerRegistry | None = None,
         errors: ErrorManager | None = None,
-        dead_letters: DeadLetterQueue | None = None,
+        dead_letters: DeadLetterStore | None = None,
     ) -> None:
         self.breakers = breakers if breakers is not None else BreakerRegistry()
         self.errors = errors if errors is not None else ErrorManager(None)
@@ -331,7 +332,7 @@ class EventBus:
             await flush()
         return delivered, failed
 
-    def _require_dead_letters(self) -> DeadLetterQueue:
+    def _require_dead_letters(self) -> DeadLetterStore:
         if self.dead_letters is None:
             raise RuntimeError("this bus has no dead-letter queue")
         return self.dead_letters

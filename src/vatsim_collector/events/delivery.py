@@ -20,9 +20,10 @@ from vatsim_collector.errors.breaker import CircuitOpenError
 from vatsim_collector.errors.manager import ErrorManager, error_type_name
 from vatsim_collector.errors.retry import retry_async
 from vatsim_collector.errors.taxonomy import UNKNOWN, Category, HandlerFailed, classify
-from vatsim_collector.events.deadletters import DeadLetterQueue, NewDeadLetter
 from vatsim_collector.events.event import Event
+from vatsim_collector.events.letters import NewDeadLetter
 from vatsim_collector.events.metrics import EventMetrics
+from vatsim_collector.events.sinks import DeadLetterStore
 from vatsim_collector.events.subscription import Subscription
 
 __all__ = ["BusStopped", "Delivery", "Failure", "HandlerTimeout"]
@@ -70,7 +71,7 @@ class Delivery:
         self,
         metrics: EventMetrics,
         errors: ErrorManager,
-        dead_letters: DeadLetterQueue | None,
+        dead_letters: DeadLetterStore | None,
     ) -> None:
         self.metrics = metrics
         self.errors = errors

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 import structlog
 
 from vatsim_collector.events.event import Event
-from vatsim_collector.events.eventlog import EventLog
 from vatsim_collector.events.payloads import EventLogGap
 from vatsim_collector.events.shedding import HandlerShed, ShedReport
+from vatsim_collector.events.sinks import EventLogStore
 
 __all__ = ["GAP_SOURCE", "MAX_PENDING_GAPS", "EventLogWriter", "gap_marker"]
 
@@ -52,7 +52,7 @@ def gap_marker(report: ShedReport, loss: HandlerShed) -> Event:
 class EventLogWriter:
     """The bus handler (a batch handler) that writes events, with any pending gap markers."""
 
-    def __init__(self, event_log: EventLog, handler: str) -> None:
+    def __init__(self, event_log: EventLogStore, handler: str) -> None:
         self.log = event_log
         self.handler = handler
         self._pending: list[Event] = []

@@ -1,5 +1,7 @@
 """The dead-letter queue: deliveries that exhausted their retries, kept durably for replay.
 
+The store's implementation of ``events.sinks.DeadLetterStore``; the bus only knows that.
+
 It is bounded by number, not by age: a handler that fails on everything must not fill the disk,
 and the most recent failures are the ones worth replaying, so beyond ``max_entries`` the oldest
 letters are evicted (and counted). One row per (event, handler): failing again adds attempts to
@@ -17,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +29,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
 from vatsim_collector.errors.scrub import scrub_text
-from vatsim_collector.events.event import Event, EventCodecError, decode_event, encode_event
+from vatsim_collector.events.event import EventCodecError, decode_event, encode_event
+from vatsim_collector.events.letters import (
+    PENDING,
+    REPLAYING,
+    DeadLetter,
+    DeadLetterBusy,
+    NewDeadLetter,
+)
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
 
@@ -35,8 +44,6 @@ __all__ = ["DeadLetter", "DeadLetterBusy", "DeadLetterQueue", "NewDeadLetter"]
 
 log = structlog.get_logger(__name__)
 
-PENDING = "pending"
-REPLAYING = "replaying"
 _dl = t.dead_letters
 # What a later failure of the same delivery replaces (its attempts are added).
 _LATEST = ("last_failed_at", "error_type", "error_category", "error_message")
@@ -44,48 +51,6 @@ _LATEST = ("last_failed_at", "error_type", "error_category", "error_message")
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class NewDeadLetter:
-    """A failed delivery as the bus hands it over."""
-
-    event: Event
-    handler: str
-    error_type: str
-    error_category: str
-    error_message: str
-    attempts: int
-    first_failed_at: datetime
-    last_failed_at: datetime
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A stored letter."""
-
-    id: int
-    event: Event
-    handler: str
-    error_type: str | None
-    error_category: str | None
-    error_message: str | None
-    attempts: int
-    first_failed_at: datetime
-    last_failed_at: datetime
-    status: str
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready: times as ISO 8601, the event as ``Event.summary()``."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["first_failed_at"] = self.first_failed_at.isoformat()
-        out["last_failed_at"] = self.last_failed_at.isoformat()
-        out["event"] = self.event.summary()
-        return out
-
-
-class DeadLetterBusy(Exception):
-    """A replay of that letter is already in progress."""
 
 
 class DeadLetterQueue:

@@ -21,13 +21,13 @@ from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.events.bus import EventBus
-from vatsim_collector.events.deadletters import DeadLetterQueue
 from vatsim_collector.events.event import Event
-from vatsim_collector.events.eventlog import EventLog
 from vatsim_collector.events.loggaps import EventLogWriter
 from vatsim_collector.events.payloads import ControllerDisconnected, EventType, PilotDisconnected
 from vatsim_collector.events.subscription import HandlerOptions, Overflow
 from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.dead_letters import DeadLetterQueue
+from vatsim_collector.store.event_log import EventLog
 from vatsim_collector.store.summaries_store import SummaryWriter
 
 __all__ = [
