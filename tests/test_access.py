@@ -379,4 +379,4 @@ def test_the_service_passes_the_access_settings_to_the_app(
         )
         assert preflight.headers["access-control-allow-origin"] == "https://dash.example"
     finally:
-        app.state.api_context.ingestor.db.dispose()
+        app.state.api_context.db.dispose()

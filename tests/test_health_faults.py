@@ -67,7 +67,7 @@ def service(database_url: str, tmp_path: Path) -> Iterator[FastAPI]:
     try:
         yield app
     finally:
-        app.state.api_context.ingestor.db.dispose()
+        app.state.api_context.db.dispose()
 
 
 def test_a_dead_poll_loop_makes_health_down_with_its_reason(service: FastAPI) -> None:

@@ -111,7 +111,7 @@ async def test_a_cycle_logs_json_lines_naming_its_snapshot_and_correlation_id(
         finally:
             await ctx.events.stop(30)
             await poller.client.aclose()
-            ctx.ingestor.db.dispose()
+            ctx.db.dispose()
 
     assert result is not None
     assert result.outcome is Outcome.INGESTED
@@ -157,7 +157,7 @@ async def test_lines_from_the_ingest_thread_name_the_snapshot_too(
             result = await poller.poll_once()
         finally:
             await poller.client.aclose()
-            ctx.ingestor.db.dispose()
+            ctx.db.dispose()
     assert result is not None
     assert result.outcome is Outcome.QUARANTINED
     assert result.update_timestamp is not None

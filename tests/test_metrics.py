@@ -119,7 +119,7 @@ async def running(app: FastAPI) -> AsyncIterator[ApiContext]:
     finally:
         await ctx.events.stop(30)
         await poller_of(ctx).client.aclose()
-        ctx.ingestor.db.dispose()
+        ctx.db.dispose()
 
 
 def network() -> SimulatedNetwork:
@@ -152,7 +152,7 @@ def assert_bounded_labels(samples: list[Sample], ctx: ApiContext) -> None:
         **FIXED_LABELS,
         "handler": set(ctx.events.bus.handler_names()),
         "breaker": set(ctx.errors.breakers.names()),
-        "query": set(ctx.ingestor.db.query_summaries()),
+        "query": set(ctx.db.query_summaries()),
     }
     ours = [s for s in samples if s.name.startswith("vatsim_")]
     assert ours
@@ -190,7 +190,7 @@ async def test_metrics_match_the_services_own_counters(database_url: str, tmp_pa
             doc = net.data_document()
             text, samples = await scrape(app)
 
-            stats = ctx.ingestor.stats
+            stats = ctx.collector.stats
             assert stats.snapshots_ingested == 4
             counters = poller.counters
             expected_polls = {
@@ -218,7 +218,7 @@ async def test_metrics_match_the_services_own_counters(database_url: str, tmp_pa
             assert counts[-1] == 4
             assert value(samples, "vatsim_ingest_duration_seconds_sum") > 0
 
-            live = ctx.ingestor.live
+            live = ctx.collector.live
             assert len(live.pilots) == len(doc["pilots"]) > 0
             for kind, sessions in (
                 ("pilot", live.pilots),
@@ -270,7 +270,7 @@ async def test_metrics_match_the_services_own_counters(database_url: str, tmp_pa
             for breaker in ctx.errors.breakers.names():
                 assert value(samples, "vatsim_breaker_state", breaker=breaker, state="closed") == 1
                 assert value(samples, "vatsim_breaker_state", breaker=breaker, state="open") == 0
-            db = ctx.ingestor.db
+            db = ctx.db
             pool = db.pool_status()
             assert value(samples, "vatsim_db_pool_size") == pool.size
             assert value(samples, "vatsim_db_pool_connections", state="checked_out") == 0

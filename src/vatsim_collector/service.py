@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import httpx2
 import structlog
@@ -27,7 +28,7 @@ from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.feed.client import FeedClient, redact_url
 from vatsim_collector.feed.schedule import FixedRateSchedule
 from vatsim_collector.logsetup import uvicorn_log_config
-from vatsim_collector.pipeline.event_layer import build_event_layer
+from vatsim_collector.pipeline.event_layer import EventLayer, build_event_layer
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.pipeline.poller import Poller
 from vatsim_collector.pipeline.spool import SnapshotSpool
@@ -68,9 +69,25 @@ def health_limits(settings: Settings) -> HealthLimits:
     )
 
 
-def build_service_app(
+@dataclass
+class Components:
+    """Everything the service runs, built from settings and wired, not yet started."""
+
+    settings: Settings
+    airspace: Airspace
+    ingestor: Ingestor
+    engine: Engine
+    monitor: HealthMonitor
+    errors: ErrorManager
+    breakers: BreakerRegistry
+    client: FeedClient
+    events: EventLayer
+    poller: Poller
+
+
+def build_components(
     settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
-) -> FastAPI:
+) -> Components:
     airspace = build_airspace(settings)
     ingestor, engine = open_ingestor(settings, airspace)
     spool = SnapshotSpool(
@@ -109,74 +126,87 @@ def build_service_app(
         pending_in_memory=settings.pending_in_memory,
         cadence=settings.feed_cadence_seconds,
     )
+    return Components(
+        settings, airspace, ingestor, engine, monitor, errors, breakers, client, events, poller
+    )
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        stop_background = asyncio.Event()
-        retention = RetentionJob(
-            ingestor.db,
-            RetentionPolicy.from_settings(settings),
-            chunk_rows=settings.retention_chunk_rows,
-            # The ingestor's own manager, so a dropped day is known to need recreating.
-            partitions=ingestor.partitions,
-            ahead_days=settings.partitions_ahead_days,
-        )
-        background = [
-            asyncio.create_task(
-                monitor.run(settings.health_interval, stop_background), name="health"
-            ),
-            asyncio.create_task(
-                run_periodically(retention, settings.retention_interval, stop_background),
-                name="retention",
-            ),
-            asyncio.create_task(
-                errors.run_flusher(settings.error_flush_interval, stop_background),
-                name="error-records",
-            ),
-        ]
-        await events.start()
-        task = asyncio.create_task(poller.run(), name="poller")
 
-        def collection_ended(done: asyncio.Task[None]) -> None:
-            # The poller survives every failure it can; if it ends by itself, collection has
-            # stopped: stop the service, so a supervisor restarts it (run_service exits 1).
-            if poller.fatal is None and not done.cancelled() and done.exception() is not None:
-                poller.fatal = f"the collection loop died: {type(done.exception()).__name__}"
-            if poller.fatal is not None:
-                log.critical("collection stopped; shutting down", reason=poller.fatal)
-                request_exit = getattr(app.state, "request_exit", None)
-                if request_exit is not None:
-                    request_exit()
+@asynccontextmanager
+async def run_components(c: Components, app: FastAPI) -> AsyncIterator[None]:
+    """Start the collector's loops beside the API, and stop them in order when it stops:
+    polling, the in-flight ingest, the handlers, the background jobs, the HTTP client, the
+    engine."""
+    settings, poller = c.settings, c.poller
+    stop_background = asyncio.Event()
+    retention = RetentionJob(
+        c.ingestor.db,
+        RetentionPolicy.from_settings(settings),
+        chunk_rows=settings.retention_chunk_rows,
+        # The ingestor's own manager, so a dropped day is known to need recreating.
+        partitions=c.ingestor.partitions,
+        ahead_days=settings.partitions_ahead_days,
+    )
+    background = [
+        asyncio.create_task(
+            c.monitor.run(settings.health_interval, stop_background), name="health"
+        ),
+        asyncio.create_task(
+            run_periodically(retention, settings.retention_interval, stop_background),
+            name="retention",
+        ),
+        asyncio.create_task(
+            c.errors.run_flusher(settings.error_flush_interval, stop_background),
+            name="error-records",
+        ),
+    ]
+    await c.events.start()
+    task = asyncio.create_task(poller.run(), name="poller")
 
-        task.add_done_callback(collection_ended)
-        log.info(
-            "collector started", feed=redact_url(settings.status_url), interval=client.poll_interval
-        )
+    def collection_ended(done: asyncio.Task[None]) -> None:
+        # The poller survives every failure it can; if it ends by itself, collection has
+        # stopped: stop the service, so a supervisor restarts it (run_service exits 3).
+        if poller.fatal is None and not done.cancelled() and done.exception() is not None:
+            poller.fatal = f"the collection loop died: {type(done.exception()).__name__}"
+        if poller.fatal is not None:
+            log.critical("collection stopped; shutting down", reason=poller.fatal)
+            request_exit = getattr(app.state, "request_exit", None)
+            if request_exit is not None:
+                request_exit()
+
+    task.add_done_callback(collection_ended)
+    log.info(
+        "collector started", feed=redact_url(settings.status_url), interval=c.client.poll_interval
+    )
+    try:
+        yield
+    finally:
+        poller.stop()
         try:
-            yield
-        finally:
-            poller.stop()
-            try:
-                await asyncio.wait_for(task, STOP_TIMEOUT_SECONDS)
-            except TimeoutError:
-                log.error("poller did not stop in time", timeout=STOP_TIMEOUT_SECONDS)
-            # Handlers finish what the last snapshots published; what they cannot finish in
-            # time is dead-lettered, to be replayed.
-            await events.stop(STOP_TIMEOUT_SECONDS)
-            stop_background.set()
-            await asyncio.gather(*background, return_exceptions=True)
-            await client.aclose()
-            engine.dispose()
-            log.info("collector stopped", **ingestor.stats.as_dict())
+            await asyncio.wait_for(task, STOP_TIMEOUT_SECONDS)
+        except TimeoutError:
+            log.error("poller did not stop in time", timeout=STOP_TIMEOUT_SECONDS)
+        # Handlers finish what the last snapshots published; what they cannot finish in
+        # time is dead-lettered, to be replayed.
+        await c.events.stop(STOP_TIMEOUT_SECONDS)
+        stop_background.set()
+        await asyncio.gather(*background, return_exceptions=True)
+        await c.client.aclose()
+        c.engine.dispose()
+        log.info("collector stopped", **c.ingestor.stats.as_dict())
 
+
+def build_service_app(
+    settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
+) -> FastAPI:
+    c = build_components(settings, transport=transport)
     app = create_app(
-        ingestor,
+        c.ingestor,
         stale_after=settings.stale_after_seconds,
-        lifespan=lifespan,
-        health=monitor,
-        errors=ErrorLayer(manager=errors, breakers=breakers, poller=poller),
-        events=events,
-        sectors=airspace.sectors,
+        lifespan=lambda app: run_components(c, app),
+        health=c.monitor,
+        errors=ErrorLayer(manager=c.errors, breakers=c.breakers, poller=c.poller),
+        events=c.events,
+        sectors=c.airspace.sectors,
         api_keys=settings.api_key_entries,
         public_read=settings.public_read,
         cors_origins=settings.cors_origin_list,
@@ -185,7 +215,7 @@ def build_service_app(
         trusted_proxies=settings.trusted_proxies,
         api_docs=settings.api_docs,
     )
-    app.state.poller = poller
+    app.state.poller = c.poller
     return app
 
 

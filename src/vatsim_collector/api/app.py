@@ -151,7 +151,8 @@ def create_app(
         ingestor.db, limits=HealthLimits(stale_after_seconds=stale_after), clock=now
     )
     app.state.api_context = ApiContext(
-        ingestor=ingestor,
+        db=ingestor.db,
+        collector=ingestor,
         stale_after=stale_after,
         clock=now,
         health=monitor,

@@ -1,4 +1,4 @@
-"""What the routes share: the ingestor (live state, database), health, staleness and a clock.
+"""What the routes share: the database, the collector's live state, health, staleness, a clock.
 
 ``create_app`` stores one ``ApiContext`` on ``app.state``; routes receive it through the
 ``Context`` dependency, so two apps with different ingestors can live in one process.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, HTTPException, Request, Response, status
 
@@ -17,10 +17,13 @@ from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.scrub import scrub_text
+from vatsim_collector.feed.models import StationTransceivers
 from vatsim_collector.pipeline.event_layer import EventLayer
-from vatsim_collector.pipeline.ingest import Ingestor
+from vatsim_collector.pipeline.ingest import IngestStats
 from vatsim_collector.pipeline.poller import Poller
+from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.health import HealthMonitor, HealthReport, Verdict
+from vatsim_collector.tracking.live import LiveView
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,26 @@ class ErrorLayer:
     poller: Poller | None = None
 
 
+class Collector(Protocol):
+    """What the API reads of the running collector; the pipeline's ``Ingestor`` is one.
+
+    ``live`` is replaced whole after each committed snapshot (readers never see half a view),
+    and by ``forget`` to hide a member at once.
+    """
+
+    live: LiveView
+
+    @property
+    def stats(self) -> IngestStats: ...
+    @property
+    def last_transceivers(self) -> list[StationTransceivers] | None: ...
+    def invalidate(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class ApiContext:
-    ingestor: Ingestor
+    db: DatabaseService
+    collector: Collector
     stale_after: float
     clock: Callable[[], datetime]
     health: HealthMonitor
@@ -75,7 +95,7 @@ class ApiContext:
 
     def age_seconds(self) -> float | None:
         """Seconds since the latest accepted snapshot's ``general.update_timestamp``."""
-        last = self.ingestor.live.snapshot_at
+        last = self.collector.live.snapshot_at
         if last is None:
             return None
         return (self.clock() - last).total_seconds()

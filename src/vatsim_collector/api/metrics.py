@@ -397,7 +397,7 @@ class ServiceCollector:
         yield from self._database()
 
     def _ingest(self) -> Iterator[Metric]:
-        stats = self._ctx.ingestor.stats
+        stats = self._ctx.collector.stats
         poller = self._ctx.errors.poller if self._ctx.errors is not None else None
         # An unchanged feed is noticed by the client before the ingestor ever sees it.
         unchanged = poller.client.duplicates if poller is not None else 0
@@ -457,8 +457,8 @@ class ServiceCollector:
         return metric
 
     def _sessions(self) -> Iterator[Metric]:
-        stats = self._ctx.ingestor.stats
-        live = self._ctx.ingestor.live
+        stats = self._ctx.collector.stats
+        live = self._ctx.collector.live
         now_open = (len(live.pilots), len(live.controllers), len(live.atis))
         opened = (
             stats.pilot_sessions_opened,
@@ -553,7 +553,7 @@ class ServiceCollector:
         yield _single(ERRORS_DROPPED, manager.dropped)
 
     def _database(self) -> Iterator[Metric]:
-        db = self._ctx.ingestor.db
+        db = self._ctx.db
         pool = db.pool_status()
         connections = POOL_CONNECTIONS.empty()
         connections.add_metric(["checked_out"], pool.checked_out)

@@ -87,7 +87,7 @@ def list_sectors(
         prefix = name.upper()
         names = [n for n in names if n.upper().startswith(prefix)]
     page = names[offset : offset + limit]
-    with ctx.ingestor.db.read("api.sectors") as conn:
+    with ctx.db.read("api.sectors") as conn:
         current = q.open_counts(conn, page)
     rows = []
     for sector_name in page:
@@ -190,7 +190,7 @@ def sector_occupancy(
     sector = _sector_named(ctx, name)
     now = ctx.clock().astimezone(UTC)
     start, end = window(now, start, end, maximum=OCCUPANCY_MAX)
-    with ctx.ingestor.db.read("api.sector_occupancy") as conn:
+    with ctx.db.read("api.sector_occupancy") as conn:
         current = q.current_occupancy(conn, sector)
         total, visits = q.visits(conn, sector, start, end, limit, offset)
         spans = q.visit_spans(conn, sector, start, end)
@@ -234,7 +234,7 @@ def coverage(
 ) -> CoverageOut:
     name = None if sector is None else _sector_named(ctx, sector)
     start, end = window(ctx.clock(), start, end, maximum=COVERAGE_MAX)
-    with ctx.ingestor.db.read("api.coverage") as conn:
+    with ctx.db.read("api.coverage") as conn:
         per_snapshot = q.coverage_by_snapshot(conn, start, end, name)
         per_sector = [] if name is not None else q.coverage_by_sector(conn, start, end)
     hours = hours_of(start, end)
@@ -294,9 +294,8 @@ def _station_out(station: StationTransceivers) -> StationOut:
 async def list_transceivers(
     ctx: Context, callsign: NamePrefix = None, limit: Limit = 50, offset: Offset = 0
 ) -> TransceiversOut:
-    ingestor = ctx.ingestor
-    document = ingestor.last_transceivers or []
-    updated_at = ingestor.live.snapshot_at
+    document = ctx.collector.last_transceivers or []
+    updated_at = ctx.collector.live.snapshot_at
     latest: dict[str, StationTransceivers] = {}
     for station in document:
         latest[station.callsign] = station  # listed twice: the later entry wins

@@ -38,7 +38,7 @@ def _controller_out(session: ControllerSession) -> ControllerOut:
     " centroid of the station's transceivers and null when none were reported.",
 )
 async def list_controllers(ctx: Context) -> ControllersOut:
-    live = ctx.ingestor.live
+    live = ctx.collector.live
     sessions = [*live.controllers, *live.atis]
     sessions.sort(key=lambda s: (s.callsign, s.cid, s.logon_time))
     return ControllersOut(controllers=[_controller_out(s) for s in sessions])

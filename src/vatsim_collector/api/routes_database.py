@@ -43,7 +43,7 @@ def _pool(pool: PoolStatus) -> PoolOut:
     responses=problem_responses(status.HTTP_503_SERVICE_UNAVAILABLE),
 )
 def database_stats(ctx: Context) -> DatabaseStatsOut:
-    db = ctx.ingestor.db
+    db = ctx.db
     storage = db.storage_stats()
     return DatabaseStatsOut(
         backend=db.backend,

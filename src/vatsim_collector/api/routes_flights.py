@@ -73,7 +73,7 @@ def _flight_out(session: PilotSession) -> FlightOut:
     summary="Pilots in the latest accepted snapshot, sorted by callsign",
 )
 async def list_flights(ctx: Context) -> FlightsOut:
-    sessions = list(ctx.ingestor.live.pilots)
+    sessions = list(ctx.collector.live.pilots)
     sessions.sort(key=lambda s: (s.callsign, s.cid, s.logon_time))
     return FlightsOut(flights=[_flight_out(s) for s in sessions])
 
@@ -105,7 +105,7 @@ def _find_flight(
 def flight_track(
     ctx: Context, callsign: CallsignParam, flight_id: FlightIdParam = None
 ) -> TrackOut:
-    with ctx.ingestor.db.read("api.flight_track") as conn:
+    with ctx.db.read("api.flight_track") as conn:
         flight = _find_flight(conn, callsign, flight_id)
         if flight is None:
             if flight_id is None:

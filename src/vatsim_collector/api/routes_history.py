@@ -161,7 +161,7 @@ def history_counts(
         .group_by(bucket)
         .order_by(bucket)
     )
-    with ctx.ingestor.db.read("api.history_counts") as conn:
+    with ctx.db.read("api.history_counts") as conn:
         rows = conn.execute(query).all()
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     return CountsOut(
@@ -196,7 +196,7 @@ def busiest_sectors(
 ) -> BusiestSectorsOut:
     sectors = loaded_sectors(ctx)
     so = t.sector_occupancy
-    with ctx.ingestor.db.read("api.sectors_busiest") as conn:
+    with ctx.db.read("api.sectors_busiest") as conn:
         rows = conn.execute(
             select(so.c.sector, func.count(distinct(so.c.pilot_session_id)))
             .where(so.c.exited_at.is_(None))

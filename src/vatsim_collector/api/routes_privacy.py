@@ -16,9 +16,8 @@ from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, Field
 
 from vatsim_collector.api.auth import AdminAccess
-from vatsim_collector.api.context import Context
+from vatsim_collector.api.context import Collector, Context
 from vatsim_collector.api.models import ErrorOut
-from vatsim_collector.pipeline.ingest import Ingestor
 from vatsim_collector.store.forget import forget_member
 
 router = APIRouter(
@@ -50,8 +49,8 @@ class ForgetOut(BaseModel):
     live_sessions_dropped: int = Field(description="Sessions removed from the live view.")
 
 
-def _drop_from_live(ingestor: Ingestor, cid: int) -> int:
-    live = ingestor.live
+def _drop_from_live(collector: Collector, cid: int) -> int:
+    live = collector.live
     pilots = tuple(s for s in live.pilots if s.cid != cid)
     controllers = tuple(s for s in live.controllers if s.cid != cid)
     atis = tuple(s for s in live.atis if s.cid != cid)
@@ -65,7 +64,7 @@ def _drop_from_live(ingestor: Ingestor, cid: int) -> int:
     )
     if dropped:
         # One assignment, as the ingestor publishes its views: readers see either view whole.
-        ingestor.live = replace(live, pilots=pilots, controllers=controllers, atis=atis)
+        collector.live = replace(live, pilots=pilots, controllers=controllers, atis=atis)
     return dropped
 
 
@@ -75,13 +74,12 @@ def _drop_from_live(ingestor: Ingestor, cid: int) -> int:
     summary="Forget a member: delete or anonymise everything stored about the CID",
 )
 def forget(ctx: Context, cid: Cid) -> ForgetOut:
-    ingestor = ctx.ingestor
-    report = forget_member(ingestor.db, cid)
+    report = forget_member(ctx.db, cid)
     if report.found:
         # The collector's memory still holds the deleted rows' ids (open sessions, and recently
         # ended flights a reconnect would continue); writing the next snapshot against them
         # would fail. With this flag (the one its own failed writes set; there is no public
         # setter yet) the ingestor rebuilds its state from the database first.
-        ingestor.invalidate()
-    dropped = _drop_from_live(ingestor, cid)
+        ctx.collector.invalidate()
+    dropped = _drop_from_live(ctx.collector, cid)
     return ForgetOut.model_validate({**report.as_dict(), "live_sessions_dropped": dropped})

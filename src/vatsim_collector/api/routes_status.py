@@ -63,7 +63,7 @@ def _feed_health(ctx: ApiContext, freshness: Freshness) -> FeedHealthOut:
     summary="Latest snapshot, freshness, live counts and ingest counters",
 )
 def get_status(ctx: Context) -> StatusOut:
-    view = ctx.ingestor.live
+    view = ctx.collector.live
     report = ctx.health_report()
     age = ctx.age_seconds()
     freshness: Freshness = "none"
@@ -85,7 +85,7 @@ def get_status(ctx: Context) -> StatusOut:
         live=live,
         health=HealthOut(status=report.status.value, reasons=list(report.reasons)),
         feed=_feed_health(ctx, freshness),
-        ingest=ctx.ingestor.stats.as_dict(),
+        ingest=ctx.collector.stats.as_dict(),
         collection=collection_state(ctx),
     )
 
@@ -109,7 +109,7 @@ def collection_state(ctx: ApiContext) -> CollectionOut:
         stopped_reason=stopped,
         missed_ticks=counters.missed_ticks,
         loop_errors=counters.loop_errors,
-        records_dropped=ctx.ingestor.stats.records_dropped,
+        records_dropped=ctx.collector.stats.records_dropped,
         data_errors=counters.data_errors,
         pending=poller.backlog,
     )

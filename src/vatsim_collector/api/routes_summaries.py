@@ -94,7 +94,7 @@ def flight_summaries(
     offset: Offset = 0,
 ) -> FlightSummariesOut:
     start, end = aware_range(start, end)
-    with ctx.ingestor.db.read("api.flight_summaries") as conn:
+    with ctx.db.read("api.flight_summaries") as conn:
         page = q.flight_summaries(
             conn,
             departure=_upper(departure),
@@ -122,7 +122,7 @@ def flight_summaries(
     responses=problem_responses(status.HTTP_404_NOT_FOUND, status.HTTP_503_SERVICE_UNAVAILABLE),
 )
 def flight_detail(ctx: Context, flight_id: FlightId) -> FlightDetailOut:
-    with ctx.ingestor.db.read("api.flight_detail") as conn:
+    with ctx.db.read("api.flight_detail") as conn:
         flight = q.flight(conn, flight_id)
         if flight is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no flight {flight_id}")
@@ -161,7 +161,7 @@ def controller_summaries(
     offset: Offset = 0,
 ) -> ControllerSummariesOut:
     start, end = aware_range(start, end)
-    with ctx.ingestor.db.read("api.controller_summaries") as conn:
+    with ctx.db.read("api.controller_summaries") as conn:
         page = q.controller_summaries(
             conn,
             callsign=_upper(callsign),
