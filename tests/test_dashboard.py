@@ -38,7 +38,7 @@ from vatsim_collector.airspace.engine import AirspaceEngine
 from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.api import create_app, routes_history, routes_web
 from vatsim_collector.api.context import ErrorLayer
-from vatsim_collector.api.routes_history import SectorCollectionOut
+from vatsim_collector.api.models_airspace import SectorCollectionOut
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome

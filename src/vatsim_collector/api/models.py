@@ -157,3 +157,25 @@ class TrackOut(BaseModel):
     departure: str | None
     arrival: str | None
     positions: list[TrackPoint]
+
+
+class BreakerStateOut(BaseModel):
+    name: str
+    state: Literal["closed", "open", "half_open"]
+
+
+class ErrorSummaryOut(BaseModel):
+    hours: float = Field(description="Length of the window ending now.")
+    total: int
+    by_category: dict[str, int] = Field(description="Every category, zero-filled.")
+    by_severity: dict[str, int] = Field(description="Every severity, zero-filled.")
+
+
+class ServiceStateOut(BaseModel):
+    breakers: list[BreakerStateOut] = Field(
+        description="Every circuit breaker by name; empty when the error layer is not running."
+    )
+    errors: ErrorSummaryOut | None = Field(
+        description="Errors recorded during the last hour; null when the error layer is not"
+        " running in this process."
+    )

@@ -8,7 +8,7 @@ aliases) so a client that relied on the defaults learns which window it was answ
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -343,3 +343,44 @@ class ControllerSummaryOut(BaseModel):
 class ControllerSummariesOut(BaseModel):
     summaries: list[ControllerSummaryOut]
     pagination: PaginationOut
+
+
+class BusySectorOut(BaseModel):
+    name: str
+    current: int = Field(description="Pilot sessions inside it now (open occupancy rows).")
+
+
+class BusiestSectorsOut(BaseModel):
+    sectors: list[BusySectorOut] = Field(
+        description="Sectors with at least one pilot inside, most pilots first, then by name."
+    )
+
+
+class PolygonOut(BaseModel):
+    type: Literal["Polygon"]
+    coordinates: list[list[tuple[float, float]]]
+
+
+class MultiPolygonOut(BaseModel):
+    type: Literal["MultiPolygon"]
+    coordinates: list[list[list[tuple[float, float]]]]
+
+
+class SectorPropertiesOut(BaseModel):
+    name: str
+    lower_ft: float | None
+    upper_ft: float | None
+
+
+class SectorFeatureOut(BaseModel):
+    type: Literal["Feature"] = "Feature"
+    properties: SectorPropertiesOut
+    geometry: Annotated[PolygonOut | MultiPolygonOut, Field(discriminator="type")]
+
+
+class SectorCollectionOut(BaseModel):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    simplify: float = Field(description="The tolerance applied, in degrees.")
+    features: list[SectorFeatureOut] = Field(
+        description="One feature per polygon of the sector set; a name may have several."
+    )

@@ -336,3 +336,14 @@ def flight_contacts(conn: Connection, flight_id: int) -> list[dict[str, Any]]:
         .order_by(_ci.c.started_at, _ci.c.id)
     )
     return [dict(row) for row in rows.mappings()]
+
+
+def pilots_inside_now(conn: Connection) -> list[tuple[str, int]]:
+    """Per sector name, the pilot sessions inside it now (open occupancy rows)."""
+    so = t.sector_occupancy
+    rows = conn.execute(
+        select(so.c.sector, func.count(distinct(so.c.pilot_session_id)))
+        .where(so.c.exited_at.is_(None))
+        .group_by(so.c.sector)
+    ).all()
+    return [(str(name), int(n)) for name, n in rows]

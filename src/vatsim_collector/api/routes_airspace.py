@@ -11,13 +11,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
 from vatsim_collector.api import queries_airspace as q
 from vatsim_collector.api.context import ApiContext, Context, loaded_sectors
 from vatsim_collector.api.models_airspace import (
     HOUR,
     NAME_PATTERN,
+    BusiestSectorsOut,
+    BusySectorOut,
     CoverageOut,
     From,
     HourCoverageOut,
@@ -27,6 +29,7 @@ from vatsim_collector.api.models_airspace import (
     OccupancyOut,
     Offset,
     PointOut,
+    SectorCollectionOut,
     SectorCoverageOut,
     SectorOccupancyOut,
     SectorOut,
@@ -41,6 +44,12 @@ from vatsim_collector.api.models_airspace import (
 )
 from vatsim_collector.api.models_events import PaginationOut
 from vatsim_collector.api.problems import problem_responses
+from vatsim_collector.api.sector_geojson import (
+    GEOJSON_MAX_AGE_SECONDS,
+    TOLERANCE_DECIMALS,
+    geojson_cache,
+    sector_collection,
+)
 from vatsim_collector.feed.models import StationTransceivers
 
 router = APIRouter(tags=["airspace"])
@@ -307,4 +316,60 @@ async def list_transceivers(
         transceivers=[_station_out(latest[n]) for n in names[offset : offset + limit]],
         updated_at=updated_at,
         pagination=PaginationOut(total=len(names), limit=limit, offset=offset),
+    )
+
+
+@router.get(
+    "/api/sectors/busiest",
+    response_model=BusiestSectorsOut,
+    summary="The sectors with the most pilots inside now",
+    description="Counts as `current` in `/api/sectors`; sectors of the loaded set only.",
+    responses=_503,
+)
+def busiest_sectors(
+    ctx: Context,
+    limit: Annotated[int, Query(ge=1, le=500, description="How many, 1-500.")] = 10,
+) -> BusiestSectorsOut:
+    sectors = loaded_sectors(ctx)
+    with ctx.db.read("api.sectors_busiest") as conn:
+        rows = q.pilots_inside_now(conn)
+    # At most one row per sector name: ranking in Python keeps the tie order exact everywhere.
+    ranked = sorted(
+        ((name, n) for name, n in rows if sectors.by_name(name)),
+        key=lambda row: (-row[1], row[0]),
+    )
+    return BusiestSectorsOut(
+        sectors=[BusySectorOut(name=name, current=n) for name, n in ranked[:limit]]
+    )
+
+
+@router.get(
+    "/api/sectors/geojson",
+    response_model=SectorCollectionOut,
+    summary="The loaded sector set as a simplified GeoJSON FeatureCollection",
+    description="Each polygon simplified with tolerance `simplify` degrees (topology"
+    " preserved; rounded to 3 decimals), coordinates rounded to 3 decimals. For drawing,"
+    " not for containment tests: the collector assigns aircraft with the full polygons.",
+    responses=_503,
+)
+def sectors_geojson(
+    ctx: Context,
+    request: Request,
+    simplify: Annotated[
+        float,
+        Query(ge=0, le=1, allow_inf_nan=False, description="Tolerance in degrees, 0-1."),
+    ] = 0.05,
+) -> Response:
+    sectors = loaded_sectors(ctx)
+    tolerance = round(simplify, TOLERANCE_DECIMALS)
+    cache = geojson_cache(request)
+    body = cache.get(tolerance)
+    if body is None:
+        body = sector_collection(sectors, tolerance).model_dump_json().encode()
+        cache.put(tolerance, body)
+    # The sector set is loaded once per process, so the answer only changes on a restart.
+    return Response(
+        content=body,
+        media_type="application/json",
+        headers={"Cache-Control": f"public, max-age={GEOJSON_MAX_AGE_SECONDS}"},
     )

@@ -8,10 +8,13 @@ from fastapi import APIRouter, Response, status
 
 from vatsim_collector.api.context import ApiContext, Context
 from vatsim_collector.api.models import (
+    BreakerStateOut,
     CollectionOut,
+    ErrorSummaryOut,
     Freshness,
     HealthOut,
     LiveCounts,
+    ServiceStateOut,
     StatusOut,
 )
 from vatsim_collector.api.models_errors import FeedHealthOut
@@ -112,4 +115,34 @@ def collection_state(ctx: ApiContext) -> CollectionOut:
         records_dropped=ctx.collector.stats.records_dropped,
         data_errors=counters.data_errors,
         pending=poller.backlog,
+    )
+
+
+# Errors counted for the public breaker summary: the last hour.
+ERROR_WINDOW_HOURS = 1.0
+
+
+@router.get(
+    "/api/status/breakers",
+    response_model=ServiceStateOut,
+    summary="Circuit breaker states and error counts of the last hour",
+    description="The public part of `/api/errors/circuit-breakers` and `/api/errors/analytics`:"
+    " names, states and counts only, no messages or contexts.",
+)
+def service_state(ctx: Context) -> ServiceStateOut:
+    layer = ctx.errors
+    if layer is None:
+        return ServiceStateOut(breakers=[], errors=None)
+    breakers = [
+        BreakerStateOut(name=s.name, state=s.state.value) for s in layer.breakers.snapshots()
+    ]
+    data = layer.manager.analytics(ERROR_WINDOW_HOURS)
+    return ServiceStateOut(
+        breakers=breakers,
+        errors=ErrorSummaryOut(
+            hours=ERROR_WINDOW_HOURS,
+            total=int(data["total"]),
+            by_category={str(k): int(v) for k, v in data["by_category"].items()},
+            by_severity={str(k): int(v) for k, v in data["by_severity"].items()},
+        ),
     )
