@@ -36,9 +36,10 @@ from vatsim_collector.errors.analytics import (
     recovery_summary,
     series,
 )
+from vatsim_collector.errors.exceptions import Severity
 from vatsim_collector.errors.records import TRANSIENT_KEY, ErrorRecord
 from vatsim_collector.errors.scrub import scrub_mapping, scrub_text
-from vatsim_collector.errors.taxonomy import Severity, classify
+from vatsim_collector.errors.taxonomy import classify
 from vatsim_collector.store import schema as t
 
 if TYPE_CHECKING:

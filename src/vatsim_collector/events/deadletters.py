@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Insert, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
+from vatsim_collector.errors.exceptions import CollectorError
 from vatsim_collector.errors.scrub import scrub_text
 from vatsim_collector.events.event import Event, EventCodecError, decode_event, encode_event
 from vatsim_collector.store import schema as t
@@ -84,7 +85,7 @@ class DeadLetter:
         return out
 
 
-class DeadLetterBusy(Exception):
+class DeadLetterBusy(CollectorError, wrapper=True):
     """A replay of that letter is already in progress."""
 
 
