@@ -22,9 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tcpproxy import TcpProxy
 from vatsim_collector.config import SettingsError, load_settings
-from vatsim_collector.errors.manager import ErrorManager
-from vatsim_collector.errors.scrub import scrub_mapping, scrub_text
-from vatsim_collector.errors.taxonomy import (
+from vatsim_collector.errors.exceptions import (
     Category,
     Classification,
     CollectorError,
@@ -35,8 +33,10 @@ from vatsim_collector.errors.taxonomy import (
     ResourceExhausted,
     Severity,
     StorageUnavailable,
-    classify,
 )
+from vatsim_collector.errors.manager import ErrorManager
+from vatsim_collector.errors.scrub import scrub_mapping, scrub_text
+from vatsim_collector.errors.taxonomy import classify
 from vatsim_collector.feed.client import (
     FeedConnectionError,
     FeedDocumentError,

@@ -21,10 +21,11 @@ import pytest
 from sqlalchemy import Engine, select
 
 from vatsim_collector.config import Settings
+from vatsim_collector.errors.exceptions import Category
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.retry import RetryPolicy
-from vatsim_collector.errors.taxonomy import Category, classify
+from vatsim_collector.errors.taxonomy import classify
 from vatsim_collector.feed.body import (
     BadCompression,
     BoundedBody,

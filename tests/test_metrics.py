@@ -23,7 +23,7 @@ from vatsim_collector.api.context import ApiContext
 from vatsim_collector.api.metrics import CachedCount, install_metrics
 from vatsim_collector.config import load_settings
 from vatsim_collector.errors.breaker import BreakerState
-from vatsim_collector.errors.taxonomy import Category, Severity
+from vatsim_collector.errors.exceptions import Category, Severity
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.payloads import EventType, SnapshotReceived
 from vatsim_collector.feed.report import REASONS, SNAPSHOT_SECTIONS, TRANSCEIVERS_SECTION

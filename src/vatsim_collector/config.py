@@ -14,6 +14,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The one package module config may import: the leaf exception tree, so that a bad setting is
+# the configuration error every layer catches.
+from vatsim_collector.errors.exceptions import ConfigurationError
+
 LIVE_STATUS_URL = "https://status.vatsim.net/status.json"
 LIVE_DATA_FALLBACK_URL = "https://data.vatsim.net/v3/vatsim-data.json"
 LIVE_TRANSCEIVERS_FALLBACK_URL = "https://data.vatsim.net/v3/transceivers-data.json"
@@ -30,7 +34,7 @@ def default_database_url() -> str:
     return f"sqlite:///{Path('data') / 'vatsim.db'}"
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigurationError, ValueError):
     """Raised with a message that names the setting and what it accepts."""
 
 

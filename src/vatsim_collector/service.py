@@ -22,6 +22,7 @@ from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ErrorLayer
 from vatsim_collector.config import Settings
 from vatsim_collector.errors.breaker import BreakerConfig
+from vatsim_collector.errors.exceptions import CollectorError
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.retry import RetryPolicy
@@ -230,7 +231,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-class CollectionStopped(RuntimeError):
+class CollectionStopped(CollectorError, RuntimeError, wrapper=True):
     """The collection loop died; the service stopped so that a supervisor restarts it."""
 
 

@@ -23,12 +23,14 @@ import shapely
 import shapely.affinity
 from numpy.typing import NDArray
 
+from vatsim_collector.errors.exceptions import DataRejected
+
 Polygonal = shapely.Polygon | shapely.MultiPolygon
 
 _POLYGONAL_TYPES = (shapely.Polygon, shapely.MultiPolygon)
 
 
-class FeatureRejected(ValueError):
+class FeatureRejected(DataRejected):
     """A feature that cannot become a sector; the message is the reason, for the report."""
 
 

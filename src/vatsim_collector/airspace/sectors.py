@@ -26,13 +26,17 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 
 from vatsim_collector.airspace.geometry import FeatureRejected, clean_geometry
+from vatsim_collector.errors.exceptions import ConfigurationError
 
 DEFAULT_FILE = "vatspy-Boundaries.geojson"
 DEFAULT_NAME_PROPERTY = "id"
 
 
-class SectorLoadError(ValueError):
-    """The sector file as a whole is unusable (missing, not GeoJSON, no usable feature)."""
+class SectorLoadError(ConfigurationError, ValueError):
+    """The sector file as a whole is unusable (missing, not GeoJSON, no usable feature).
+
+    A ``ValueError`` still, for the callers that catch it as one with the others.
+    """
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from vatsim_collector.airspace.contacts import ContactRanges
 from vatsim_collector.airspace.engine import AirspaceEngine
 from vatsim_collector.airspace.sectors import SectorLoadError, SectorSet
 from vatsim_collector.config import Settings
-from vatsim_collector.errors.taxonomy import ConfigurationError
+from vatsim_collector.errors.exceptions import ConfigurationError
 
 __all__ = ["Airspace", "build_airspace", "load_sectors"]
 

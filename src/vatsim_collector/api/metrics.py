@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
 from vatsim_collector.errors.breaker import BreakerState
-from vatsim_collector.errors.taxonomy import Category, Severity
+from vatsim_collector.errors.exceptions import Category, Severity
 from vatsim_collector.pipeline.ingest import Outcome
 from vatsim_collector.store.database import DatabaseService
 

@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vatsim_collector.api.models import ErrorOut, ValidationErrorOut
+from vatsim_collector.errors.exceptions import CollectorError
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +58,7 @@ DATABASE_UNAVAILABLE = ProblemKind("database-unavailable", "Database unavailable
 INTERNAL_ERROR = ProblemKind("internal-error", "Internal server error")
 
 
-class ProblemError(StarletteHTTPException):
+class ProblemError(StarletteHTTPException, CollectorError, wrapper=True):
     """An HTTPException with a problem type of its own (plain ones are ``about:blank``)."""
 
     def __init__(

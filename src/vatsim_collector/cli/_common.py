@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from vatsim_collector.config import Settings, SettingsError, load_settings
-from vatsim_collector.errors.taxonomy import ConfigurationError
+from vatsim_collector.errors.exceptions import ConfigurationError
 
 DatabaseUrl = Annotated[
     str | None,

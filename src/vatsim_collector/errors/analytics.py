@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from vatsim_collector.errors.exceptions import Category, Severity
 from vatsim_collector.errors.records import ErrorRecord
 from vatsim_collector.errors.scrub import scrub_text
-from vatsim_collector.errors.taxonomy import Category, Severity
 
 MAX_BUCKETS = 1000
 TOP_ERRORS = 10

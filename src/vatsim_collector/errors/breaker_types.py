@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from vatsim_collector.errors.exceptions import CollectorError
+
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
@@ -50,8 +52,10 @@ class BreakerConfig:
             raise ValueError("probe_timeout must be positive")
 
 
-class CircuitOpenError(Exception):
+class CircuitOpenError(CollectorError, wrapper=True):
     """Raised instead of calling the dependency while its breaker is open.
+
+    A wrapper for the classifier: a rejection says nothing of why the dependency failed.
 
     ``retry_after`` is the number of seconds until the next probe may go through; it is 0.0
     when the breaker is half-open and another caller's probe is still running.

@@ -32,10 +32,11 @@ from vatsim_collector.errors.analytics import (
     recovery_summary,
     series,
 )
+from vatsim_collector.errors.exceptions import Severity
 from vatsim_collector.errors.records import ErrorRecord
 from vatsim_collector.errors.scrub import scrub_mapping, scrub_text
 from vatsim_collector.errors.sink import ErrorRecordSink
-from vatsim_collector.errors.taxonomy import Severity, classify
+from vatsim_collector.errors.taxonomy import classify
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from vatsim_collector.errors.taxonomy import Category, Severity
+from vatsim_collector.errors.exceptions import Category, Severity
 
 # Where a record's transience is kept in its stored JSON context.
 TRANSIENT_KEY = "$transient"

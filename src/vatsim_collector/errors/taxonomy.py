@@ -1,16 +1,9 @@
-"""The project's exception tree and the classifier that maps any exception to a category.
+"""The classifier: ``classify(exc)`` maps any exception to a category, a severity and whether
+it is transient.
 
-Exceptions the collector raises itself::
-
-    CollectorError                 base; classified by its __cause__ when raised bare
-    ├── FeedUnavailable            network, transient (http_status when given a status code)
-    ├── DataRejected (ValueError)  decode, permanent: a document or value failed validation
-    ├── StorageUnavailable         database, transient: the database cannot be reached
-    ├── HandlerFailed              handler: a bus handler failed; transient if its cause is
-    ├── ConfigurationError         configuration, permanent, critical
-    └── ResourceExhausted          resource, transient: a bound (queue, spool, disk) was hit
-
-``classify(exc)`` also knows the exceptions of the libraries and modules the collector uses:
+The collector's own exceptions are classified by where they hang in the one exception tree
+(``errors/exceptions.py``), by ``isinstance`` only. The exceptions of the libraries and modules
+the collector uses are known here too:
 
 ============================================  ==============  ========  =========
 exception                                     category        severity  transient
@@ -21,27 +14,32 @@ httpx2.HTTPStatusError 5xx, 408, 425, 429     http_status     medium    yes
 httpx2.HTTPStatusError other statuses         http_status     high      no
 httpx2.DecodingError                          decode          medium    no
 httpx2.InvalidURL, UnsupportedProtocol        configuration   high      no
-feed FeedError (by subclass / status_code)    timeout, network, http_status or decode
+FeedUnavailable (FeedError, by subclass or    timeout, network, http_status or decode
+status_code)
 ConnectionError, other OSError                network         medium    yes
 OSError ENOSPC/EDQUOT                         resource        high      no
 OSError EMFILE/ENFILE/ENOMEM/ENOBUFS          resource        high      yes
 PermissionError                               configuration   high      no
 FileNotFoundError and other file errors       resource        high      no
-FeedDecodeError, msgspec.DecodeError,         decode          medium    no
-pydantic.ValidationError, json errors,
-UnicodeDecodeError
+DataRejected (FeedDecodeError, ...),          decode          medium    no
+msgspec.DecodeError, pydantic.ValidationError,
+json errors, UnicodeDecodeError
 SQLAlchemy OperationalError, InterfaceError,  database        high      yes
 pool TimeoutError, DisconnectionError,
-invalidated connections, DatabaseUnavailable
+invalidated connections, StorageUnavailable
+(DatabaseUnavailable)
 other SQLAlchemyError and DB-API errors       database        high      no
-SettingsError                                 configuration   critical  no
+ConfigurationError (SettingsError, ...)       configuration   critical  no
 MemoryError                                   resource        critical  no
 anything else                                 unknown         high      no
 ============================================  ==============  ========  =========
 
-Generic wrappers (a bare ``CollectorError``, ``RuntimeError``, ``Exception``, anything not in
-the table, and a ``FeedError`` that says nothing about its kind) are classified by walking
-their ``__cause__`` chain; the first cause that classifies decides.
+One of our exceptions that is also an ``OSError`` (``SpoolWriteError``) is classified by its
+errno like any ``OSError``: the errno says more than the class. Wrappers (a bare
+``CollectorError``, ``RuntimeError``, ``Exception``, anything not in the table, and a
+``CollectorError`` subclass declared ``wrapper=True`` such as a bare ``FeedError``) are
+classified by walking their ``__cause__`` chain; the first cause that classifies decides, else
+the first wrapper of ours in the chain does (a bare ``FeedError``: network).
 """
 
 from __future__ import annotations
@@ -50,9 +48,7 @@ import asyncio
 import errno
 import json
 import sqlite3
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import ClassVar
+from typing import TypeGuard
 
 import httpx2
 import msgspec
@@ -60,93 +56,14 @@ import psycopg
 import pydantic
 from sqlalchemy import exc as sa_exc
 
-from vatsim_collector.config import SettingsError
-
-
-class Category(StrEnum):
-    NETWORK = "network"
-    TIMEOUT = "timeout"
-    HTTP_STATUS = "http_status"
-    DECODE = "decode"
-    DATABASE = "database"
-    CONFIGURATION = "configuration"
-    RESOURCE = "resource"
-    HANDLER = "handler"
-    UNKNOWN = "unknown"
-
-
-class Severity(StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-
-@dataclass(frozen=True)
-class Classification:
-    category: Category
-    severity: Severity
-    transient: bool
-
-
-class CollectorError(Exception):
-    """Base of the collector's own exceptions; subclasses carry their classification."""
-
-    category: ClassVar[Category] = Category.UNKNOWN
-    severity: ClassVar[Severity] = Severity.HIGH
-    transient: ClassVar[bool] = False
-
-
-class FeedUnavailable(CollectorError):
-    """A feed could not be fetched. ``status_code`` is set when the server answered."""
-
-    category = Category.NETWORK
-    severity = Severity.MEDIUM
-    transient = True
-
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-
-class DataRejected(CollectorError, ValueError):
-    """A document or value was read but is not acceptable; retrying will not change that."""
-
-    category = Category.DECODE
-    severity = Severity.MEDIUM
-
-
-class StorageUnavailable(CollectorError):
-    """The database (or the spool standing in for it) cannot be reached right now."""
-
-    category = Category.DATABASE
-    transient = True
-
-
-class HandlerFailed(CollectorError):
-    """An event handler failed; ``handler`` names it and ``__cause__`` says why."""
-
-    category = Category.HANDLER
-    severity = Severity.MEDIUM
-
-    def __init__(self, handler: str, message: str = "") -> None:
-        super().__init__(f"handler {handler} failed" + (f": {message}" if message else ""))
-        self.handler = handler
-
-
-class ConfigurationError(CollectorError):
-    """The configuration cannot work; the message names the setting."""
-
-    category = Category.CONFIGURATION
-    severity = Severity.CRITICAL
-
-
-class ResourceExhausted(CollectorError):
-    """A bound was reached (queue, spool, disk, file descriptors); it may free up."""
-
-    category = Category.RESOURCE
-    transient = True
-
+from vatsim_collector.errors.exceptions import (
+    Category,
+    Classification,
+    CollectorError,
+    FeedUnavailable,
+    HandlerFailed,
+    Severity,
+)
 
 _MAX_CAUSE_DEPTH = 8
 
@@ -157,7 +74,6 @@ _DECODE = Classification(Category.DECODE, Severity.MEDIUM, False)
 _DB_TRANSIENT = Classification(Category.DATABASE, Severity.HIGH, True)
 _DB_PERMANENT = Classification(Category.DATABASE, Severity.HIGH, False)
 _CONFIG = Classification(Category.CONFIGURATION, Severity.HIGH, False)
-_CONFIG_CRITICAL = Classification(Category.CONFIGURATION, Severity.CRITICAL, False)
 _RESOURCE_PERMANENT = Classification(Category.RESOURCE, Severity.HIGH, False)
 _RESOURCE_TRANSIENT = Classification(Category.RESOURCE, Severity.HIGH, True)
 _MEMORY = Classification(Category.RESOURCE, Severity.CRITICAL, False)
@@ -165,16 +81,6 @@ _MEMORY = Classification(Category.RESOURCE, Severity.CRITICAL, False)
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _OUT_OF_HANDLES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
-# Exceptions of other project modules are matched by qualified class name: importing those
-# modules here would make an import cycle as soon as one of them uses the error layer.
-_FEED_ERROR = "vatsim_collector.feed.client.FeedError"
-_FEED_KINDS = {
-    "vatsim_collector.feed.client.FeedTimeout": _TIMEOUT,
-    "vatsim_collector.feed.client.FeedConnectionError": _NETWORK,
-    "vatsim_collector.feed.client.FeedDocumentError": _DECODE,
-}
-_FEED_DECODE_ERROR = "vatsim_collector.feed.decode.FeedDecodeError"
-_DATABASE_UNAVAILABLE = "vatsim_collector.pipeline.ingest.DatabaseUnavailable"
 
 
 def http_status(status: int) -> Classification:
@@ -186,15 +92,29 @@ def http_status(status: int) -> Classification:
 
 def classify(exc: BaseException) -> Classification:
     """Category, severity and transience of ``exc`` (see the module docstring)."""
+    fallback = UNKNOWN
     current: BaseException | None = exc
     seen: set[int] = set()
     while current is not None and id(current) not in seen and len(seen) < _MAX_CAUSE_DEPTH:
         seen.add(id(current))
-        found = _classify_one(current)
-        if found is not None:
-            return found
+        if _is_wrapper(current):
+            # The outermost wrapper that knows a kind (a bare FeedError: network) answers
+            # only if no cause below it does.
+            if fallback == UNKNOWN:
+                fallback = _collector(current)
+        else:
+            found = _classify_one(current)
+            if found is not None:
+                return fallback if found == UNKNOWN else found
         current = current.__cause__
-    return UNKNOWN
+    return fallback
+
+
+def _is_wrapper(exc: BaseException) -> TypeGuard[CollectorError]:
+    """Whether ``exc`` is one of ours that says nothing of its kind (a status code does)."""
+    if not isinstance(exc, CollectorError) or not exc.wrapper:
+        return False
+    return not (isinstance(exc, FeedUnavailable) and exc.status_code is not None)
 
 
 def _classify_one(exc: BaseException) -> Classification | None:
@@ -203,13 +123,6 @@ def _classify_one(exc: BaseException) -> Classification | None:
         return _collector(exc)
     if isinstance(exc, httpx2.HTTPError | httpx2.InvalidURL):
         return _httpx(exc)
-    names = _type_names(exc)
-    if _FEED_ERROR in names:
-        return _feed(exc, names)
-    if _DATABASE_UNAVAILABLE in names:
-        return _DB_TRANSIENT
-    if _FEED_DECODE_ERROR in names:
-        return _DECODE
     if isinstance(exc, sa_exc.SQLAlchemyError):
         return _sqlalchemy(exc)
     if isinstance(exc, sqlite3.Error | psycopg.Error):
@@ -217,8 +130,6 @@ def _classify_one(exc: BaseException) -> Classification | None:
             exc, sqlite3.OperationalError | psycopg.OperationalError | psycopg.InterfaceError
         )
         return _DB_TRANSIENT if transient else _DB_PERMANENT
-    if isinstance(exc, SettingsError):
-        return _CONFIG_CRITICAL
     if isinstance(
         exc,
         msgspec.DecodeError | pydantic.ValidationError | json.JSONDecodeError | UnicodeDecodeError,
@@ -233,9 +144,10 @@ def _classify_one(exc: BaseException) -> Classification | None:
     return None
 
 
-def _collector(exc: CollectorError) -> Classification | None:
-    if type(exc) is CollectorError:
-        return None
+def _collector(exc: CollectorError) -> Classification:
+    """One of ours, by its place in the tree (its errno first, if it is an OSError too)."""
+    if isinstance(exc, OSError):
+        return _os_error(exc)
     if isinstance(exc, FeedUnavailable) and exc.status_code is not None:
         return http_status(exc.status_code)
     transient = exc.transient
@@ -255,35 +167,6 @@ def _httpx(exc: httpx2.HTTPError | httpx2.InvalidURL) -> Classification:
         return _DECODE
     if isinstance(exc, httpx2.TooManyRedirects):
         return Classification(Category.HTTP_STATUS, Severity.HIGH, False)
-    return _NETWORK
-
-
-_NAMES: dict[type[BaseException], frozenset[str]] = {}
-
-
-def _type_names(exc: BaseException) -> frozenset[str]:
-    """Qualified names of the classes of ``exc`` (cached per type)."""
-    cls = type(exc)
-    names = _NAMES.get(cls)
-    if names is None:
-        names = frozenset(f"{c.__module__}.{c.__qualname__}" for c in cls.__mro__)
-        if len(_NAMES) < 1024:
-            _NAMES[cls] = names
-    return names
-
-
-def _feed(exc: BaseException, names: frozenset[str]) -> Classification:
-    """A FeedError: by its status code, by its subclass, by its cause, else network."""
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int):
-        return http_status(status)
-    for name, kind in _FEED_KINDS.items():
-        if name in names:
-            return kind
-    if exc.__cause__ is not None:
-        inner = classify(exc.__cause__)
-        if inner.category is not Category.UNKNOWN:
-            return inner
     return _NETWORK
 
 

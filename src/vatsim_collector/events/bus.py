@@ -19,9 +19,9 @@ from typing import Any
 
 import structlog
 
+from vatsim_collector.errors.exceptions import ResourceExhausted
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
-from vatsim_collector.errors.taxonomy import ResourceExhausted
 from vatsim_collector.events.delivery import BusStopped, Delivery, Failure, HandlerTimeout
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.letters import DeadLetterBusy

@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 import structlog
 
 from vatsim_collector.errors.breaker import CircuitOpenError
+from vatsim_collector.errors.exceptions import Category, CollectorError, HandlerFailed, Severity
 from vatsim_collector.errors.manager import ErrorManager, error_type_name
 from vatsim_collector.errors.retry import retry_async
-from vatsim_collector.errors.taxonomy import UNKNOWN, Category, HandlerFailed, classify
+from vatsim_collector.errors.taxonomy import UNKNOWN, classify
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.letters import NewDeadLetter
 from vatsim_collector.events.metrics import EventMetrics
@@ -31,12 +32,16 @@ __all__ = ["BusStopped", "Delivery", "Failure", "HandlerTimeout"]
 log = structlog.get_logger(__name__)
 
 
-class HandlerTimeout(TimeoutError):
+class HandlerTimeout(CollectorError, TimeoutError):
+    category = Category.TIMEOUT
+    severity = Severity.MEDIUM
+    transient = True
+
     def __init__(self, handler: str, seconds: float) -> None:
         super().__init__(f"handler {handler} did not finish within {seconds:g} s")
 
 
-class BusStopped(Exception):
+class BusStopped(CollectorError, wrapper=True):
     """The bus stopped before the event could be delivered; replay delivers it."""
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from vatsim_collector.errors.exceptions import DataRejected
 from vatsim_collector.events.ids import new_event_id
 from vatsim_collector.events.payloads import EventType, Payload
 
@@ -56,7 +57,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return data
 
 
-class EventCodecError(ValueError):
+class EventCodecError(DataRejected):
     """A stored event could not be read back (unknown type, or a payload that does not fit)."""
 
 

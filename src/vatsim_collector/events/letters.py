@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from vatsim_collector.errors.exceptions import CollectorError
 from vatsim_collector.events.event import Event
 
 # A stored letter's status: waiting, or claimed by a replay in progress.
@@ -51,5 +52,5 @@ class DeadLetter:
         return out
 
 
-class DeadLetterBusy(Exception):
+class DeadLetterBusy(CollectorError, wrapper=True):
     """A replay of that letter is already in progress."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import zlib
 from pathlib import Path
 
-from vatsim_collector.errors.taxonomy import DataRejected
+from vatsim_collector.errors.exceptions import DataRejected
 
 __all__ = [
     "BadCompression",

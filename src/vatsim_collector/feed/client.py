@@ -35,6 +35,7 @@ import structlog
 
 from vatsim_collector.config import LIVE_MIN_POLL_SECONDS, Settings, is_live_vatsim_host
 from vatsim_collector.errors.breaker import BreakerState, CircuitBreaker, CircuitOpenError
+from vatsim_collector.errors.exceptions import Category, DataRejected, FeedUnavailable, Severity
 from vatsim_collector.errors.scrub import scrub_text
 from vatsim_collector.feed.body import BadCompression, BoundedBody, DocumentTooLarge
 from vatsim_collector.feed.body import UnsupportedEncoding as _UnsupportedEncoding
@@ -63,16 +64,21 @@ _REFUSED_DIGESTS_KEPT = 64
 _IN_FLIGHT_KEPT = 100_000
 
 
-class FeedError(Exception):
+class FeedError(FeedUnavailable, wrapper=True):
     """A feed document could not be fetched; the message names the (redacted) URL and why.
 
     The subclass says what kind of failure it was, so the error layer can classify it
     without parsing messages. When every mirror failed, the first mirror's kind is raised.
+    A bare ``FeedError`` says nothing of its kind: its cause is classified, else network.
     """
 
 
 class FeedTimeout(FeedError):
     """The server did not answer within the configured timeout."""
+
+    category = Category.TIMEOUT
+    severity = Severity.MEDIUM
+    transient = True
 
 
 class FeedDeadlineExceeded(FeedTimeout):
@@ -90,13 +96,18 @@ class FeedConnectionError(FeedError):
 class FeedHTTPStatusError(FeedError):
     """The server answered with a status other than 200."""
 
+    status_code: int
+
     def __init__(self, message: str, status_code: int) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+        super().__init__(message, status_code=status_code)
 
 
-class FeedDocumentError(FeedError):
-    """The server answered 200 with a body that is not the expected document."""
+class FeedDocumentError(DataRejected, FeedError):
+    """The server answered 200 with a body that is not the expected document.
+
+    Data rejected first, so it is classified ``decode`` (permanent), not as the feed's
+    outage; still a ``FeedError``, which is what the client's callers catch.
+    """
 
 
 class FeedDocumentTooLarge(FeedDocumentError):

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from vatsim_collector.errors.exceptions import DataRejected
 from vatsim_collector.feed.models import (
     Atis,
     Controller,
@@ -64,7 +65,7 @@ R = TypeVar("R", bound=msgspec.Struct)
 _UNUSABLE = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
-class FeedDecodeError(ValueError):
+class FeedDecodeError(DataRejected):
     """The document is not a usable VATSIM v3 snapshot; the message says why."""
 
 

@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from vatsim_collector.errors.exceptions import DataRejected
 from vatsim_collector.feed.limits import (
     COORDINATE_FIELDS,
     FORBIDDEN_CONTROLS,
@@ -56,7 +57,7 @@ def _numeric_fields(model: str) -> dict[str, type]:
     }
 
 
-class Problem(Exception):
+class Problem(DataRejected):
     """Why one record is dropped; ``path`` is relative to the record (``.flight_plan.route``)."""
 
     def __init__(self, reason: str, path: str, detail: str) -> None:
@@ -66,7 +67,7 @@ class Problem(Exception):
         self.detail = detail
 
 
-class MalformedRecord(Exception):
+class MalformedRecord(DataRejected):
     """A record's bytes are no JSON at all: the document's syntax is broken, not a value."""
 
 

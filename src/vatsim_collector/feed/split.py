@@ -15,13 +15,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from vatsim_collector.errors.exceptions import DataRejected
+
 # A JSON string (any bytes but an unescaped quote), or a structural character.
 _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]', re.DOTALL)
 _OPEN, _COMMA, _QUOTE = b"[{", ord(","), ord('"')
 _LIST = ord("[")
 
 
-class StructureError(ValueError):
+class StructureError(DataRejected):
     """The brackets do not balance: the document is truncated or no JSON."""
 
 

@@ -22,6 +22,7 @@ from vatsim_collector.airspace.boundary import BoundaryFilter
 from vatsim_collector.airspace.boundary_filtering import within_boundary
 from vatsim_collector.airspace.engine import AirspaceEngine
 from vatsim_collector.airspace.live import LiveAirspace, LiveChanges
+from vatsim_collector.errors.exceptions import StorageUnavailable
 from vatsim_collector.events.event import Event
 from vatsim_collector.feed.decode import (
     FeedDecodeError,
@@ -162,7 +163,7 @@ class IngestConfig:
         return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
 
 
-class DatabaseUnavailable(Exception):
+class DatabaseUnavailable(StorageUnavailable):
     """The database could not be reached or written; the snapshot was not stored."""
 
 

@@ -30,11 +30,12 @@ import structlog
 from structlog.contextvars import bound_contextvars
 
 from vatsim_collector.errors.breaker import CircuitOpenError
+from vatsim_collector.errors.exceptions import DataRejected, ResourceExhausted
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.recovery import RecoveryStrategy
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.retry import RetryPolicy
-from vatsim_collector.errors.taxonomy import DataRejected, ResourceExhausted, classify
+from vatsim_collector.errors.taxonomy import classify
 from vatsim_collector.events.bus import EventBus
 from vatsim_collector.feed.client import (
     FeedClient,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from vatsim_collector.errors.taxonomy import DataRejected
+from vatsim_collector.errors.exceptions import DataRejected
 from vatsim_collector.events.bus import EventBus
 from vatsim_collector.feed.body import read_document_file
 from vatsim_collector.pipeline.ingest import DatabaseUnavailable, Ingestor, IngestResult, Outcome

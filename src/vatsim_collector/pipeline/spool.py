@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from vatsim_collector.errors.exceptions import DataRejected, ResourceExhausted
+
 _HEADER = struct.Struct("<QQH")  # data length, transceivers length (+1, 0 = none), source length
 _STAMP_LENGTH = struct.Struct("<B")
 _PREFIX_SIZE = _HEADER.size + _STAMP_LENGTH.size
@@ -40,8 +42,12 @@ _DAMAGED_NAME = re.compile(r"^(\d{20})-")
 _DAMAGED_REPORTS = 1000
 
 
-class SpoolWriteError(OSError):
-    """An entry could not be written; nothing of it was left behind."""
+class SpoolWriteError(ResourceExhausted, OSError):
+    """An entry could not be written; nothing of it was left behind.
+
+    An ``OSError`` with the failed write's errno, which is what classifies it (a full disk
+    is permanent, too many open files transient).
+    """
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ class DamagedEntry:
     reason: str
 
 
-class _Damaged(Exception):
+class _Damaged(DataRejected):
     """Why one spool file cannot be an entry (internal: never leaves this module)."""
 
 
