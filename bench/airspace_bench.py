@@ -59,7 +59,7 @@ def changeset(raw: bytes) -> tuple[Changeset, int]:
     radios = orjson.dumps(net.transceivers_document())
     tracker = Tracker(LiveState(), missed_to_end=4, reconnect_window=timedelta(minutes=30))
     changes = tracker.apply(decode_snapshot(data), decode_transceivers(radios))
-    return changes, len(changes.present_pilots)
+    return changes, len(changes.pilots.present)
 
 
 def main() -> None:

@@ -110,14 +110,14 @@ def test_tracker_matches_the_reference_model(n_missed: int, patterns: list[list[
     positions = 0
     for j in range(len(patterns[0])):
         changes = tracker.apply(snapshot(patterns, j, logons), None)
-        for s in changes.opened_pilots:
+        for s in changes.pilots.opened:
             assert (s.cid, s.logon_time) not in opened, "a session was opened twice"
             opened[(s.cid, s.logon_time)] = s.first_seen
-        for s in changes.closed_pilots:
+        for s in changes.pilots.closed:
             ended[(s.cid, s.logon_time)] = s.last_seen
-        for s in changes.resumed_pilots:
+        for s in changes.pilots.resumed:
             del ended[(s.cid, s.logon_time)]
-        positions += len(changes.present_pilots)
+        positions += len(changes.pilots.present)
     expected = reference(patterns, n_missed)
     assert opened == {(m.cid, m.logon): m.first_seen for m in expected}
     assert ended == {(m.cid, m.logon): m.ended for m in expected if m.ended is not None}

@@ -66,7 +66,7 @@ class LiveAirspace:
                 point=Point(s.latest.latitude, s.latest.longitude, s.latest.altitude),
                 radios_hz=pilot_radios.get(id(s), ()),
             )
-            for s in changes.present_pilots
+            for s in changes.pilots.present
         ]
         controllers = [
             ControllerObservation(
@@ -80,19 +80,19 @@ class LiveAirspace:
                     controller_stations.get(id(s)) if transceivers_fetched else None,
                 ),
             )
-            for s in changes.present_controllers
+            for s in changes.controllers.present
         ]
         airspace = self.engine.step(
             changes.at,
             pilots,
             controllers,
-            ended_pilots=[s.key for s in changes.closed_pilots],
-            ended_controllers=[s.key for s in changes.closed_controllers],
+            ended_pilots=[s.key for s in changes.pilots.closed],
+            ended_controllers=[s.key for s in changes.controllers.closed],
         )
         out = LiveChanges(airspace)
-        for session in changes.closed_controllers:
+        for session in changes.controllers.closed:
             self.frequencies.pop(session.key, None)
-        for session in changes.present_controllers:
+        for session in changes.controllers.present:
             now = (session.frequency, session.facility)
             if self.frequencies.get(session.key) != now:
                 self.frequencies[session.key] = now

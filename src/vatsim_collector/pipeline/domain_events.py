@@ -153,18 +153,18 @@ def _atis_changed(session: ControllerSession) -> AtisChanged:
 
 
 def _payloads(changes: Changeset, airspace: LiveChanges | None) -> list[Payload]:
-    out: list[Payload] = [_pilot_disconnected(s) for s in changes.closed_pilots]
-    out.extend(_pilot_connected(s, resumed=False) for s in changes.opened_pilots)
-    out.extend(_pilot_connected(s, resumed=True) for s in changes.resumed_pilots)
-    out.extend(FlightplanFiled(**_plan_fields(s, p)) for s, p in changes.filed_plans)  # type: ignore[arg-type]
+    out: list[Payload] = [_pilot_disconnected(s) for s in changes.pilots.closed]
+    out.extend(_pilot_connected(s, resumed=False) for s in changes.pilots.opened)
+    out.extend(_pilot_connected(s, resumed=True) for s in changes.pilots.resumed)
+    out.extend(FlightplanFiled(**_plan_fields(s, p)) for s, p in changes.pilots.filed_plans)  # type: ignore[arg-type]
     out.extend(
         FlightplanAmended(**_plan_fields(s, p), changed=_changed(prev, p))  # type: ignore[arg-type]
-        for s, p, prev in changes.amended_plans
+        for s, p, prev in changes.pilots.amended_plans
     )
-    out.extend(_controller_disconnected(s) for s in changes.closed_controllers)
-    out.extend(_controller_connected(s, resumed=False) for s in changes.opened_controllers)
-    out.extend(_controller_connected(s, resumed=True) for s in changes.resumed_controllers)
-    out.extend(_atis_changed(s) for s in changes.atis_revisions)
+    out.extend(_controller_disconnected(s) for s in changes.controllers.closed)
+    out.extend(_controller_connected(s, resumed=False) for s in changes.controllers.opened)
+    out.extend(_controller_connected(s, resumed=True) for s in changes.controllers.resumed)
+    out.extend(_atis_changed(s) for s in changes.atis.revisions)
     if airspace is not None:
         out.extend(_airspace(airspace.airspace))
     return out

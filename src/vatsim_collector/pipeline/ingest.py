@@ -121,17 +121,17 @@ class IngestStats:
 
     def count(self, changes: Changeset) -> None:
         self.snapshots_ingested += 1
-        self.pilot_sessions_opened += len(changes.opened_pilots)
-        self.pilot_sessions_closed += len(changes.closed_pilots)
-        self.controller_sessions_opened += len(changes.opened_controllers)
-        self.controller_sessions_closed += len(changes.closed_controllers)
-        self.atis_sessions_opened += len(changes.opened_atis)
-        self.atis_sessions_closed += len(changes.closed_atis)
-        self.flights_opened += len(changes.new_flights)
-        self.flight_plan_revisions += len(changes.plan_revisions)
-        self.positions_written += len(changes.present_pilots)
+        # The counters stay flat fields, "<kind>_sessions_opened" and so on: they are the
+        # names /status and the stop log report.
+        for sessions in changes.sessions:
+            opened, closed = f"{sessions.kind}_sessions_opened", f"{sessions.kind}_sessions_closed"
+            setattr(self, opened, getattr(self, opened) + len(sessions.opened))
+            setattr(self, closed, getattr(self, closed) + len(sessions.closed))
+        self.flights_opened += len(changes.flights.new)
+        self.flight_plan_revisions += len(changes.pilots.plan_revisions)
+        self.positions_written += len(changes.pilots.present)
         self.transceivers_written += changes.transceiver_count
-        self.prefiles_seen += len(changes.new_prefiles)
+        self.prefiles_seen += len(changes.prefiles.new)
 
     def count_records(self, records: RecordReport) -> None:
         self.records_dropped += len(records.dropped)

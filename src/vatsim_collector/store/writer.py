@@ -6,7 +6,7 @@ a failure anywhere leaves the database exactly as it was before the snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -24,8 +24,14 @@ from vatsim_collector.store.rows import (
     plan_row,
     position_row,
 )
-from vatsim_collector.tracking.changes import Changeset
-from vatsim_collector.tracking.state import ControllerSession, Flight, Kind
+from vatsim_collector.tracking.changes import Changeset, S, SessionChanges, StationChanges
+from vatsim_collector.tracking.state import Flight, Kind
+
+_SESSION_TABLES = {
+    Kind.PILOT: t.pilot_sessions,
+    Kind.CONTROLLER: t.controller_sessions,
+    Kind.ATIS: t.atis_sessions,
+}
 
 # SQLite allows 32,766 bound parameters per statement; stay far below it.
 _IN_CHUNK = 5000
@@ -161,7 +167,7 @@ class SnapshotWriter:
         return snapshot_id
 
     def _write_flights(self, conn: Connection, changes: Changeset) -> None:
-        new: list[Flight] = changes.new_flights
+        new: list[Flight] = changes.flights.new
         ids = _insert_returning_ids(
             conn,
             t.flights,
@@ -181,7 +187,7 @@ class SnapshotWriter:
             flight.id = flight_id
         changed = [
             {"row_id": f.id, "dep": f.departure, "arr": f.arrival, "ended": f.ended_at}
-            for f in changes.changed_flights
+            for f in changes.flights.changed
         ]
         if changed:
             conn.execute(
@@ -195,26 +201,36 @@ class SnapshotWriter:
                 changed,
             )
 
-    def _write_pilots(self, conn: Connection, changes: Changeset, snapshot_id: int) -> None:
-        at = changes.at
-        opened = changes.opened_pilots
-        ids = _insert_sessions(
-            conn, t.pilot_sessions, [pilot_session_row(s, self.store_names) for s in opened]
-        )
+    def _write_sessions(
+        self,
+        conn: Connection,
+        changes: SessionChanges[S],
+        row: Callable[[S, bool], dict[str, Any]],
+        at: datetime,
+    ) -> None:
+        """One kind's session rows: insert the opened (taking their ids), end the closed,
+        reopen the resumed, and mark the rest of those present as seen at ``at``."""
+        table = _SESSION_TABLES[changes.kind]
+        opened = changes.opened
+        ids = _insert_sessions(conn, table, [row(s, self.store_names) for s in opened])
         for session, session_id in zip(opened, ids, strict=True):
             session.id = session_id
-        _end(conn, t.pilot_sessions, ((s.id, s.last_seen) for s in changes.closed_pilots))
-        _reopen(conn, t.pilot_sessions, (s.id for s in changes.resumed_pilots))
-        present = changes.present_pilots
+        _end(conn, table, ((s.id, s.last_seen) for s in changes.closed))
+        _reopen(conn, table, (s.id for s in changes.resumed))
         opened_ids = set(ids)
-        _touch(conn, t.pilot_sessions, [s.id for s in present if s.id not in opened_ids], at)
+        _touch(conn, table, [s.id for s in changes.present if s.id not in opened_ids], at)
+
+    def _write_pilots(self, conn: Connection, changes: Changeset, snapshot_id: int) -> None:
+        at = changes.at
+        pilots = changes.pilots
+        self._write_sessions(conn, pilots, pilot_session_row, at)
         _bulk_insert(
             conn,
             t.positions,
             POSITION_COLUMNS,
-            [position_row(snapshot_id, s.id, s.latest) for s in present],  # type: ignore[arg-type]
+            [position_row(snapshot_id, s.id, s.latest) for s in pilots.present],  # type: ignore[arg-type]
         )
-        if changes.plan_revisions:
+        if pilots.plan_revisions:
             conn.execute(
                 insert(t.flight_plans),
                 [
@@ -224,39 +240,16 @@ class SnapshotWriter:
                         "first_seen_at": at,
                         **plan_row(plan),
                     }
-                    for session, plan in changes.plan_revisions
+                    for session, plan in pilots.plan_revisions
                 ],
             )
 
     def _write_controllers(self, conn: Connection, changes: Changeset) -> None:
         at = changes.at
-        for table, opened, present, closed, resumed in (
-            (
-                t.controller_sessions,
-                changes.opened_controllers,
-                changes.present_controllers,
-                changes.closed_controllers,
-                changes.resumed_controllers,
-            ),
-            (
-                t.atis_sessions,
-                changes.opened_atis,
-                changes.present_atis,
-                changes.closed_atis,
-                changes.resumed_atis,
-            ),
-        ):
-            ids = _insert_sessions(
-                conn, table, [controller_session_row(s, self.store_names) for s in opened]
-            )
-            for session, session_id in zip(opened, ids, strict=True):
-                session.id = session_id
-            _end(conn, table, ((s.id, s.last_seen) for s in closed))
-            _reopen(conn, table, (s.id for s in resumed))
-            opened_ids = set(ids)
-            _touch(conn, table, [s.id for s in present if s.id not in opened_ids], at)
-        self._update_controllers(conn, changes.changed_controllers)
-        if changes.atis_revisions:
+        for stations in (changes.controllers, changes.atis):
+            self._write_sessions(conn, stations, controller_session_row, at)
+            self._update_stations(conn, stations)
+        if changes.atis.revisions:
             conn.execute(
                 insert(t.atis_revisions),
                 [
@@ -266,40 +259,40 @@ class SnapshotWriter:
                         "atis_code": s.atis_code,
                         "text_atis": "\n".join(s.text_atis) if s.text_atis else None,
                     }
-                    for s in changes.atis_revisions
+                    for s in changes.atis.revisions
                 ],
             )
 
     @staticmethod
-    def _update_controllers(conn: Connection, sessions: list[ControllerSession]) -> None:
-        for kind, table in ((Kind.CONTROLLER, t.controller_sessions), (Kind.ATIS, t.atis_sessions)):
-            params = [
-                {
-                    "row_id": s.id,
-                    "freq": s.frequency,
-                    "fac": s.facility,
-                    "lat": s.latitude,
-                    "lon": s.longitude,
-                }
-                for s in sessions
-                if s.kind is kind and s.id is not None
-            ]
-            if params:
-                conn.execute(
-                    update(table)
-                    .where(table.c.id == bindparam("row_id"))
-                    .values(
-                        frequency=bindparam("freq"),
-                        facility=bindparam("fac"),
-                        latitude=bindparam("lat"),
-                        longitude=bindparam("lon"),
-                    ),
-                    params,
-                )
+    def _update_stations(conn: Connection, changes: StationChanges) -> None:
+        table = _SESSION_TABLES[changes.kind]
+        params = [
+            {
+                "row_id": s.id,
+                "freq": s.frequency,
+                "fac": s.facility,
+                "lat": s.latitude,
+                "lon": s.longitude,
+            }
+            for s in changes.changed
+            if s.id is not None
+        ]
+        if params:
+            conn.execute(
+                update(table)
+                .where(table.c.id == bindparam("row_id"))
+                .values(
+                    frequency=bindparam("freq"),
+                    facility=bindparam("fac"),
+                    latitude=bindparam("lat"),
+                    longitude=bindparam("lon"),
+                ),
+                params,
+            )
 
     def _write_prefiles(self, conn: Connection, changes: Changeset) -> None:
         at = changes.at
-        new = changes.new_prefiles
+        new = changes.prefiles.new
         ids = _insert_returning_ids(
             conn,
             t.prefiles,
@@ -319,9 +312,9 @@ class SnapshotWriter:
             entry.id = entry_id
         new_ids = set(ids)
         _touch(
-            conn, t.prefiles, [p.id for p in changes.present_prefiles if p.id not in new_ids], at
+            conn, t.prefiles, [p.id for p in changes.prefiles.present if p.id not in new_ids], at
         )
-        changed = [p for p in changes.changed_prefiles if p.id is not None]
+        changed = [p for p in changes.prefiles.changed if p.id is not None]
         if changed:
             conn.execute(
                 update(t.prefiles)
@@ -332,9 +325,8 @@ class SnapshotWriter:
                     for p in changed
                 ],
             )
-        _end(conn, t.prefiles, ((p.id, p.last_seen) for p in changes.ended_prefiles))
+        _end(conn, t.prefiles, ((p.id, p.last_seen) for p in changes.prefiles.ended))
 
-    @staticmethod
     @staticmethod
     def _write_transceivers(conn: Connection, changes: Changeset, snapshot_id: int) -> None:
         rows: list[tuple[Any, ...]] = []

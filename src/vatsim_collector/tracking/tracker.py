@@ -9,7 +9,7 @@ logged on within ``reconnect_window`` of that flight's end.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from vatsim_collector.feed.models import (
@@ -21,12 +21,11 @@ from vatsim_collector.feed.models import (
     Snapshot,
     StationTransceivers,
 )
-from vatsim_collector.tracking.changes import Changeset, LinkedTransceivers
+from vatsim_collector.tracking.changes import Changeset, LinkedTransceivers, S, StationChanges
 from vatsim_collector.tracking.geodesy import transceiver_centroid
 from vatsim_collector.tracking.state import (
     ControllerSession,
     Flight,
-    Kind,
     LiveState,
     PilotSession,
     PrefileEntry,
@@ -66,10 +65,16 @@ class Tracker:
         at = snapshot.update_timestamp
         changes = Changeset(snapshot=snapshot, at=at)
         pilots_by_callsign = self._apply_pilots(snapshot.pilots, at, changes)
-        controllers_by_callsign = self._apply_controllers(
-            Kind.CONTROLLER, snapshot.controllers, at, changes
+        controllers_by_callsign = self._apply_stations(
+            snapshot.controllers,
+            self.state.controllers,
+            self.state.ended_controllers,
+            changes.controllers,
+            at,
         )
-        atis_by_callsign = self._apply_controllers(Kind.ATIS, snapshot.atis, at, changes)
+        atis_by_callsign = self._apply_stations(
+            snapshot.atis, self.state.atis, self.state.ended_atis, changes.atis, at
+        )
         self._apply_prefiles(snapshot.prefiles, at, changes)
         if transceivers is not None:
             self._link_transceivers(
@@ -105,13 +110,8 @@ class Tracker:
                     self._revise_plan(session, pilot.flight_plan, changes)
             present[key] = session
             by_callsign[pilot.callsign] = session
-        changes.present_pilots = list(present.values())
-        for key, session in list(live.items()):
-            if key in present:
-                continue
-            session.missed += 1
-            if session.missed >= self.missed_to_end:
-                self._close_pilot(session, changes)
+        changes.pilots.present = list(present.values())
+        self._count_missing(live, present, lambda session: self._close_pilot(session, changes))
         return by_callsign
 
     def _open_pilot(self, pilot: Pilot, at: datetime, changes: Changeset) -> PilotSession:
@@ -130,7 +130,7 @@ class Tracker:
                 arrival=arrival,
                 started_at=min(pilot.logon_time, at),
             )
-            changes.add_new_flight(flight)
+            changes.flights.add_new(flight)
         session = PilotSession(
             cid=pilot.cid,
             callsign=pilot.callsign,
@@ -143,7 +143,7 @@ class Tracker:
         )
         self.state.pilots[session.key] = session
         self.state.pilot_by_ident[(session.cid, session.callsign)] = session
-        changes.opened_pilots.append(session)
+        changes.pilots.opened.append(session)
         if pilot.flight_plan is not None:
             self._revise_plan(session, pilot.flight_plan, changes)
         return session
@@ -159,8 +159,8 @@ class Tracker:
             flight.ended_at = None
             if self.state.recent_flights.get((session.cid, session.callsign)) is flight:
                 del self.state.recent_flights[(session.cid, session.callsign)]
-            changes.mark_flight_changed(flight)
-        changes.resumed_pilots.append(session)
+            changes.flights.mark_changed(flight)
+        changes.pilots.resumed.append(session)
         return session
 
     def _continued_flight(
@@ -175,7 +175,7 @@ class Tracker:
             return None
         del self.state.recent_flights[(pilot.cid, pilot.callsign)]
         flight.ended_at = None
-        changes.mark_flight_changed(flight)
+        changes.flights.mark_changed(flight)
         return flight
 
     def _revise_plan(
@@ -184,56 +184,41 @@ class Tracker:
         session.plan = plan
         if plan is None:
             return  # a withdrawn plan is not a revision; the next filed plan will be
-        changes.plan_revisions.append((session, plan))
+        changes.pilots.plan_revisions.append((session, plan))
         flight = session.flight
         previous = flight.plan
         if previous is None:
-            changes.filed_plans.append((session, plan))
+            changes.pilots.filed_plans.append((session, plan))
         elif previous != plan:
-            changes.amended_plans.append((session, plan, previous))
+            changes.pilots.amended_plans.append((session, plan, previous))
         flight.plan = plan
         route = route_of(plan)
         if route != (flight.departure, flight.arrival):
             flight.departure, flight.arrival = route
-            changes.mark_flight_changed(flight)
+            changes.flights.mark_changed(flight)
 
     def _close_pilot(self, session: PilotSession, changes: Changeset) -> None:
         del self.state.pilots[session.key]
         if self.state.pilot_by_ident.get((session.cid, session.callsign)) is session:
             del self.state.pilot_by_ident[(session.cid, session.callsign)]
-        changes.closed_pilots.append(session)
+        changes.pilots.closed.append(session)
         flight = session.flight
         flight.ended_at = session.last_seen
-        changes.mark_flight_changed(flight)
+        changes.flights.mark_changed(flight)
         self.state.recent_flights[(session.cid, session.callsign)] = flight
         self.state.ended_pilots[session.key] = session
         self.state.recent_plans[(session.cid, session.callsign)] = (session.last_seen, session.plan)
 
     # controllers and ATIS ---------------------------------------------------------------
 
-    def _apply_controllers(
+    def _apply_stations(
         self,
-        kind: Kind,
         records: Iterable[Controller | Atis],
+        live: dict[SessionKey, ControllerSession],
+        ended: dict[SessionKey, ControllerSession],
+        changes: StationChanges,
         at: datetime,
-        changes: Changeset,
     ) -> dict[str, ControllerSession]:
-        if kind is Kind.CONTROLLER:
-            live, ended = self.state.controllers, self.state.ended_controllers
-            opened, present_out, closed, resumed = (
-                changes.opened_controllers,
-                changes.present_controllers,
-                changes.closed_controllers,
-                changes.resumed_controllers,
-            )
-        else:
-            live, ended = self.state.atis, self.state.ended_atis
-            opened, present_out, closed, resumed = (
-                changes.opened_atis,
-                changes.present_atis,
-                changes.closed_atis,
-                changes.resumed_atis,
-            )
         present: dict[SessionKey, ControllerSession] = {}
         by_callsign: dict[str, ControllerSession] = {}
         for record in records:
@@ -243,10 +228,10 @@ class Tracker:
             session = live.get(key) or ended.pop(key, None)
             if session is not None and key not in live:
                 live[key] = session
-                resumed.append(session)
+                changes.resumed.append(session)
             if session is None:
                 session = ControllerSession(
-                    kind=kind,
+                    kind=changes.kind,
                     cid=record.cid,
                     callsign=record.callsign,
                     logon_time=record.logon_time,
@@ -259,14 +244,14 @@ class Tracker:
                     is_supervisor=is_supervisor(record.callsign, record.rating),
                 )
                 live[key] = session
-                opened.append(session)
+                changes.opened.append(session)
             else:
                 session.missed = 0
                 session.last_seen = at
                 session.latest = record
                 if (record.frequency, record.facility) != (session.frequency, session.facility):
                     session.frequency, session.facility = record.frequency, record.facility
-                    changes.changed_controllers.append(session)
+                    changes.changed.append(session)
             if isinstance(record, Atis):
                 code = (record.atis_code or "").strip() or None
                 text = normalise_text_atis(record.text_atis)
@@ -275,19 +260,32 @@ class Tracker:
                     session.text_atis,
                 ):
                     session.atis_code, session.text_atis = code, text
-                    changes.atis_revisions.append(session)
+                    changes.revisions.append(session)
             present[key] = session
             by_callsign[record.callsign] = session
-        present_out.extend(present.values())
+        changes.present.extend(present.values())
+
+        def close(session: ControllerSession) -> None:
+            del live[session.key]
+            ended[session.key] = session
+            changes.closed.append(session)
+
+        self._count_missing(live, present, close)
+        return by_callsign
+
+    def _count_missing(
+        self,
+        live: dict[SessionKey, S],
+        present: dict[SessionKey, S],
+        close: Callable[[S], None],
+    ) -> None:
+        """One more miss for each live session not in the snapshot; close those missed enough."""
         for key, session in list(live.items()):
             if key in present:
                 continue
             session.missed += 1
             if session.missed >= self.missed_to_end:
-                del live[key]
-                ended[key] = session
-                closed.append(session)
-        return by_callsign
+                close(session)
 
     # prefiles ---------------------------------------------------------------------------
 
@@ -323,21 +321,21 @@ class Tracker:
                     last_seen=at,
                 )
                 live[ident] = entry
-                changes.new_prefiles.append(entry)
+                changes.prefiles.new.append(entry)
             else:
                 entry.missed = 0
                 entry.last_seen = at
                 if prefile.flight_plan != entry.plan:
                     entry.plan = prefile.flight_plan
-                    changes.changed_prefiles.append(entry)
-            changes.present_prefiles.append(entry)
+                    changes.prefiles.changed.append(entry)
+            changes.prefiles.present.append(entry)
         for ident, entry in list(live.items()):
             if ident in seen:
                 continue
             entry.missed += 1
             if entry.missed >= self.missed_to_end:
                 del live[ident]
-                changes.ended_prefiles.append(entry)
+                changes.prefiles.ended.append(entry)
 
     # transceivers -----------------------------------------------------------------------
 
@@ -364,8 +362,9 @@ class Tracker:
                 if centre is not None and centre != (session.latitude, session.longitude):
                     session.latitude, session.longitude = centre
                     moved.append(session)
-        already = set(map(id, changes.changed_controllers))
-        changes.changed_controllers.extend(s for s in moved if id(s) not in already)
+        changed = changes.controllers.changed
+        already = set(map(id, changed))
+        changed.extend(s for s in moved if id(s) not in already)
 
     def _forget_old(self, at: datetime) -> None:
         horizon = at - self.reconnect_window
