@@ -71,7 +71,10 @@ def load_live_state(
     _load_recently_ended(conn, state, horizon)
     _load_controllers(conn, state, Kind.CONTROLLER, missed)
     _load_controllers(conn, state, Kind.ATIS, missed)
-    for row in conn.execute(select(t.prefiles).where(t.prefiles.c.ended_at.is_(None))):
+    prefiles = t.prefiles
+    for row in conn.execute(
+        select(prefiles).where(prefiles.c.ended_at.is_(None)).order_by(prefiles.c.id)
+    ):
         entry = PrefileEntry(
             id=row.id,
             cid=row.cid,
@@ -92,6 +95,9 @@ def _load_pilots(conn: Connection, state: LiveState, missed: Any) -> None:
         select(ps, fl.c.departure, fl.c.arrival, fl.c.started_at, fl.c.ended_at.label("f_end"))
         .join(fl, fl.c.id == ps.c.flight_id)
         .where(ps.c.ended_at.is_(None))
+        # In insertion order: PostgreSQL returns rows in physical order otherwise, and the
+        # rebuilt state's order is the order of the events the next snapshot publishes.
+        .order_by(ps.c.id)
     ).all()
     last_positions: dict[int, Row[Any]] = {
         row.pilot_session_id: row
@@ -190,7 +196,7 @@ def _load_controllers(conn: Connection, state: LiveState, kind: Kind, missed: An
             .order_by(rev.c.id)
         ):
             latest_atis[row.atis_session_id] = row
-    for row in conn.execute(select(table).where(table.c.ended_at.is_(None))):
+    for row in conn.execute(select(table).where(table.c.ended_at.is_(None)).order_by(table.c.id)):
         revision = latest_atis.get(row.id)
         code = revision.atis_code if revision else None
         text = tuple(revision.text_atis.split("\n")) if revision and revision.text_atis else None
