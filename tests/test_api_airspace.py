@@ -28,7 +28,6 @@ from conftest import SERVER_ENV
 from vatsim_collector.airspace.engine import AirspaceEngine
 from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.api import create_app
-from vatsim_collector.api.queries_airspace import Span
 from vatsim_collector.api.routes_airspace import occupancy_hours
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.simulator.traffic import SimRates
@@ -36,6 +35,7 @@ from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
+from vatsim_collector.store.queries_airspace import Span
 from vatsim_collector.store.summaries_store import SummaryWriter
 
 START = datetime(2024, 5, 1, 11, 55, tzinfo=UTC)  # 40 ticks of 15 s cross 12:00

@@ -202,3 +202,30 @@ def test_the_check_sees_a_forbidden_import(source: str, line: str, tmp_path: Pat
     edges = graph()
     edges[name] = {t for t in imported(copy, known) if t != name}
     assert forbidden(edges) - KNOWN_FORBIDDEN, f"{line!r} in {source} went unnoticed"
+
+
+# Outside the store, SQLAlchemy may be named in types and exceptions, never to build SQL.
+SQLALCHEMY_OUTSIDE_STORE = frozenset({"Connection", "Engine", "Row", "exc"})
+
+
+def sql_imports_outside_store() -> set[tuple[str, str]]:
+    found = set()
+    for name, path in modules().items():
+        if part(name) == "store":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found |= {(name, a.name) for a in node.names if a.name.startswith("sqlalchemy")}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+                if node.module == "sqlalchemy.exc":
+                    continue  # translating the store's errors at a boundary is allowed
+                found |= {
+                    (name, f"{node.module}.{a.name}")
+                    for a in node.names
+                    if node.module != "sqlalchemy" or a.name not in SQLALCHEMY_OUTSIDE_STORE
+                }
+    return found
+
+
+def test_every_sql_statement_is_built_in_the_store() -> None:
+    assert sql_imports_outside_store() == set()

@@ -32,12 +32,10 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import QueuePool
 
 from vatsim_collector.errors.breaker import BreakerState
 from vatsim_collector.errors.exceptions import Category, Severity
 from vatsim_collector.pipeline.ingest import Outcome
-from vatsim_collector.store.database import DatabaseService
 
 if TYPE_CHECKING:
     from vatsim_collector.api.context import ApiContext
@@ -332,11 +330,6 @@ def _single(family: _Family, value: float) -> Metric:
     return metric
 
 
-def _idle_connections(db: DatabaseService) -> int | None:
-    pool = db.engine.pool
-    return pool.checkedin() if isinstance(pool, QueuePool) else None
-
-
 class CachedCount:
     """A count that costs a database query, read at most once per ``ttl`` seconds.
 
@@ -557,7 +550,7 @@ class ServiceCollector:
         pool = db.pool_status()
         connections = POOL_CONNECTIONS.empty()
         connections.add_metric(["checked_out"], pool.checked_out)
-        idle = _idle_connections(db)
+        idle = db.idle_connections()
         if idle is not None:
             connections.add_metric(["idle"], idle)
         connections.add_metric(["overflow"], pool.overflow)

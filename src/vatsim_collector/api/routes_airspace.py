@@ -13,7 +13,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
-from vatsim_collector.api import queries_airspace as q
 from vatsim_collector.api.context import ApiContext, Context, loaded_sectors
 from vatsim_collector.api.models_airspace import (
     HOUR,
@@ -51,6 +50,7 @@ from vatsim_collector.api.sector_geojson import (
     sector_collection,
 )
 from vatsim_collector.feed.models import StationTransceivers
+from vatsim_collector.store import queries_airspace as q
 
 router = APIRouter(tags=["airspace"])
 

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy import Connection
 
-from vatsim_collector.api import queries
 from vatsim_collector.api.context import Context
 from vatsim_collector.api.models import (
     FlightOut,
@@ -17,6 +16,7 @@ from vatsim_collector.api.models import (
 )
 from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.feed.models import FlightPlan
+from vatsim_collector.store import queries
 from vatsim_collector.tracking.state import PilotSession
 
 router = APIRouter(tags=["flights"])

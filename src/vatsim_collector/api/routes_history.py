@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, status
 from vatsim_collector.api.context import Context
 from vatsim_collector.api.models_history import CountsOut, CountsPointOut
 from vatsim_collector.api.problems import problem_responses
-from vatsim_collector.api.queries_history import counts_per_bucket
+from vatsim_collector.store.queries_history import counts_per_bucket
 
 router = APIRouter(tags=["dashboard"])
 

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from vatsim_collector.api import queries_airspace as q
 from vatsim_collector.api.context import Context
 from vatsim_collector.api.models_airspace import (
     NAME_PATTERN,
@@ -35,6 +34,7 @@ from vatsim_collector.api.models_events import PaginationOut
 from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.api.routes_airspace import occupancy_out
 from vatsim_collector.api.routes_flights import MAX_ID
+from vatsim_collector.store import queries_airspace as q
 
 router = APIRouter(tags=["summaries"])
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection
 
 from vatsim_collector.airspace.contacts import controller_radio
 from vatsim_collector.airspace.engine import (
@@ -33,15 +33,13 @@ from vatsim_collector.airspace.engine import (
     Point,
 )
 from vatsim_collector.feed.models import StationTransceivers, Transceiver
-from vatsim_collector.store import schema as t
+from vatsim_collector.store import recompute_rows as rows_of
 from vatsim_collector.store.airspace_writer import write_airspace
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.summaries_store import SummaryWriter
 from vatsim_collector.tracking.state import Flight
 
 __all__ = ["RecomputeReport", "recompute"]
-
-_IN_CHUNK = 5000
 
 
 @dataclass
@@ -87,18 +85,8 @@ class _Controller:
         return frequency, facility
 
 
-def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
-    return [ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK)]
-
-
 def _pilots(conn: Connection, start: datetime, end: datetime) -> dict[int, _Pilot]:
-    ps = t.pilot_sessions
-    rows = conn.execute(
-        select(ps.c.id, ps.c.cid, ps.c.callsign, ps.c.flight_id, ps.c.ended_at).where(
-            ps.c.first_seen_at <= end,
-            (ps.c.ended_at.is_(None)) | (ps.c.last_seen_at >= start),
-        )
-    ).all()
+    rows = rows_of.pilot_sessions_overlapping(conn, start, end)
     flights: dict[int, Flight] = {}
     out: dict[int, _Pilot] = {}
     for r in rows:
@@ -117,49 +105,17 @@ def _pilots(conn: Connection, start: datetime, end: datetime) -> dict[int, _Pilo
     return out
 
 
-def _window(conn: Connection, ids: Sequence[int]) -> tuple[datetime, datetime]:
-    ps = t.pilot_sessions
-    lows: list[datetime] = []
-    highs: list[datetime] = []
-    for chunk in _chunks(ids):
-        row = conn.execute(
-            select(ps.c.first_seen_at, ps.c.last_seen_at).where(ps.c.id.in_(chunk))
-        ).all()
-        lows.extend(r.first_seen_at for r in row)
-        highs.extend(r.last_seen_at for r in row)
-    return min(lows), max(highs)
-
-
 def _controllers(conn: Connection, start: datetime, end: datetime) -> dict[int, _Controller]:
-    cs, cf = t.controller_sessions, t.controller_frequencies
-    sessions = conn.execute(
-        select(cs).where(
-            cs.c.first_seen_at <= end, (cs.c.ended_at.is_(None)) | (cs.c.last_seen_at >= start)
-        )
-    ).all()
+    sessions = rows_of.controller_sessions_overlapping(conn, start, end)
     out = {r.id: _Controller(r.id, r.callsign, r.ended_at is not None, []) for r in sessions}
-    for chunk in _chunks(sorted(out)):
-        for r in conn.execute(
-            select(cf).where(cf.c.controller_session_id.in_(chunk)).order_by(cf.c.id)
-        ):
-            out[r.controller_session_id].history.append(
-                (r.first_seen_at, r.frequency or "", r.facility)
-            )
+    for r in rows_of.frequency_history(conn, sorted(out)):
+        out[r.controller_session_id].history.append(
+            (r.first_seen_at, r.frequency or "", r.facility)
+        )
     for r in sessions:
         if not out[r.id].history:  # stored before frequencies were recorded
             out[r.id].history.append((r.first_seen_at, r.frequency or "", r.facility))
     return out
-
-
-def _delete(conn: Connection, ids: Sequence[int], report: RecomputeReport) -> None:
-    for chunk in _chunks(ids):
-        so, ci = t.sector_occupancy, t.contact_intervals
-        report.occupancies_deleted += conn.execute(
-            delete(so).where(so.c.pilot_session_id.in_(chunk))
-        ).rowcount
-        report.contacts_deleted += conn.execute(
-            delete(ci).where(ci.c.pilot_session_id.in_(chunk))
-        ).rowcount
 
 
 def _observations(
@@ -168,15 +124,10 @@ def _observations(
     pilots: dict[int, _Pilot],
     controllers: dict[int, _Controller],
 ) -> tuple[list[PilotObservation], list[ControllerObservation]]:
-    pos, tx = t.positions, t.transceivers
     radios: dict[int, list[int]] = defaultdict(list)
     stations: dict[int, list[Transceiver]] = defaultdict(list)
     if snapshot.transceivers is not None:
-        for r in conn.execute(
-            select(tx)
-            .where(tx.c.snapshot_id == snapshot.id)
-            .order_by(tx.c.callsign, tx.c.transceiver_id)
-        ):
+        for r in rows_of.snapshot_transceivers(conn, snapshot.id):
             if r.pilot_session_id in pilots:
                 radios[r.pilot_session_id].append(r.frequency_hz)
             elif r.controller_session_id in controllers:
@@ -197,11 +148,7 @@ def _observations(
             point=Point(r.latitude, r.longitude, r.altitude),
             radios_hz=tuple(dict.fromkeys(f for f in radios.get(r.pilot_session_id, ()) if f > 0)),
         )
-        for r in conn.execute(
-            select(pos.c.pilot_session_id, pos.c.latitude, pos.c.longitude, pos.c.altitude)
-            .where(pos.c.snapshot_id == snapshot.id)
-            .order_by(pos.c.pilot_session_id)
-        )
+        for r in rows_of.snapshot_positions(conn, snapshot.id)
         if r.pilot_session_id in pilots
     ]
     at = snapshot.update_timestamp
@@ -243,21 +190,13 @@ def recompute(
         report.pilot_sessions = len(pilots)
         if not pilots:
             return report
-        low, high = _window(conn, sorted(pilots))
+        low, high = rows_of.pilot_session_window(conn, sorted(pilots))
         report.window_start, report.window_end = low, high
         controllers = _controllers(conn, low, high)
-        _delete(conn, sorted(pilots), report)
+        deleted = rows_of.delete_airspace_rows(conn, sorted(pilots))
+        report.occupancies_deleted, report.contacts_deleted = deleted
         engine = engine_factory()
-        snap = t.snapshots
-        snapshots = conn.execute(
-            select(snap.c.id, snap.c.update_timestamp, snap.c.transceivers)
-            .where(
-                snap.c.status == "accepted",
-                snap.c.update_timestamp >= low,
-                snap.c.update_timestamp <= high,
-            )
-            .order_by(snap.c.id)
-        ).all()
+        snapshots = rows_of.accepted_snapshots(conn, low, high)
         missed: dict[int, int] = {}
         for snapshot in snapshots:
             observed, tuned = _observations(conn, snapshot, pilots, controllers)

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.pool import QueuePool
 
 from vatsim_collector.config import Settings
 from vatsim_collector.store.manager import DatabaseManager, PoolStatus
@@ -87,6 +88,11 @@ class DatabaseService:
         """A transaction for the named write, committed when the block succeeds."""
         with self.timed(name), self.manager.begin() as conn:
             yield conn
+
+    def idle_connections(self) -> int | None:
+        """Connections open and free in the pool, or None for a pool that does not keep any."""
+        pool = self.engine.pool
+        return pool.checkedin() if isinstance(pool, QueuePool) else None
 
     def pool_status(self) -> PoolStatus:
         return self.manager.pool_status()
