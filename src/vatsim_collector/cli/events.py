@@ -1,7 +1,8 @@
 """``vatsim-collector events``: read the event log, inspect, replay and discard dead letters.
 
 Replaying needs the handler a letter belongs to, so these commands build the same event layer
-as the service (``events.layer``); a letter of a handler this process does not run is kept.
+as the service (``pipeline.event_layer``); a letter of a handler this process does not run
+is kept.
 Output is JSON, one object per line, for scripts and ``jq``.
 """
 
