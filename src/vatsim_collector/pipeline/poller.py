@@ -137,6 +137,8 @@ class Poller:
         self._stopping = asyncio.Event()
         self._queued = asyncio.Event()
         self._writing = False
+        # The last write_pending stopped because the database could not take the head.
+        self._write_blocked = False
         self._last_stored_at: datetime | None = ingestor.live.snapshot_at
         self.db_breaker = breakers.get_or_create("database") if breakers else None
         self.feed = RecoveryStrategy[FetchedFeed | None](
@@ -253,6 +255,7 @@ class Poller:
     async def write_pending(self) -> list[IngestResult]:
         """Store waiting snapshots, oldest first, until none is left or the database fails."""
         results: list[IngestResult] = []
+        self._write_blocked = False
         while not self.fatal:
             from_disk = self.pending.on_disk > 0
             if from_disk and self._stopping.is_set():
@@ -267,12 +270,14 @@ class Poller:
             except (DatabaseUnavailable, CircuitOpenError) as exc:
                 self.last_error = str(exc)
                 self.counters.write_errors += 1
+                self._write_blocked = True
                 break
             except Exception as exc:
                 # Not the database's availability: this document would fail forever and block
                 # every later one. Keep it for inspection and go on.
                 held = await self._hold_failed(item, exc)
                 if held is None:
+                    self._write_blocked = True
                     break  # could not even hold it: the database is gone after all
                 result = held
             finally:
@@ -433,12 +438,13 @@ class Poller:
                 await self._survive(exc, "write_loop")
             if self._stopping.is_set():
                 return
-            if len(self.pending):
-                # The database refused: try again after a poll interval (the breaker decides
+            if self._write_blocked:
+                # The database is away: try again after a poll interval (the breaker decides
                 # whether the attempt reaches the database at all).
                 await self._until(asyncio.sleep(self.schedule.interval))
-            else:
+            elif not len(self.pending):
                 await self._until(self._queued.wait())
+            # else: a snapshot arrived as the last one was stored: on to it at once.
 
     async def _until(self, waiting: Coroutine[Any, Any, Any]) -> None:
         """Wait for ``waiting`` or for stop, whichever comes first."""
