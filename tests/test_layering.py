@@ -23,7 +23,19 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / PACKAGE
 LEAF = "errors.exceptions"
 
 _ENTRY_POINT = frozenset(
-    {"config", "logsetup", "errors", "feed", "simulator", "airspace", "events", "store", "pipeline"}
+    {
+        "config",
+        "logsetup",
+        "errors",
+        "feed",
+        "simulator",
+        "airspace",
+        "events",
+        "store",
+        "cluster",
+        "brokers",
+        "pipeline",
+    }
 )
 
 # Which parts of the package each part may import (besides itself); an entry with a dot names
@@ -39,9 +51,36 @@ ALLOWED: dict[str, frozenset[str]] = {
     "events": frozenset({"config", "errors"}),
     # The store implements the event and error layers' sinks, so it knows their types.
     "store": frozenset({"config", "errors", "feed", "tracking", "airspace", "events"}),
-    "pipeline": frozenset({"config", "errors", "feed", "tracking", "airspace", "events", "store"}),
+    # Several nodes: leadership, fencing, the node registry (cluster); one package per message
+    # broker (brokers.nats), carrying the event layer's events.
+    "cluster": frozenset({"config", "errors", "store"}),
+    "brokers": frozenset({"config", "errors", "events", "store"}),
+    "pipeline": frozenset(
+        {
+            "config",
+            "errors",
+            "feed",
+            "tracking",
+            "airspace",
+            "events",
+            "store",
+            "cluster",
+            "brokers",
+        }
+    ),
     "api": frozenset(
-        {"config", "errors", "feed", "tracking", "airspace", "events", "store", "pipeline"}
+        {
+            "config",
+            "errors",
+            "feed",
+            "tracking",
+            "airspace",
+            "events",
+            "store",
+            "cluster",
+            "brokers",
+            "pipeline",
+        }
     ),
     # The two entry points wire everything (the command also starts the service).
     "service": _ENTRY_POINT | {"api"},

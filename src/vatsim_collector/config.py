@@ -7,6 +7,8 @@ it down, so two collectors with different settings can live in one process (the 
 from __future__ import annotations
 
 import ipaddress
+import os
+import socket
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -194,6 +196,25 @@ class Settings(BaseSettings):
     # Seconds a publish waits for room in a full blocking queue before shedding.
     event_block_timeout: float = Field(default=5.0, ge=0)
 
+    # Several nodes on one PostgreSQL database (docs/scaling.md). This node's name in error
+    # records, /api/status and the cluster table; empty: "<host>-<pid>".
+    node_name: str = Field(default="", max_length=64)
+    # Standbys poll the feed too and keep what they fetched, to fill the gap when they take
+    # over; false: a standby only waits.
+    standby_poll: bool = True
+    # Seconds of fetched documents a standby keeps for gap fill.
+    gap_fill_seconds: float = Field(default=600.0, ge=0)
+    # A leader that stops answering PostgreSQL for this long loses its lock, and a standby
+    # takes over; also the bound on a fenced ex-leader's open transaction.
+    leader_lease_seconds: float = Field(default=5.0, ge=1, le=300)
+    # NATS with JetStream: with a URL, each snapshot's events go through an outbox table to
+    # this stream; empty: the in-process bus only.
+    nats_url: SecretStr = SecretStr("")
+    nats_stream: str = Field(default="VATSIM_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    nats_subject_prefix: str = Field(
+        default="vatsim.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+    )
+
     # Airspace analytics: sector occupancy and ATC contact, computed during ingest.
     airspace_enabled: bool = True
     # A GeoJSON file of sectors; empty: the shipped VATSpy FIR boundaries.
@@ -285,6 +306,15 @@ class Settings(BaseSettings):
     def _origins(cls, value: str) -> str:
         parse_cors_origins(value)
         return value
+
+    @property
+    def node(self) -> str:
+        """This node's name: the configured one, or "<host>-<pid>"."""
+        return self.node_name or f"{socket.gethostname()}-{os.getpid()}"
+
+    @property
+    def nats_enabled(self) -> bool:
+        return bool(self.nats_url.get_secret_value())
 
     @property
     def cors_origin_list(self) -> list[str]:

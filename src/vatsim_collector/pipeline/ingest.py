@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -227,6 +227,10 @@ class Ingestor:
         self.live = LiveView.empty()
         self.last_snapshot: Snapshot | None = None
         self.last_transceivers: list[StationTransceivers] | None = None
+        # Called first in every transaction that stores a snapshot; raises to refuse the
+        # commit. Several nodes on one database set it to check the leadership epoch
+        # (cluster.leadership), so an ex-leader can never commit.
+        self.fence: Callable[[Connection], None] | None = None
         # Set when the in-memory state could not be rebuilt (database down): the next ingest
         # rebuilds it first, so nothing is ever applied on top of a state the database lacks.
         self._restore_needed = False
@@ -388,6 +392,8 @@ class Ingestor:
                 else None
             )
             with self.db.write("ingest.snapshot") as conn:
+                if self.fence is not None:
+                    self.fence(conn)
                 snapshot_id = self.writer.write(
                     conn,
                     changes,
@@ -541,6 +547,8 @@ class Ingestor:
         )
         body = self._held_body(raw)
         with self.db.write("ingest.quarantine") as conn:
+            if self.fence is not None:
+                self.fence(conn)
             snapshot_id = held.quarantine(conn, row)
             document = HeldDocument(fetched_at, "quarantined", source, reason, body, snapshot_id)
             held.hold(conn, [document])

@@ -115,6 +115,8 @@ error_records = Table(
     Column("error_type", Text, nullable=False),
     Column("message", Text, nullable=False),
     Column("context", Text),  # JSON
+    # The node that raised it (docs/scaling.md); NULL on records written before nodes existed.
+    Column("node", Text),
     Index("ix_error_records_occurred_at", "occurred_at"),
 )
 
@@ -399,6 +401,59 @@ controller_summaries = Table(
     Index("ix_controller_summaries_ended_at", "ended_at"),
     Index("ix_controller_summaries_callsign", "callsign"),
     Index("ix_controller_summaries_cid", "cid"),
+)
+
+
+# Several nodes on one PostgreSQL database (docs/scaling.md).
+#
+# One row: who leads, and the fencing epoch it was elected with. Every snapshot transaction
+# reads the row (FOR SHARE) and refuses to commit unless the epoch is still its own, so an
+# ex-leader that was paused or cut off can never commit after a new leader took over.
+cluster_leadership = Table(
+    "cluster_leadership",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),  # always 1
+    Column("epoch", BigInteger, nullable=False),
+    Column("leader_node", Text),
+    Column("elected_at", UTCDateTime),
+)
+
+# Every node that runs: its role, a heartbeat, and its breakers (JSON) for any node to show.
+cluster_nodes = Table(
+    "cluster_nodes",
+    metadata,
+    Column("node", Text, primary_key=True),
+    Column("role", Text, nullable=False),  # leader | standby | api | worker
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("breakers", Text),  # JSON list of breaker snapshots
+)
+
+# A breaker reset asked on one node for the node that owns the breaker; the owner applies
+# and deletes it on its next heartbeat.
+breaker_resets = Table(
+    "breaker_resets",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("node", Text, nullable=False),
+    Column("breaker", Text, nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Index("ix_breaker_resets_node", "node"),
+)
+
+# Transactional outbox: each snapshot's events, written in the snapshot's own transaction, for
+# the relay to publish to JetStream (ordered by id) and delete once the server acknowledged.
+event_outbox = Table(
+    "event_outbox",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("event_id", Text, nullable=False, unique=True),
+    Column("subject", Text, nullable=False),
+    Column("snapshot_id", BigInteger),
+    Column("event", Text, nullable=False),  # the whole event as JSON, as the bus carries it
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""NATS JetStream: the outbox relay that publishes events and the workers that consume them."""
