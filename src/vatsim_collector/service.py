@@ -20,6 +20,8 @@ from sqlalchemy import Engine
 from vatsim_collector.airspace.setup import Airspace, build_airspace
 from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ErrorLayer
+from vatsim_collector.cluster.leadership import Elector
+from vatsim_collector.cluster.node import Node, Role
 from vatsim_collector.config import Settings
 from vatsim_collector.errors.breaker import BreakerConfig
 from vatsim_collector.errors.exceptions import CollectorError
@@ -36,8 +38,10 @@ from vatsim_collector.pipeline.spool import SnapshotSpool
 from vatsim_collector.simulator.server import SimulatedNetwork
 from vatsim_collector.simulator.thread import running_simulator
 from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.engine import sqlite_path
 from vatsim_collector.store.error_records import ErrorRecordStore
 from vatsim_collector.store.health import HealthLimits, HealthMonitor
+from vatsim_collector.store.leader_lock import LeaderLock, SqliteFileLock
 from vatsim_collector.store.migrate import upgrade
 from vatsim_collector.store.retention import RetentionJob, RetentionPolicy, run_periodically
 
@@ -46,10 +50,12 @@ log = structlog.get_logger(__name__)
 STOP_TIMEOUT_SECONDS = 30.0
 
 
-def open_ingestor(settings: Settings, airspace: Airspace | None = None) -> tuple[Ingestor, Engine]:
+def open_ingestor(
+    settings: Settings, airspace: Airspace | None = None, db: DatabaseService | None = None
+) -> tuple[Ingestor, Engine]:
     """Engine with migrations applied, and an ingestor holding the restored live state."""
     airspace = airspace if airspace is not None else build_airspace(settings)
-    db = DatabaseService.from_settings(settings)
+    db = db if db is not None else DatabaseService.from_settings(settings)
     upgrade(db.engine)
     ingestor = Ingestor(
         db,
@@ -84,13 +90,46 @@ class Components:
     client: FeedClient
     events: EventLayer
     poller: Poller
+    node: Node
+    elector: Elector
+    # Held for the process's life on SQLite: a second collector on the file is refused.
+    file_lock: SqliteFileLock | None = None
+
+
+def build_elector(
+    settings: Settings, db: DatabaseService
+) -> tuple[Node, Elector, SqliteFileLock | None]:
+    """This node and its elector. On SQLite, refuses (``DatabaseInUse``) when another
+    collector already runs on the file."""
+    node = Node(settings.node, Role.STANDBY)
+    file_lock: SqliteFileLock | None = None
+    lock: LeaderLock | None = None
+    if db.engine.dialect.name == "postgresql":
+        lock = LeaderLock(db.engine, lease_seconds=settings.leader_lease_seconds)
+    else:
+        path = sqlite_path(settings.database_url)
+        if path is not None:
+            file_lock = SqliteFileLock(path)
+            file_lock.acquire()
+    elector = Elector(db, node, lock, lease_seconds=settings.leader_lease_seconds)
+    return node, elector, file_lock
 
 
 def build_components(
     settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
 ) -> Components:
     airspace = build_airspace(settings)
-    ingestor, engine = open_ingestor(settings, airspace)
+    db = DatabaseService.from_settings(settings)
+    # Before the migrations: a second collector on a SQLite file must not even migrate it.
+    node, elector, file_lock = build_elector(settings, db)
+    try:
+        ingestor, engine = open_ingestor(settings, airspace, db)
+    except BaseException:
+        if file_lock is not None:
+            file_lock.release()
+        raise
+    # Every snapshot transaction checks that this node still leads with its epoch.
+    ingestor.fence = elector.fence
     spool = SnapshotSpool(
         settings.spool_dir,
         max_entries=settings.spool_max_snapshots,
@@ -126,9 +165,25 @@ def build_components(
         bus=events.bus,
         pending_in_memory=settings.pending_in_memory,
         cadence=settings.feed_cadence_seconds,
+        elector=elector,
+        standby_poll=settings.standby_poll,
+        gap_fill_seconds=settings.gap_fill_seconds,
     )
+    elector.follower = poller
     return Components(
-        settings, airspace, ingestor, engine, monitor, errors, breakers, client, events, poller
+        settings,
+        airspace,
+        ingestor,
+        engine,
+        monitor,
+        errors,
+        breakers,
+        client,
+        events,
+        poller,
+        node,
+        elector,
+        file_lock,
     )
 
 
@@ -162,6 +217,9 @@ async def run_components(c: Components, app: FastAPI) -> AsyncIterator[None]:
     ]
     await c.events.start()
     task = asyncio.create_task(poller.run(), name="poller")
+    # Stopped after the poller: the last snapshot in flight still commits with the epoch.
+    stop_election = asyncio.Event()
+    election = asyncio.create_task(c.elector.run(stop_election), name="election")
 
     def collection_ended(done: asyncio.Task[None]) -> None:
         # The poller survives every failure it can; if it ends by itself, collection has
@@ -186,6 +244,8 @@ async def run_components(c: Components, app: FastAPI) -> AsyncIterator[None]:
             await asyncio.wait_for(task, STOP_TIMEOUT_SECONDS)
         except TimeoutError:
             log.error("poller did not stop in time", timeout=STOP_TIMEOUT_SECONDS)
+        stop_election.set()
+        await asyncio.gather(election, return_exceptions=True)
         # Handlers finish what the last snapshots published; what they cannot finish in
         # time is dead-lettered, to be replayed.
         await c.events.stop(STOP_TIMEOUT_SECONDS)
@@ -193,6 +253,8 @@ async def run_components(c: Components, app: FastAPI) -> AsyncIterator[None]:
         await asyncio.gather(*background, return_exceptions=True)
         await c.client.aclose()
         c.engine.dispose()
+        if c.file_lock is not None:
+            c.file_lock.release()
         log.info("collector stopped", **c.ingestor.stats.as_dict())
 
 

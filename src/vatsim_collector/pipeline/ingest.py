@@ -228,9 +228,10 @@ class Ingestor:
         self.last_snapshot: Snapshot | None = None
         self.last_transceivers: list[StationTransceivers] | None = None
         # Called first in every transaction that stores a snapshot; raises to refuse the
-        # commit. Several nodes on one database set it to check the leadership epoch
-        # (cluster.leadership), so an ex-leader can never commit.
-        self.fence: Callable[[Connection], None] | None = None
+        # commit, else returns the leadership epoch the snapshot is stored under. Several
+        # nodes on one database set it to check that epoch (cluster.leadership), so an
+        # ex-leader can never commit.
+        self.fence: Callable[[Connection], int | None] | None = None
         # Set when the in-memory state could not be rebuilt (database down): the next ingest
         # rebuilds it first, so nothing is ever applied on top of a state the database lacks.
         self._restore_needed = False
@@ -392,14 +393,14 @@ class Ingestor:
                 else None
             )
             with self.db.write("ingest.snapshot") as conn:
-                if self.fence is not None:
-                    self.fence(conn)
+                epoch = self.fence(conn) if self.fence is not None else None
                 snapshot_id = self.writer.write(
                     conn,
                     changes,
                     fetched_at=fetched_at,
                     transceivers_fetched=transceivers is not None,
                     airspace=airspace,
+                    leader_epoch=epoch,
                 )
                 self._hold_records(conn, records, snapshot_id, source, fetched_at)
         except BaseException as exc:
@@ -547,9 +548,8 @@ class Ingestor:
         )
         body = self._held_body(raw)
         with self.db.write("ingest.quarantine") as conn:
-            if self.fence is not None:
-                self.fence(conn)
-            snapshot_id = held.quarantine(conn, row)
+            epoch = self.fence(conn) if self.fence is not None else None
+            snapshot_id = held.quarantine(conn, row, leader_epoch=epoch)
             document = HeldDocument(fetched_at, "quarantined", source, reason, body, snapshot_id)
             held.hold(conn, [document])
         self.stats.snapshots_quarantined += 1
