@@ -65,10 +65,12 @@ def test_one_node_leads_and_the_other_stands_by(engine: Engine) -> None:
         tick(a)
         tick(b)
         assert (a.node.role, b.node.role) == (Role.LEADER, Role.STANDBY)
-        assert a.epoch == 1 and b.epoch is None
+        assert a.epoch == 1
+        assert b.epoch is None
         assert leadership(engine).leader_node == "a"
         # The standby looked at the cluster instead: who leads, what is stored.
-        assert b.last_observation is not None and b.last_observation.leader == "a"
+        assert b.last_observation is not None
+        assert b.last_observation.leader == "a"
         with engine.begin() as conn:
             assert a.fence(conn) == 1
         with engine.begin() as conn, pytest.raises(FencedOut):
@@ -90,13 +92,15 @@ def test_a_leader_that_stops_answering_loses_the_lock_and_is_fenced_out(engine: 
         assert b.epoch is None  # the lock is held
         # a stays silent: PostgreSQL ends its lock session after the lease.
         assert wait_for(lambda: (tick(b), b.epoch is not None)[1], timeout=LEASE * 10)
-        assert b.epoch == 2 and leadership(engine).leader_node == "b"
-        with engine.begin() as conn, pytest.raises(FencedOut, match="epoch 1.*epoch is 2"):
+        assert b.epoch == 2
+        assert leadership(engine).leader_node == "b"
+        with engine.begin() as conn, pytest.raises(FencedOut, match=r"epoch 1.*epoch is 2"):
             a.fence(conn)
         assert a.counters.fenced == 1
         # a notices at its next tick and stands by.
         tick(a)
-        assert a.node.role is Role.STANDBY and a.epoch is None
+        assert a.node.role is Role.STANDBY
+        assert a.epoch is None
     finally:
         for e in (a, b):
             asyncio.run(e._resign())
@@ -138,7 +142,8 @@ def test_a_leader_stopping_in_order_hands_over_at_once(engine: Engine) -> None:
         asyncio.run(a._resign())
         assert leadership(engine).leader_node is None
         tick(b)
-        assert b.epoch == 2 and leadership(engine).leader_node == "b"
+        assert b.epoch == 2
+        assert leadership(engine).leader_node == "b"
     finally:
         for e in (a, b):
             asyncio.run(e._resign())
@@ -186,5 +191,6 @@ def test_run_refuses_a_sqlite_file_another_collector_runs_on(tmp_path: Path) -> 
     finally:
         holder.release()
     assert result.returncode == 2, result.stderr
-    assert "another collector" in result.stderr and "busy.db" in result.stderr
+    assert "another collector" in result.stderr
+    assert "busy.db" in result.stderr
     assert not database.exists()  # refused before the migrations touched it
