@@ -296,7 +296,19 @@ def test_a_frozen_leader_commits_nothing_after_the_takeover_and_the_gap_is_fille
     gaps = [e.get("gap", 0) for e in b.log_events("taking over")]
     assert gaps
     assert max(gaps) >= 1
+    assert metric(b, "vatsim_gap_fill_snapshots_total") >= 1
+    assert metric(b, "vatsim_leader") == 1
+    # a found out (its next commit was refused, or its lock session was gone) and stood by.
+    assert wait_until(lambda: metric(a, "vatsim_leader") == 0, timeout=30)
+    assert metric(a, "vatsim_leader_demotions_total") >= 1
     assert_same_history(postgresql, feed, tmp_path)
+
+
+def metric(n: NodeProcess, name: str) -> float:
+    body = httpx2.get(f"{n.url}/metrics", timeout=10).text
+    values = [float(line.split()[-1]) for line in body.splitlines() if line.startswith(name + " ")]
+    assert values, f"{name} not on /metrics of {n.name}"
+    return values[0]
 
 
 def a_epoch_rows(engine: Engine, epoch: int) -> set[int]:

@@ -282,7 +282,43 @@ DB_QUERY_SECONDS = _Family(
     ("query", "quantile"),
 )
 
+# Several nodes on one database (docs/scaling.md).
+LEADING = _Family("vatsim_leader", "1 while this node leads (stores snapshots), else 0.", "gauge")
+ELECTIONS = _Family(
+    "vatsim_leader_elections_total", "Times this node became the leader.", "counter"
+)
+DEMOTIONS = _Family("vatsim_leader_demotions_total", "Times this node stopped leading.", "counter")
+TAKEOVER_SECONDS = _Family(
+    "vatsim_takeover_seconds",
+    "Seconds the last takeover took, from taking the lock to writing (epoch claimed, state"
+    " rebuilt, gap queued).",
+    "gauge",
+)
+GAP_FILLED = _Family(
+    "vatsim_gap_fill_snapshots_total",
+    "Snapshots this node fetched as a standby and stored when it took over.",
+    "counter",
+)
+STANDBY_RELEASED = _Family(
+    "vatsim_standby_released_total",
+    "Snapshots a standby let go of because the leader had stored them (or they left the"
+    " gap-fill window).",
+    "counter",
+)
+FENCED = _Family(
+    "vatsim_fenced_commits_total",
+    "Snapshot commits this node's fence refused: it had lost the leadership.",
+    "counter",
+)
+
 FAMILIES = (
+    LEADING,
+    ELECTIONS,
+    DEMOTIONS,
+    TAKEOVER_SECONDS,
+    GAP_FILLED,
+    STANDBY_RELEASED,
+    FENCED,
     POLL_CYCLES,
     POLLS,
     SPOOL_WAITING,
@@ -384,6 +420,7 @@ class ServiceCollector:
 
     def _collect(self) -> Iterator[Metric]:
         yield from self._ingest()
+        yield from self._cluster()
         yield from self._sessions()
         yield from self._events()
         yield from self._error_layer()
@@ -518,6 +555,21 @@ class ServiceCollector:
             yield lost
         if layer.log_writer is not None:
             yield _single(EVENT_LOG_GAPS, layer.log_writer.gaps_marked)
+
+    def _cluster(self) -> Iterator[Metric]:
+        poller = self._ctx.poller
+        elector = getattr(poller, "elector", None)
+        if poller is None or elector is None:
+            return
+        counters = elector.counters
+        yield _single(LEADING, 1.0 if elector.leading else 0.0)
+        yield _single(ELECTIONS, counters.elections)
+        yield _single(DEMOTIONS, counters.demotions)
+        if counters.last_takeover_seconds is not None:
+            yield _single(TAKEOVER_SECONDS, counters.last_takeover_seconds)
+        yield _single(FENCED, counters.fenced)
+        yield _single(GAP_FILLED, poller.counters.gap_filled)
+        yield _single(STANDBY_RELEASED, poller.counters.standby_released)
 
     def _error_layer(self) -> Iterator[Metric]:
         layer = self._ctx.errors
