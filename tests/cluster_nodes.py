@@ -12,11 +12,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,13 @@ import httpx2
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from vatsim_collector.feed.client import read_update_timestamp
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
 
 SERVER_ENV = "VATSIM_TEST_DATABASE_URL"
+# Seconds between the feed documents a Ticker makes the simulator publish.
+TICK = 0.8
 
 
 def free_port() -> int:
@@ -183,3 +188,50 @@ class NodeSet:
     def close(self) -> None:
         for node in self.nodes.values():
             node.stop()
+
+
+@dataclass
+class Feed:
+    """The simulator, ticked by the test; every document it served, by update timestamp."""
+
+    base: str
+    served: dict[datetime, tuple[bytes, bytes]] = field(default_factory=dict)
+
+    @property
+    def status_url(self) -> str:
+        return f"{self.base}/status.json"
+
+    def tick(self) -> datetime:
+        httpx2.post(f"{self.base}/_sim/tick", timeout=10).raise_for_status()
+        data = httpx2.get(f"{self.base}/v3/vatsim-data.json", timeout=10).content
+        transceivers = httpx2.get(f"{self.base}/v3/transceivers-data.json", timeout=10).content
+        stamp = read_update_timestamp(data)
+        self.served[stamp] = (data, transceivers)
+        return stamp
+
+
+class Ticker:
+    """Ticks the feed every TICK seconds on its own thread until stopped."""
+
+    def __init__(self, feed: Feed) -> None:
+        self.feed = feed
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(TICK):
+                self.feed.tick()
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+
+    def __enter__(self) -> Ticker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        if self.error is not None:
+            raise self.error

@@ -12,10 +12,8 @@ from __future__ import annotations
 import random
 import signal
 import statistics
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,10 +22,9 @@ import httpx2
 import pytest
 from sqlalchemy import Engine, func, select
 
-from cluster_nodes import NodeProcess, NodeSet, wait_until
+from cluster_nodes import TICK, Feed, NodeProcess, NodeSet, Ticker, wait_until
 from simserver import running_simulator
 from vatsim_collector.config import load_settings
-from vatsim_collector.feed.client import read_update_timestamp
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.simulator.server import SimulatedNetwork
 from vatsim_collector.store import cluster as sql
@@ -36,7 +33,6 @@ from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
 
 POLL = 0.2
-TICK = 0.8
 LEASE = 2.0
 NODE_ENV = {"VATSIM_LEADER_LEASE_SECONDS": str(LEASE), "VATSIM_FEED_CADENCE_SECONDS": "15"}
 
@@ -46,26 +42,6 @@ def postgresql(engine: Engine) -> Engine:
     if engine.dialect.name != "postgresql":
         pytest.skip("several collectors on one database need PostgreSQL")
     return engine
-
-
-@dataclass
-class Feed:
-    """The simulator, ticked by the test; every document it served, by update timestamp."""
-
-    base: str
-    served: dict[datetime, tuple[bytes, bytes]] = field(default_factory=dict)
-
-    @property
-    def status_url(self) -> str:
-        return f"{self.base}/status.json"
-
-    def tick(self) -> datetime:
-        httpx2.post(f"{self.base}/_sim/tick", timeout=10).raise_for_status()
-        data = httpx2.get(f"{self.base}/v3/vatsim-data.json", timeout=10).content
-        transceivers = httpx2.get(f"{self.base}/v3/transceivers-data.json", timeout=10).content
-        stamp = read_update_timestamp(data)
-        self.served[stamp] = (data, transceivers)
-        return stamp
 
 
 @pytest.fixture
@@ -105,33 +81,6 @@ def stored(engine: Engine) -> list[datetime]:
                 .order_by(t.snapshots.c.update_timestamp)
             ).scalars()
         )
-
-
-class Ticker:
-    """Ticks the feed every TICK seconds on its own thread until stopped."""
-
-    def __init__(self, feed: Feed) -> None:
-        self.feed = feed
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.error: BaseException | None = None
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.wait(TICK):
-                self.feed.tick()
-        except BaseException as exc:  # surfaced by stop()
-            self.error = exc
-
-    def __enter__(self) -> Ticker:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-        if self.error is not None:
-            raise self.error
 
 
 def finish(feed: Feed, engine: Engine) -> None:

@@ -130,6 +130,10 @@ def build_components(
         raise
     # Every snapshot transaction checks that this node still leads with its epoch.
     ingestor.fence = elector.fence
+    if elector.lead_if_free():
+        # Rebuilt again under the claimed epoch: a previous leader may have committed more
+        # between the first restore and the claim.
+        ingestor.restore()
     spool = SnapshotSpool(
         settings.spool_dir,
         max_entries=settings.spool_max_snapshots,

@@ -172,6 +172,24 @@ class Elector:
             return
         await self._take_over()
 
+    def lead_if_free(self) -> bool:
+        """At start, before the loops run: lead at once if nobody does (one process, or the
+        first node up), so the collector writes from its first snapshot. The caller
+        rebuilds the state from the database afterwards, under the claimed epoch."""
+        if self.lock is not None and not self.lock.try_acquire():
+            return False
+        try:
+            epoch = self._claim()
+        except SQLAlchemyError:
+            if self.lock is not None:
+                self.lock.release()
+            return False
+        self.epoch = epoch
+        self.node.role = Role.LEADER
+        self.counters.elections += 1
+        log.info("this node leads", node=self.node.name, epoch=epoch)
+        return True
+
     async def _take_over(self) -> None:
         started = time.perf_counter()
         try:

@@ -142,7 +142,7 @@ class Poller:
         self.standby_poll = standby_poll
         self.gap_fill_seconds = gap_fill_seconds
         self._may_write = asyncio.Event()
-        if elector is None:
+        if elector is None or elector.leading:
             self._may_write.set()
         # Taken by whatever changes the queue as a whole (enqueue, promotion, standby trim),
         # so a snapshot fetched during a promotion cannot slip in ahead of the gap.
