@@ -339,8 +339,7 @@ async def test_a_breaker_opened_by_feed_faults_shows_open(
             _, after_reset = await scrape(app)
             assert value(after_reset, "vatsim_breaker_resets_total", breaker="feed.data") == 1
             assert (
-                value(after_reset, "vatsim_breaker_state", breaker="feed.data", state="closed")
-                == 1
+                value(after_reset, "vatsim_breaker_state", breaker="feed.data", state="closed") == 1
             )
 
             # Four failed cycles; only the two calls that reached the feed are 5xx errors.
