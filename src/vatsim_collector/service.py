@@ -106,8 +106,6 @@ def build_elector(
     collector already runs on the file."""
     node = Node(settings.node, Role.STANDBY)
     file_lock: SqliteFileLock | None = None
-    # This node's heartbeat, breaker states and the resets other nodes ask of it.
-    node_registry: NodeRegistry | None = None
     lock: LeaderLock | None = None
     if db.engine.dialect.name == "postgresql":
         lock = LeaderLock(db.engine, lease_seconds=settings.leader_lease_seconds)
