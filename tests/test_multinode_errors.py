@@ -109,7 +109,13 @@ def test_two_nodes_share_error_records_and_breakers_and_resets_reach_the_owner(
             ("node-a", True, False),
             ("node-b", False, False),
         }
-        assert {n["role"] for n in from_a["nodes"]} <= {"leader", "standby"}
+
+        # The heartbeat carries the role the election gave each node: one leads.
+        def roles() -> list[str]:
+            nodes = a.get("/api/errors/circuit-breakers").json()["nodes"]
+            return sorted(n["role"] for n in nodes)
+
+        assert wait_until(lambda: roles() == ["leader", "standby"], timeout=30), roles()
         b_reported = breakers(a, seen)[("node-b", "feed.data")]
         assert b_reported["reported_at"] is not None
         assert b_reported["resets"] == 0
