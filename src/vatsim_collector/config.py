@@ -214,6 +214,10 @@ class Settings(BaseSettings):
     nats_subject_prefix: str = Field(
         default="vatsim.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
     )
+    # Seconds between this node's heartbeats in cluster_nodes (its role and breaker states;
+    # breaker resets asked on other nodes are applied then). A node silent for three
+    # heartbeats is reported stale.
+    node_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
 
     # Airspace analytics: sector occupancy and ATC contact, computed during ingest.
     airspace_enabled: bool = True

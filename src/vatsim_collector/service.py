@@ -22,6 +22,7 @@ from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ErrorLayer
 from vatsim_collector.cluster.leadership import Elector
 from vatsim_collector.cluster.node import Node, Role
+from vatsim_collector.cluster.registry import NodeRegistry
 from vatsim_collector.config import Settings
 from vatsim_collector.errors.breaker import BreakerConfig
 from vatsim_collector.errors.exceptions import CollectorError
@@ -94,6 +95,8 @@ class Components:
     elector: Elector
     # Held for the process's life on SQLite: a second collector on the file is refused.
     file_lock: SqliteFileLock | None = None
+    # This node's heartbeat, breaker states and the resets other nodes ask of it.
+    node_registry: NodeRegistry | None = None
 
 
 def build_elector(
@@ -113,6 +116,19 @@ def build_elector(
             file_lock.acquire()
     elector = Elector(db, node, lock, lease_seconds=settings.leader_lease_seconds)
     return node, elector, file_lock
+
+
+def build_node_registry(
+    settings: Settings,
+    node: Node,
+    breakers: BreakerRegistry,
+    db: DatabaseService,
+    errors: ErrorManager | None = None,
+) -> NodeRegistry:
+    """The heartbeat of ``node`` in ``cluster_nodes``, every ``VATSIM_NODE_HEARTBEAT_SECONDS``;
+    run it with ``NodeRegistry.run`` (``run`` does in ``run_components``; ``serve`` and
+    ``worker`` can too)."""
+    return NodeRegistry(db, node, breakers, interval=settings.node_heartbeat_seconds, errors=errors)
 
 
 def build_components(
@@ -144,7 +160,9 @@ def build_components(
     monitor = HealthMonitor(
         ingestor.db, limits=health_limits(settings), backlog=lambda: poller.waiting
     )
-    errors = ErrorManager(ErrorRecordStore(ingestor.db), window_size=settings.error_window_size)
+    errors = ErrorManager(
+        ErrorRecordStore(ingestor.db), window_size=settings.error_window_size, node=node.name
+    )
     breakers = BreakerRegistry(
         BreakerConfig(
             failure_threshold=settings.breaker_failure_threshold,
@@ -188,6 +206,7 @@ def build_components(
         node,
         elector,
         file_lock,
+        build_node_registry(settings, node, breakers, ingestor.db, errors),
     )
 
 
@@ -219,6 +238,10 @@ async def run_components(c: Components, app: FastAPI) -> AsyncIterator[None]:
             name="error-records",
         ),
     ]
+    if c.node_registry is not None:
+        background.append(
+            asyncio.create_task(c.node_registry.run(stop_background), name="node-heartbeat")
+        )
     await c.events.start()
     task = asyncio.create_task(poller.run(), name="poller")
     # Stopped after the poller: the last snapshot in flight still commits with the epoch.
@@ -271,7 +294,9 @@ def build_service_app(
         stale_after=settings.stale_after_seconds,
         lifespan=lambda app: run_components(c, app),
         health=c.monitor,
-        errors=ErrorLayer(manager=c.errors, breakers=c.breakers, poller=c.poller),
+        errors=ErrorLayer(
+            manager=c.errors, breakers=c.breakers, poller=c.poller, cluster=c.node_registry
+        ),
         events=c.events,
         sectors=c.airspace.sectors,
         api_keys=settings.api_key_entries,

@@ -14,6 +14,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends, HTTPException, Request, Response, status
 
 from vatsim_collector.airspace.sectors import SectorSet
+from vatsim_collector.cluster.registry import NodeRegistry
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.scrub import scrub_text
@@ -33,6 +34,14 @@ class ErrorLayer:
     manager: ErrorManager
     breakers: BreakerRegistry
     poller: Poller | None = None
+    # This node in the cluster: every node's breakers, resets for other nodes (None: this
+    # process's breakers alone).
+    cluster: NodeRegistry | None = None
+
+    @property
+    def node_name(self) -> str | None:
+        """This process's node name, where it has one."""
+        return self.cluster.node.name if self.cluster is not None else self.manager.node
 
 
 class Collector(Protocol):

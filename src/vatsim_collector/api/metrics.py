@@ -11,7 +11,8 @@ default one, so two collectors in one process (the tests build many) each report
 themselves.
 
 Labels come from bounded sets only: poll results, tables, session kinds, event types, handler,
-breaker and query names (all fixed in code), quantiles, error categories and severities.
+breaker and query names (all fixed in code), quantiles, error categories and severities, and
+this node's own name and role (one series, ``vatsim_node_info``).
 Whatever grows with the network (cids, callsigns), URLs and error messages never becomes a
 label.
 """
@@ -248,6 +249,14 @@ BREAKER_REJECTED = _Family(
     "counter",
     ("breaker",),
 )
+BREAKER_RESETS = _Family(
+    "vatsim_breaker_resets_total",
+    "Operator resets of the breaker, asked on this node or on another one.",
+    "counter",
+    ("breaker",),
+)
+# Always 1: which node this is and its role, to join on (the process's counters carry no node).
+NODE_INFO = _Family("vatsim_node_info", "This node's name and role.", "gauge", ("node", "role"))
 ERRORS = _Family("vatsim_errors_total", "Errors reported, by category.", "counter", ("category",))
 ERRORS_BY_SEVERITY = _Family(
     "vatsim_errors_by_severity_total", "Errors reported, by severity.", "counter", ("severity",)
@@ -348,6 +357,8 @@ FAMILIES = (
     BREAKER_STATE,
     BREAKER_FAILURES,
     BREAKER_REJECTED,
+    BREAKER_RESETS,
+    NODE_INFO,
     ERRORS,
     ERRORS_BY_SEVERITY,
     ERRORS_QUEUED,
@@ -578,12 +589,19 @@ class ServiceCollector:
         states = BREAKER_STATE.empty()
         failures = BREAKER_FAILURES.empty()
         rejected = BREAKER_REJECTED.empty()
+        resets = BREAKER_RESETS.empty()
         for snap in layer.breakers.snapshots():
             for state in BreakerState:
                 states.add_metric([snap.name, state.value], 1.0 if snap.state is state else 0.0)
             failures.add_metric([snap.name], snap.failures)
             rejected.add_metric([snap.name], snap.rejected)
-        yield from (states, failures, rejected)
+            resets.add_metric([snap.name], snap.resets)
+        yield from (states, failures, rejected, resets)
+        if layer.cluster is not None:
+            node = layer.cluster.node
+            info = NODE_INFO.empty()
+            info.add_metric([node.name, node.role.value], 1.0)
+            yield info
         manager = layer.manager
         counts = manager.counts()
         # Every category and severity, zeros included, so rate() works from the first error.

@@ -162,6 +162,7 @@ class TrackOut(BaseModel):
 class BreakerStateOut(BaseModel):
     name: str
     state: Literal["closed", "open", "half_open"]
+    node: str | None = Field(default=None, description="The node that owns the breaker.")
 
 
 class ErrorSummaryOut(BaseModel):
@@ -172,8 +173,10 @@ class ErrorSummaryOut(BaseModel):
 
 
 class ServiceStateOut(BaseModel):
+    node: str | None = Field(default=None, description="The node that answered.")
     breakers: list[BreakerStateOut] = Field(
-        description="Every circuit breaker by name; empty when the error layer is not running."
+        description="Every circuit breaker of every node, by node and name; empty when the"
+        " error layer is not running."
     )
     errors: ErrorSummaryOut | None = Field(
         description="Errors recorded during the last hour; null when the error layer is not"

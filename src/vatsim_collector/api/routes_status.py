@@ -6,6 +6,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Response, status
 
+from vatsim_collector.api.cluster_breakers import breaker_view
 from vatsim_collector.api.context import ApiContext, Context
 from vatsim_collector.api.models import (
     BreakerStateOut,
@@ -127,17 +128,18 @@ ERROR_WINDOW_HOURS = 1.0
     response_model=ServiceStateOut,
     summary="Circuit breaker states and error counts of the last hour",
     description="The public part of `/api/errors/circuit-breakers` and `/api/errors/analytics`:"
-    " names, states and counts only, no messages or contexts.",
+    " every node's breaker names and states, error counts of every node, no messages or"
+    " contexts.",
 )
 def service_state(ctx: Context) -> ServiceStateOut:
     layer = ctx.errors
     if layer is None:
         return ServiceStateOut(breakers=[], errors=None)
-    breakers = [
-        BreakerStateOut(name=s.name, state=s.state.value) for s in layer.breakers.snapshots()
-    ]
+    view = breaker_view(layer)
+    breakers = [BreakerStateOut(name=b.name, state=b.state, node=b.node) for b in view.breakers]
     data = layer.manager.analytics(ERROR_WINDOW_HOURS)
     return ServiceStateOut(
+        node=view.node,
         breakers=breakers,
         errors=ErrorSummaryOut(
             hours=ERROR_WINDOW_HOURS,

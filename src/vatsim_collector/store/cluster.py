@@ -199,3 +199,17 @@ def newest_accepted_at(conn: Connection) -> datetime | None:
         .order_by(s.update_timestamp.desc())
         .limit(1)
     ).scalar_one_or_none()
+
+
+def forget_silent_nodes(conn: Connection, before: datetime) -> list[str]:
+    """Remove the nodes whose last heartbeat is older than ``before``, and the breaker resets
+    still waiting for them; the names removed."""
+    n = t.cluster_nodes.c
+    gone = [
+        str(name) for name in conn.execute(select(n.node).where(n.heartbeat_at < before)).scalars()
+    ]
+    if gone:
+        # The heartbeat again: a node that beat meanwhile stays.
+        conn.execute(delete(t.cluster_nodes).where(n.node.in_(gone), n.heartbeat_at < before))
+        conn.execute(delete(t.breaker_resets).where(t.breaker_resets.c.node.in_(gone)))
+    return gone
