@@ -21,14 +21,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from tcpproxy import TcpProxy
 from vatsim_collector.airspace.engine import AirspaceEngine
 from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.api import create_app
+from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.pipeline.follower import Follower, LiveViewUnavailable
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.simulator.traffic import SimRates
 from vatsim_collector.simulator.world import SimulatedNetwork
-from vatsim_collector.store.engine import create_db_engine
+from vatsim_collector.store.engine import PoolSettings, create_db_engine
 from vatsim_collector.tracking.state import ControllerSession, LiveState, PilotSession
 
 START = datetime(2026, 4, 2, 18, 0, tzinfo=UTC)
@@ -313,13 +315,37 @@ def test_forgetting_through_a_follower_rebuilds_its_view(
 
 
 def test_a_follower_keeps_its_view_while_the_database_is_away(
-    proxied_postgresql: Any, sectors: SectorSet, docs: list[Doc]
+    proxied_postgresql: tuple[str, TcpProxy], engine: Engine, docs: list[Doc]
 ) -> None:
     """Cut from PostgreSQL, the follower keeps serving the last view and reports the outage
-    once; back, it catches up."""
+    once however long it lasts; back, it catches up."""
     url, proxy = proxied_postgresql
-    direct = create_db_engine(url.replace(f":{proxy.port}/", "/"))  # placeholder replaced below
-    direct.dispose()
+    leader = Ingestor(engine, CONFIG)
+    leader.restore()
+    leader.ingest(docs[0][0], transceivers_raw=docs[0][1])
+    pool = PoolSettings(size=1, max_overflow=0, timeout=2)
+    through_proxy = create_db_engine(url, pool=pool)
+    errors = ErrorManager(None)
+    follower = Follower(Ingestor(through_proxy, CONFIG), interval=0.05, errors=errors)
+    try:
+        assert follower.refresh_once() is True
+        before = follower.ingestor.live
+        proxy.cut()
+        for raw, tx in docs[1:3]:
+            assert leader.ingest(raw, transceivers_raw=tx).outcome is Outcome.INGESTED
+        with pytest.raises(LiveViewUnavailable, match="database unavailable"):
+            follower.refresh_once()
+        assert follower.ingestor.live is before
+        # Several refreshes fail in a row: one error record.
+        assert _run_in_loop(follower.run, lambda: follower.failures >= 4)
+        assert errors.recorded == 1
+        assert follower.ingestor.live is before
+        proxy.restore()
+        at = leader.live.snapshot_at
+        assert _run_in_loop(follower.run, lambda: follower.ingestor.live.snapshot_at == at)
+        assert differences(view_of(leader), view_of(follower.ingestor)) == {}
+    finally:
+        through_proxy.dispose()
 
 
 def _run_in_loop(run: Callable[[asyncio.Event], Any], until: Callable[[], bool]) -> bool:
@@ -354,4 +380,3 @@ def test_run_follows_until_stopped(
 def test_a_bad_interval_is_refused(engine: Engine) -> None:
     with pytest.raises(ValueError, match="interval"):
         Follower(Ingestor(engine, CONFIG), interval=0)
-    assert LiveViewUnavailable.__mro__  # imported for the outage test
