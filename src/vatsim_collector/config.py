@@ -214,6 +214,9 @@ class Settings(BaseSettings):
     nats_subject_prefix: str = Field(
         default="vatsim.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
     )
+    # A node that does not ingest (serve, a standby) checks this often whether the leader
+    # committed a newer snapshot, and rebuilds its live view from the database when it did.
+    follow_interval: float = Field(default=1.0, gt=0, le=60)
 
     # Airspace analytics: sector occupancy and ATC contact, computed during ingest.
     airspace_enabled: bool = True
