@@ -11,6 +11,7 @@ be compared at rest.
 from __future__ import annotations
 
 import contextlib
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ def _at(text: str | None) -> datetime | None:
 class Node:
     name: str
     get: Any  # path -> httpx2.Response
+    # The serve process (None for the leader): its exit status once stopped.
+    process: ApiNode | None = None
 
     def json(self, path: str) -> Any:
         answer = self.get(path)
@@ -146,7 +149,7 @@ def _cluster(
                     env={"VATSIM_NODE_NAME": name, "VATSIM_FOLLOW_INTERVAL": str(FOLLOW_INTERVAL)},
                 )
             )
-            nodes.append(Node(name, api.get))
+            nodes.append(Node(name, api.get, api))
         yield sim, leader, nodes
 
 
@@ -164,6 +167,14 @@ def _check_cluster(leader: Node, replicas: list[Node]) -> None:
         assert status["ingest"]["snapshots_ingested"] == 0  # per node: it ingests nothing
 
 
+def _stopped_cleanly(replicas: list[Node]) -> None:
+    for replica in replicas:
+        assert replica.process is not None
+        # uvicorn ends by the signal it stopped on, as `run` does (systemd counts it a stop).
+        assert replica.process.exit_code in (0, -signal.SIGTERM), replica.process.output()
+        assert "api node stopped" in replica.process.output()
+
+
 @pytest.mark.slow
 def test_api_replicas_agree_with_the_leader(database_url: str, tmp_path: Path) -> None:
     if make_url(database_url).get_backend_name() != "postgresql":
@@ -176,6 +187,7 @@ def test_api_replicas_agree_with_the_leader(database_url: str, tmp_path: Path) -
         lags = _agree_over_ticks(sim, leader, replicas)
     assert len(lags) == 2 * TICKS
     assert max(lags) <= POLL_INTERVAL, f"replicas lagged the leader: {sorted(lags)}"
+    _stopped_cleanly(replicas)
 
 
 @pytest.mark.slow
@@ -186,3 +198,4 @@ def test_serve_follows_a_collector_on_sqlite(database_url: str, tmp_path: Path) 
         _check_cluster(leader, replicas)
         lags = _agree_over_ticks(sim, leader, replicas)
     assert max(lags) <= POLL_INTERVAL, f"the replica lagged the leader: {sorted(lags)}"
+    _stopped_cleanly(replicas)
