@@ -218,6 +218,9 @@ class Settings(BaseSettings):
     # breaker resets asked on other nodes are applied then). A node silent for three
     # heartbeats is reported stale.
     node_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
+    # A node that does not ingest (serve, a standby) checks this often whether the leader
+    # committed a newer snapshot, and rebuilds its live view from the database when it did.
+    follow_interval: float = Field(default=1.0, gt=0, le=60)
 
     # Airspace analytics: sector occupancy and ATC contact, computed during ingest.
     airspace_enabled: bool = True

@@ -2,6 +2,9 @@
 
 The poller lives in the API's lifespan, so uvicorn's own SIGINT/SIGTERM handling stops it in
 order: stop polling, let the in-flight ingest commit, close the HTTP client, then the engine.
+
+``serve`` (``build_api_node``, ``run_api_node``) runs the API alone on a database a leader
+writes: no poller, no migrations, no retention; a ``Follower`` keeps its live view current.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from vatsim_collector.airspace.setup import Airspace, build_airspace
 from vatsim_collector.api import create_app
@@ -25,7 +29,7 @@ from vatsim_collector.cluster.node import Node, Role
 from vatsim_collector.cluster.registry import NodeRegistry
 from vatsim_collector.config import Settings
 from vatsim_collector.errors.breaker import BreakerConfig
-from vatsim_collector.errors.exceptions import CollectorError
+from vatsim_collector.errors.exceptions import CollectorError, StorageUnavailable
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.retry import RetryPolicy
@@ -33,6 +37,7 @@ from vatsim_collector.feed.client import FeedClient, redact_url
 from vatsim_collector.feed.schedule import FixedRateSchedule
 from vatsim_collector.logsetup import uvicorn_log_config
 from vatsim_collector.pipeline.event_layer import EventLayer, build_event_layer
+from vatsim_collector.pipeline.follower import Follower
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.pipeline.poller import Poller
 from vatsim_collector.pipeline.spool import SnapshotSpool
@@ -43,7 +48,7 @@ from vatsim_collector.store.engine import sqlite_path
 from vatsim_collector.store.error_records import ErrorRecordStore
 from vatsim_collector.store.health import HealthLimits, HealthMonitor
 from vatsim_collector.store.leader_lock import LeaderLock, SqliteFileLock
-from vatsim_collector.store.migrate import upgrade
+from vatsim_collector.store.migrate import SchemaNotCurrent, require_current_schema, upgrade
 from vatsim_collector.store.retention import RetentionJob, RetentionPolicy, run_periodically
 
 log = structlog.get_logger(__name__)
@@ -190,8 +195,9 @@ def build_components(
         elector=elector,
         standby_poll=settings.standby_poll,
         gap_fill_seconds=settings.gap_fill_seconds,
+        follower=Follower(ingestor, interval=settings.follow_interval, errors=errors),
     )
-    elector.follower = poller
+    elector.listener = poller
     return Components(
         settings,
         airspace,
@@ -306,6 +312,7 @@ def build_service_app(
         max_request_bytes=settings.max_request_bytes,
         trusted_proxies=settings.trusted_proxies,
         api_docs=settings.api_docs,
+        node=c.node,
     )
     app.state.poller = c.poller
     return app
@@ -367,3 +374,168 @@ def run_demo(settings: Settings, *, speed: float, seed: int) -> None:
             api=f"http://{demo.api_host}:{demo.api_port}",
         )
         run_service(demo)
+
+
+# ----- serve: the API alone, on the database a leader writes ---------------------------------
+
+
+class DatabaseUnreachable(StorageUnavailable):
+    """``serve`` could not reach the database to check its schema; it did not start."""
+
+
+@dataclass
+class ApiNode:
+    """What ``serve`` runs: the API over the shared database, with its live view following
+    the leader's commits. It never ingests, migrates, or runs retention."""
+
+    settings: Settings
+    airspace: Airspace
+    ingestor: Ingestor
+    follower: Follower
+    monitor: HealthMonitor
+    errors: ErrorManager
+    breakers: BreakerRegistry
+    events: EventLayer
+    node: Node
+    # Its heartbeat in cluster_nodes: its breakers, visible from every node.
+    registry: NodeRegistry
+
+
+def open_shared_database(settings: Settings) -> DatabaseService:
+    """The database a leader writes, checked to be at this code's schema; never created or
+    migrated here. Raises ``SchemaNotCurrent`` (naming ``db upgrade``) or
+    ``DatabaseUnreachable``."""
+    path = sqlite_path(settings.database_url)
+    if path is not None and not path.is_file():
+        # Connecting would create an empty file: this node only reads what a collector wrote.
+        raise SchemaNotCurrent(
+            f"no database file at {path}: `serve` reads the database a collector writes;"
+            " start `vatsim-collector run` on it first, or point --database-url at it"
+        )
+    db = DatabaseService.from_settings(settings)
+    try:
+        require_current_schema(db.engine)
+    except SQLAlchemyError as exc:
+        db.dispose()
+        cause = getattr(exc, "orig", None) or exc
+        # The driver's class name only: its message may carry the host or user.
+        raise DatabaseUnreachable(
+            f"the database cannot be reached ({type(cause).__name__}); `serve` did not start"
+        ) from exc
+    except BaseException:
+        db.dispose()
+        raise
+    return db
+
+
+def build_api_node(settings: Settings) -> ApiNode:
+    db = open_shared_database(settings)
+    try:
+        airspace = build_airspace(settings)
+    except BaseException:
+        db.dispose()
+        raise
+    ingestor = Ingestor(
+        db,
+        IngestConfig.from_settings(settings),
+        airspace=airspace.engine,
+        boundary=airspace.boundary,
+    )
+    node = Node(settings.node, Role.API)
+    errors = ErrorManager(
+        ErrorRecordStore(db), window_size=settings.error_window_size, node=node.name
+    )
+    breakers = BreakerRegistry(
+        BreakerConfig(
+            failure_threshold=settings.breaker_failure_threshold,
+            cooldown=settings.breaker_cooldown,
+        )
+    )
+    follower = Follower(ingestor, interval=settings.follow_interval, errors=errors)
+    registry = build_node_registry(settings, node, breakers, db, errors)
+    return ApiNode(
+        settings=settings,
+        airspace=airspace,
+        ingestor=ingestor,
+        follower=follower,
+        monitor=HealthMonitor(db, limits=health_limits(settings)),
+        errors=errors,
+        breakers=breakers,
+        events=build_event_layer(settings, db, errors=errors, breakers=breakers),
+        node=node,
+        registry=registry,
+    )
+
+
+@asynccontextmanager
+async def run_api_node(n: ApiNode) -> AsyncIterator[None]:
+    """The follower and the background jobs beside the API; stopped in order with it."""
+    settings = n.settings
+    # The live view is the database's before the first request, not an empty one.
+    try:
+        await asyncio.to_thread(n.follower.refresh_once)
+    except StorageUnavailable as exc:
+        log.warning("live view not loaded yet; the follower retries", error=str(exc))
+    stop = asyncio.Event()
+    background = [
+        asyncio.create_task(n.follower.run(stop), name="follower"),
+        asyncio.create_task(n.monitor.run(settings.health_interval, stop), name="health"),
+        asyncio.create_task(
+            n.errors.run_flusher(settings.error_flush_interval, stop), name="error-records"
+        ),
+        asyncio.create_task(n.registry.run(stop), name="node-heartbeat"),
+    ]
+    # Dead letters replayed through this node are delivered by its own handlers.
+    await n.events.start()
+    log.info(
+        "api node started",
+        node=n.node.name,
+        database=n.ingestor.db.manager.url,
+        follow_interval=n.follower.interval,
+    )
+    try:
+        yield
+    finally:
+        await n.events.stop(STOP_TIMEOUT_SECONDS)
+        stop.set()
+        await asyncio.gather(*background, return_exceptions=True)
+        n.ingestor.db.dispose()
+        log.info("api node stopped", node=n.node.name)
+
+
+def build_api_node_app(n: ApiNode) -> FastAPI:
+    settings = n.settings
+    return create_app(
+        n.ingestor,
+        stale_after=settings.stale_after_seconds,
+        lifespan=lambda app: run_api_node(n),
+        health=n.monitor,
+        errors=ErrorLayer(manager=n.errors, breakers=n.breakers, cluster=n.registry),
+        events=n.events,
+        sectors=n.airspace.sectors,
+        api_keys=settings.api_key_entries,
+        public_read=settings.public_read,
+        cors_origins=settings.cors_origin_list,
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+        max_request_bytes=settings.max_request_bytes,
+        trusted_proxies=settings.trusted_proxies,
+        api_docs=settings.api_docs,
+        node=n.node,
+    )
+
+
+def serve_api(settings: Settings) -> None:
+    """``serve``: the API alone until stopped. Raises ``SchemaNotCurrent`` or
+    ``DatabaseUnreachable`` before listening if the database is not one it can serve."""
+    app = build_api_node_app(build_api_node(settings))
+    uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level=settings.log_level.lower(),
+            log_config=uvicorn_log_config(),
+            access_log=False,
+            proxy_headers=False,  # as in run_service: forwarded headers are the app's call
+        )
+    ).run()

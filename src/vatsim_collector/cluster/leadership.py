@@ -50,7 +50,7 @@ class Observation:
     read_at: datetime
 
 
-class Follower(Protocol):
+class LeadershipListener(Protocol):
     """What the elector tells the collection loop (the poller is one)."""
 
     async def promote(self, epoch: int) -> None:
@@ -90,7 +90,7 @@ class Elector:
         self.lock = lock
         self.lease_seconds = lease_seconds
         self.clock = clock
-        self.follower: Follower | None = None
+        self.listener: LeadershipListener | None = None
         self.counters = ElectorCounters()
         # The epoch this node was elected with; None while it does not lead.
         self.epoch: int | None = None
@@ -204,9 +204,9 @@ class Elector:
         self.epoch = epoch
         self.node.role = Role.LEADER
         log.info("this node leads", node=self.node.name, epoch=epoch)
-        if self.follower is not None:
+        if self.listener is not None:
             try:
-                await self.follower.promote(epoch)
+                await self.listener.promote(epoch)
             except Exception as exc:
                 # Most likely the database went away while catching up: try again later.
                 log.warning("taking over failed; standing by", error=type(exc).__name__)
@@ -241,8 +241,8 @@ class Elector:
         log.warning("this node no longer leads", node=self.node.name, reason=reason)
         if self.lock is not None:
             await asyncio.to_thread(self.lock.release)
-        if self.follower is not None:
-            await self.follower.demote(reason)
+        if self.listener is not None:
+            await self.listener.demote(reason)
 
     async def _observe(self) -> None:
         try:
@@ -250,8 +250,8 @@ class Elector:
         except SQLAlchemyError:
             return  # the database is away: nothing learnt, everything fetched is kept
         self.last_observation = observation
-        if self.follower is not None:
-            await self.follower.observe(observation)
+        if self.listener is not None:
+            await self.listener.observe(observation)
 
     def _read_cluster(self) -> Observation:
         with self.db.read("cluster.observe") as conn:

@@ -41,7 +41,7 @@ from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.held import HeldDocument, QuarantinedSnapshot
 from vatsim_collector.store.partitions import PartitionManager
 from vatsim_collector.store.redact import strip_names
-from vatsim_collector.store.restore import load_live_state
+from vatsim_collector.store.restore import load_latest_transceivers, load_live_state
 from vatsim_collector.store.write_faults import data_error_reason, is_data_error, is_unavailable
 from vatsim_collector.store.writer import SnapshotWriter
 from vatsim_collector.tracking.changes import Changeset
@@ -248,9 +248,17 @@ class Ingestor:
         state from the database before the next snapshot is applied."""
         self._restore_needed = True
 
+    @property
+    def restore_needed(self) -> bool:
+        """Whether the state must be rebuilt from the database before it is used again."""
+        return self._restore_needed
+
     def restore(self) -> LiveState:
-        """Load open sessions from the database; call before the first ingest."""
-        with self.db.read("ingest.restore") as conn:
+        """Load open sessions from the database; call before the first ingest.
+
+        Everything is read as of one moment, so a node following another's writes
+        (``pipeline/follower.py``) never rebuilds a state that is half one snapshot."""
+        with self.db.read_consistent("ingest.restore") as conn:
             self.state = load_live_state(
                 conn,
                 missed_to_end=self.config.missed_snapshots_to_end,
@@ -258,7 +266,9 @@ class Ingestor:
             )
             if self.airspace is not None:
                 restore_airspace(conn, self.airspace, self.state)
+            transceivers = load_latest_transceivers(conn)
         self.tracker = self._tracker(self.state)
+        self.last_transceivers = transceivers
         self.live = LiveView.of(self.state)
         self._restore_needed = False
         return self.state

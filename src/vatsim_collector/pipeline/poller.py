@@ -46,6 +46,7 @@ from vatsim_collector.feed.client import (
 )
 from vatsim_collector.feed.decode import FeedDecodeError
 from vatsim_collector.feed.schedule import FixedRateSchedule
+from vatsim_collector.pipeline.follower import Follower
 from vatsim_collector.pipeline.ingest import DatabaseUnavailable, Ingestor, IngestResult, Outcome
 from vatsim_collector.pipeline.pending import PendingSnapshots
 from vatsim_collector.pipeline.spool import DroppedEntry, SnapshotSpool, SpooledSnapshot
@@ -121,6 +122,7 @@ class Poller:
         elector: Elector | None = None,
         standby_poll: bool = True,
         gap_fill_seconds: float = 600.0,
+        follower: Follower | None = None,
     ) -> None:
         self.client = client
         self.bus = bus
@@ -147,6 +149,11 @@ class Poller:
         # Taken by whatever changes the queue as a whole (enqueue, promotion, standby trim),
         # so a snapshot fetched during a promotion cannot slip in ahead of the gap.
         self._queue_lock = asyncio.Lock()
+        # A standby's API shows what the leader stores: the follower rebuilds the live state
+        # from the database while this node does not lead; never at the same time as a
+        # takeover's own rebuild, and never once it leads.
+        self.follower = follower
+        self._restore_lock = asyncio.Lock()
         self.ingest_observers: list[IngestObserver] = []
         self.last_error: str | None = None
         # Why the collection loop died, if it did: the service reports down and exits.
@@ -454,7 +461,7 @@ class Poller:
     async def promote(self, epoch: int) -> None:
         """Lead: rebuild the state from what the previous leader committed, let go of what
         it already stored, and write the rest (the gap) before anything fetched later."""
-        async with self._queue_lock:
+        async with self._queue_lock, self._restore_lock:
             await asyncio.to_thread(self.ingestor.restore)
             newest = self.ingestor.state.last_snapshot_at
             released = await asyncio.to_thread(self._release_stored, newest, None)
@@ -487,6 +494,18 @@ class Poller:
                 self._release_stored, observation.newest_accepted_at, cutoff
             )
         self.counters.standby_released += released
+
+    async def _follow_loop(self, follower: Follower) -> None:
+        while not self._stopping.is_set():
+            if not self._may_write.is_set():
+                async with self._restore_lock:
+                    if not self._may_write.is_set():
+                        try:
+                            await asyncio.to_thread(follower.refresh_once)
+                        except Exception as exc:
+                            follower.failures += 1
+                            self.last_error = f"follower: {type(exc).__name__}"
+            await self._until(asyncio.sleep(follower.interval))
 
     def _release_stored(self, newest: datetime | None, fetched_before: datetime | None) -> int:
         """Drop waiting snapshots from the head while they are no newer than ``newest`` or
@@ -578,12 +597,15 @@ class Poller:
         spool, so the next start stores it."""
         fetcher = asyncio.create_task(self._guarded("fetch", self._fetch_loop()), name="fetch")
         writer = asyncio.create_task(self._guarded("write", self._write_loop()), name="write")
+        loops = [fetcher, writer]
+        if self.follower is not None:
+            loops.append(asyncio.create_task(self._follow_loop(self.follower), name="follow"))
         try:
-            await asyncio.gather(fetcher, writer)
+            await asyncio.gather(*loops)
         finally:
-            for task in (fetcher, writer):
+            for task in loops:
                 task.cancel()
-            await asyncio.gather(fetcher, writer, return_exceptions=True)
+            await asyncio.gather(*loops, return_exceptions=True)
             self.pending.spill()
             self._collect_queue_reports()
 
