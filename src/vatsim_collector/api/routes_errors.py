@@ -12,6 +12,7 @@ from vatsim_collector.api.context import Context, ErrorLayer
 from vatsim_collector.api.models_errors import BreakerResetOut, BreakersOut, ErrorAnalyticsOut
 from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.cluster.registry import UnknownBreaker, UnknownNode
+from vatsim_collector.config import NODE_NAME_PATTERN
 
 router = APIRouter(
     tags=["errors"],
@@ -42,7 +43,13 @@ def error_analytics(
     hours: Annotated[float, Query(gt=0, le=24 * 90, description="Window length.")] = 24,
     bucket_minutes: Annotated[int | None, Query(ge=1, le=24 * 60)] = None,
     node: Annotated[
-        str | None, Query(min_length=1, max_length=64, description="Only this node's records.")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            pattern=NODE_NAME_PATTERN,
+            description="Only this node's records.",
+        ),
     ] = None,
 ) -> ErrorAnalyticsOut:
     data = _layer(ctx).manager.analytics(hours, bucket_minutes=bucket_minutes, node=node)
@@ -83,7 +90,12 @@ def reset_circuit_breaker(
     name: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9_.:-]+$")],
     node: Annotated[
         str | None,
-        Query(min_length=1, max_length=64, description="The node that owns the breaker."),
+        Query(
+            min_length=1,
+            max_length=64,
+            pattern=NODE_NAME_PATTERN,
+            description="The node that owns the breaker.",
+        ),
     ] = None,
 ) -> BreakerResetOut:
     layer = _layer(ctx)
