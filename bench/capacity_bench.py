@@ -61,7 +61,6 @@ class Collector:
 
 async def fill(collector: Collector, network: SimulatedNetwork, snapshots: int) -> dict[str, Any]:
     ingestor, events = collector.ingestor, collector.events
-    await events.start()
     pilots = 0
     published = 0
     started = time.perf_counter()
@@ -74,7 +73,9 @@ async def fill(collector: Collector, network: SimulatedNetwork, snapshots: int) 
         pilots += len(network.pilots)
         published += len(result.events)
         await events.bus.publish_many(result.events)
+    # Everything published is handled (event log, summaries) before the tables are measured.
     await events.stop(120)
+    await events.start()
     return {
         "snapshots": snapshots,
         "mean_pilots": round(pilots / snapshots),
@@ -95,12 +96,22 @@ def main() -> None:
     network = SimulatedNetwork(seed, seed=3, start=start)
     with fresh_database("postgresql", args.pg_admin_url) as engine:
         collector = Collector(DatabaseService.for_engine(engine))
-        # The first snapshots open every session at once and pay fixed page costs: measure
-        # the growth after them, as a running collector grows.
-        warmup = asyncio.run(fill(collector, network, args.warmup))
-        before = {table: storage(engine, table) for table in t.metadata.tables}
-        run = asyncio.run(fill(collector, network, args.snapshots))
-        after = {table: storage(engine, table) for table in t.metadata.tables}
+
+        def measure() -> dict[str, dict[str, Any]]:
+            return {table: storage(engine, table) for table in t.metadata.tables}
+
+        async def both() -> tuple[dict[str, Any], ...]:
+            await collector.events.start()
+            # The first snapshots open every session at once and pay fixed page costs:
+            # measure the growth after them, as a running collector grows.
+            warmup = await fill(collector, network, args.warmup)
+            before = await asyncio.to_thread(measure)
+            run = await fill(collector, network, args.snapshots)
+            after = await asyncio.to_thread(measure)
+            await collector.events.stop(120)
+            return warmup, run, before, after
+
+        warmup, run, before, after = asyncio.run(both())
         scale = PER_DAY / args.snapshots
         tables: dict[str, Any] = {}
         for table in sorted(t.metadata.tables):
