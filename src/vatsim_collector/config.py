@@ -100,6 +100,14 @@ def parse_cors_origins(text: str) -> list[str]:
     return origins
 
 
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_HANDLER = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
+
+
+def _comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VATSIM_",
@@ -226,6 +234,13 @@ class Settings(BaseSettings):
     # A node that does not ingest (serve, a standby) checks this often whether the leader
     # committed a newer snapshot, and rebuilds its live view from the database when it did.
     follow_interval: float = Field(default=1.0, gt=0, le=60)
+    # Event handlers out of process (docs/scaling.md). Importable modules, comma-separated,
+    # each registering handlers with a register(registry) function (pipeline/handlers.py).
+    handler_modules: str = ""
+    # Handlers (by name, comma-separated) that `vatsim-collector worker` processes run from
+    # the stream: with NATS on, the collector does not run them; it still replays their dead
+    # letters. Without NATS they run in-process as always.
+    remote_handlers: str = ""
 
     # Airspace analytics: sector occupancy and ATC contact, computed during ingest.
     airspace_enabled: bool = True
@@ -318,6 +333,30 @@ class Settings(BaseSettings):
     def _origins(cls, value: str) -> str:
         parse_cors_origins(value)
         return value
+
+    @field_validator("handler_modules")
+    @classmethod
+    def _modules(cls, value: str) -> str:
+        for entry in _comma_list(value):
+            if not _MODULE.fullmatch(entry):
+                raise ValueError(f"{entry!r} is not an importable module name (pkg.module)")
+        return value
+
+    @field_validator("remote_handlers")
+    @classmethod
+    def _handler_names(cls, value: str) -> str:
+        for entry in _comma_list(value):
+            if not _HANDLER.fullmatch(entry):
+                raise ValueError(f"{entry!r} is not a handler name (a-z, 0-9, '_', '-')")
+        return value
+
+    @property
+    def handler_module_list(self) -> list[str]:
+        return _comma_list(self.handler_modules)
+
+    @property
+    def remote_handler_list(self) -> list[str]:
+        return _comma_list(self.remote_handlers)
 
     @property
     def node(self) -> str:

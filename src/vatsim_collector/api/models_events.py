@@ -24,6 +24,11 @@ class LatencyOut(BaseModel):
 
 class HandlerOut(BaseModel):
     patterns: list[str]
+    remote: bool = Field(
+        default=False,
+        description="Run by `worker` processes on the event stream (VATSIM_REMOTE_HANDLERS):"
+        " this process delivers it no live events, only dead-letter replays.",
+    )
     successes: int
     failures: int
     timeouts: int

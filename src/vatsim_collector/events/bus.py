@@ -86,13 +86,17 @@ class EventBus:
         handler: Handler,
         *patterns: str,
         options: HandlerOptions | None = None,
+        remote: bool = False,
     ) -> Subscription:
         """Deliver each event whose type matches one of ``patterns`` (fnmatch: ``pilot.*``,
-        ``*``) to ``handler``, one event per call."""
+        ``*``) to ``handler``, one event per call.
+
+        ``remote``: the handler runs in worker processes that consume the event stream; this
+        bus delivers it no published event, only its dead-letter replays and back-fills."""
         options = options or HandlerOptions()
         if options.batch_size != 1:
             raise ValueError("batch_size is for subscribe_batch")
-        return self._add(name, handler, patterns, options, batch=False)
+        return self._add(name, handler, patterns, options, batch=False, remote=remote)
 
     def subscribe_batch(
         self,
@@ -100,10 +104,13 @@ class EventBus:
         handler: BatchHandler,
         *patterns: str,
         options: HandlerOptions | None = None,
+        remote: bool = False,
     ) -> Subscription:
         """Like :meth:`subscribe`, but ``handler`` gets lists of up to ``batch_size`` events
         that were waiting together; a batch succeeds or fails (and is dead-lettered) whole."""
-        return self._add(name, handler, patterns, options or HandlerOptions(), batch=True)
+        return self._add(
+            name, handler, patterns, options or HandlerOptions(), batch=True, remote=remote
+        )
 
     def _add(
         self,
@@ -113,6 +120,7 @@ class EventBus:
         options: HandlerOptions,
         *,
         batch: bool,
+        remote: bool,
     ) -> Subscription:
         if name in self._subs:
             raise ValueError(f"a handler called {name!r} is already subscribed")
@@ -124,6 +132,7 @@ class EventBus:
             options=options,
             breaker=self.breakers.get_or_create(BREAKER_PREFIX + name, options.breaker),
             metrics=self.metrics.handler(name),
+            remote=remote,
         )
         self._subs[name] = sub
         self._routes.clear()
@@ -135,7 +144,7 @@ class EventBus:
         return sorted(self._subs)
 
     def _route(self, event_type: str) -> list[Subscription]:
-        subs = [s for s in self._subs.values() if s.matches(event_type)]
+        subs = [s for s in self._subs.values() if not s.remote and s.matches(event_type)]
         self._routes[event_type] = subs
         return subs
 
@@ -235,6 +244,8 @@ class EventBus:
     # -- delivering --------------------------------------------------------------------------
 
     def _start_workers(self, sub: Subscription) -> None:
+        if sub.remote:
+            return  # nothing is queued for it: replays and back-fills deliver directly
         for index in range(sub.options.concurrency):
             sub.workers.append(
                 asyncio.create_task(self._work(sub, index), name=f"handler:{sub.name}:{index}")
@@ -416,6 +427,7 @@ class EventBus:
             sub = self._subs[name]
             report[name] = {
                 "patterns": list(sub.patterns),
+                "remote": sub.remote,
                 **sub.metrics.as_dict(),
                 "queue_depth": sub.queue.qsize(),
                 "queue_size": sub.options.queue_size,

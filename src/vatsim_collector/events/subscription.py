@@ -75,6 +75,7 @@ class Subscription:
         options: HandlerOptions,
         breaker: CircuitBreaker,
         metrics: HandlerMetrics,
+        remote: bool = False,
     ) -> None:
         if not patterns:
             raise ValueError(f"handler {name!r} subscribes to nothing")
@@ -85,6 +86,8 @@ class Subscription:
         self.options = options
         self.breaker = breaker
         self.metrics = metrics
+        # Run by worker processes on the event stream: no live events are queued for it here.
+        self.remote = remote
         self.queue: asyncio.Queue[Event] = asyncio.Queue(options.queue_size)
         self.workers: list[asyncio.Task[None]] = []
         # What each worker is delivering right now, so a stop that cancels it can keep it.

@@ -1,7 +1,8 @@
 """Builds the collector's event layer from settings: bus, dead-letter queue, event log.
 
 The service, the ``replay`` command and the ``events`` commands all build it here, so a dead
-letter written by one can be replayed by another: handlers are known by name.
+letter written by one can be replayed by another: handlers are known by name, from the one
+registry (``pipeline.handlers``) the ``worker`` command runs them from as well.
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,16 +20,21 @@ from sqlalchemy.exc import SQLAlchemyError
 from vatsim_collector.config import Settings
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
-from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.events.bus import EventBus
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.loggaps import EventLogWriter
-from vatsim_collector.events.payloads import ControllerDisconnected, EventType, PilotDisconnected
-from vatsim_collector.events.subscription import HandlerOptions, Overflow
+from vatsim_collector.events.subscription import BatchHandler, Handler
+from vatsim_collector.pipeline.handlers import (
+    EVENT_LOG_HANDLER,
+    SUMMARIES_HANDLER,
+    HandlerContext,
+    HandlerRegistry,
+    build_registry,
+    handler_options,
+)
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.dead_letters import DeadLetterQueue
 from vatsim_collector.store.event_log import EventLog
-from vatsim_collector.store.summaries_store import SummaryWriter
 
 __all__ = [
     "EVENT_LOG_HANDLER",
@@ -36,30 +42,27 @@ __all__ = [
     "EventLayer",
     "build_event_layer",
     "handler_options",
+    "remote_handlers",
 ]
 
 logger = structlog.get_logger(__name__)
 
-EVENT_LOG_HANDLER = "event-log"
-SUMMARIES_HANDLER = "summaries"
-# Rows per event-log transaction: the first snapshot of a session brings thousands of events.
-EVENT_LOG_BATCH = 500
 
+def remote_handlers(settings: Settings, registry: HandlerRegistry) -> frozenset[str]:
+    """The handlers this process leaves to workers: ``VATSIM_REMOTE_HANDLERS``, with NATS on.
 
-def handler_options(settings: Settings, **overrides: Any) -> HandlerOptions:
-    """The configured defaults for a handler, with its own choices on top."""
-    options = HandlerOptions(
-        timeout=settings.event_handler_timeout,
-        queue_size=settings.event_queue_size,
-        block_timeout=settings.event_block_timeout,
-        retry=RetryPolicy(
-            attempts=settings.event_handler_retries,
-            initial=0.2,
-            maximum=5.0,
-            total=max(settings.event_handler_timeout * settings.event_handler_retries, 1.0),
-        ),
-    )
-    return replace(options, **overrides)
+    Each must be registered here too, so its dead letters can still be replayed in-process.
+    """
+    names = settings.remote_handler_list
+    for name in names:
+        registry.get(name)  # raises UnknownHandler, listing the registered ones
+    if names and not settings.nats_enabled:
+        logger.warning(
+            "VATSIM_REMOTE_HANDLERS is ignored without VATSIM_NATS_URL: they run in-process",
+            handlers=names,
+        )
+        return frozenset()
+    return frozenset(names)
 
 
 @dataclass
@@ -146,47 +149,45 @@ def _next_page(events: Iterator[Event]) -> list[Event]:
     return list(itertools.islice(events, BACKFILL_PAGE))
 
 
-def _summariser(writer: SummaryWriter) -> Any:
-    async def summarise(event: Event) -> None:
-        payload = event.payload
-        if isinstance(payload, PilotDisconnected):
-            await asyncio.to_thread(writer.flight, payload.flight_id)
-        elif isinstance(payload, ControllerDisconnected):
-            await asyncio.to_thread(writer.controller, payload.session_id)
-
-    return summarise
-
-
 def build_event_layer(
     settings: Settings,
     db: DatabaseService,
     *,
     errors: ErrorManager | None = None,
     breakers: BreakerRegistry | None = None,
+    registry: HandlerRegistry | None = None,
 ) -> EventLayer:
+    """The bus with every registered handler (``pipeline.handlers``): those named in
+    ``VATSIM_REMOTE_HANDLERS`` (with NATS on) only for replays and back-fills."""
+    registry = registry if registry is not None else build_registry(settings)
+    remote = remote_handlers(settings, registry)
     dead_letters = DeadLetterQueue(db, max_entries=settings.dead_letter_max)
     bus = EventBus(breakers=breakers, errors=errors, dead_letters=dead_letters)
-    types = settings.event_log_type_list
-    log = EventLog(db, types=types)
+    log = EventLog(db, types=settings.event_log_type_list)
+    context = HandlerContext(settings, db)
     writer: EventLogWriter | None = None
-    if types:
-        # The log is the history every other handler can be back-filled from: it waits for
-        # room rather than shedding, within the configured bound, and marks what it still lost.
-        writer = EventLogWriter(log, EVENT_LOG_HANDLER)
-        bus.subscribe_batch(
-            EVENT_LOG_HANDLER,
-            writer,
-            *types,
-            options=handler_options(settings, overflow=Overflow.BLOCK, batch_size=EVENT_LOG_BATCH),
-        )
-        bus.on_shed(writer.on_shed)
-    # Summaries are written once their flight or controller session has ended; a failure is
-    # dead-lettered like any other, and replaying it rewrites the same row.
-    bus.subscribe(
-        SUMMARIES_HANDLER,
-        _summariser(SummaryWriter(db)),
-        EventType.PILOT_DISCONNECTED.value,
-        EventType.CONTROLLER_DISCONNECTED.value,
-        options=handler_options(settings),
-    )
+    for spec in registry:
+        handler = spec.build(context)
+        options = spec.options(settings)
+        elsewhere = spec.name in remote
+        if spec.batch:
+            bus.subscribe_batch(
+                spec.name,
+                cast(BatchHandler, handler),
+                *spec.patterns,
+                options=options,
+                remote=elsewhere,
+            )
+        else:
+            bus.subscribe(
+                spec.name,
+                cast(Handler, handler),
+                *spec.patterns,
+                options=options,
+                remote=elsewhere,
+            )
+        if isinstance(handler, EventLogWriter) and not elsewhere:
+            # Shed events are marked in the log; a worker's stream sheds nothing.
+            writer = handler
+            bus.on_shed(writer.on_shed)
     return EventLayer(bus=bus, dead_letters=dead_letters, log=log, log_writer=writer)
