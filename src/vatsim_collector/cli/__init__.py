@@ -16,6 +16,7 @@ import typer
 from vatsim_collector.cli._common import DatabaseUrl, configuration_errors, settings_or_exit
 from vatsim_collector.cli.events import events_app
 from vatsim_collector.cli.privacy import forget
+from vatsim_collector.cli.worker import worker
 from vatsim_collector.logsetup import LogFormat
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.command("forget")(forget)
+app.command("worker")(worker)
 
 
 def _configure_logging(level: str, log_format: LogFormat = "auto") -> None:
