@@ -38,12 +38,14 @@ from vatsim_collector.airspace.engine import AirspaceEngine
 from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.brokers.nats.consumer import ACK_GRACE_SECONDS, durable_name
 from vatsim_collector.config import Settings
+from vatsim_collector.errors.manager import error_type_name
+from vatsim_collector.events.delivery import HandlerTimeout
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.payloads import PilotDisconnected
 from vatsim_collector.pipeline.event_layer import build_event_layer
 from vatsim_collector.pipeline.handlers import SUMMARIES_HANDLER
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
-from vatsim_collector.pipeline.worker import nak_delay
+from vatsim_collector.pipeline.worker import AttemptAbandoned, nak_delay
 from vatsim_collector.simulator.traffic import SimRates
 from vatsim_collector.simulator.world import SimulatedNetwork
 from vatsim_collector.store import schema as t
@@ -223,3 +225,283 @@ def holding_summaries(engine: Engine) -> Iterator[None]:
     finally:
         raw.rollback()
         raw.close()
+
+
+# ----- dead letters, replay, deliveries ------------------------------------------------------
+
+
+def pilot_events(count: int) -> list[Event]:
+    """Events of a pilot type, as the collector would publish them (no names)."""
+    at = START + timedelta(hours=1)
+    return [
+        Event.create(
+            PilotDisconnected(
+                session_id=1000 + n,
+                flight_id=2000 + n,
+                cid=1_500_000 + n,
+                callsign=f"TST{n}",
+                logon_time=at - timedelta(hours=1),
+                first_seen=at - timedelta(hours=1),
+                last_seen=at,
+            ),
+            time=at,
+            source="tracking",
+        )
+        for n in range(count)
+    ]
+
+
+@dataclass
+class Handlers:
+    """The steering and report files of ``worker_handlers``."""
+
+    directory: Path
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "WORKER_TEST_DIR": str(self.directory),
+            "VATSIM_HANDLER_MODULES": "worker_handlers",
+        }
+
+    def break_flaky(self, broken: bool) -> None:
+        flag = self.directory / "broken"
+        if broken:
+            flag.touch()
+        else:
+            flag.unlink()
+
+    def flaky_effects(self) -> list[str]:
+        path = self.directory / "flaky.effects"
+        return path.read_text().split() if path.exists() else []
+
+    def slow_for(self, seconds: float | None) -> None:
+        path = self.directory / "slow.seconds"
+        if seconds is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(str(seconds))
+
+    def slow_attempts(self) -> list[dict[str, Any]]:
+        path = self.directory / "slow.attempts"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def handlers(tmp_path: Path) -> Handlers:
+    directory = tmp_path / "handlers"
+    directory.mkdir()
+    return Handlers(directory)
+
+
+def letters(database_url: str) -> DeadLetterQueue:
+    return DeadLetterQueue(DatabaseService.from_settings(Settings(database_url=database_url)))
+
+
+async def wait_for(check: Any, *, timeout: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await asyncio.to_thread(check):
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+async def test_a_failing_handler_fills_the_dead_letters_and_api_replay_delivers_each_once(
+    tmp_path: Path, database_url: str, engine: Engine, handlers: Handlers
+) -> None:
+    from hostile_feed import running_collector
+    from simserver import running_simulator
+
+    handlers.break_flaky(True)
+    events = pilot_events(6)
+    stream = stream_name()
+    dlq = letters(database_url)
+    with running_nats(tmp_path / "nats") as server:
+        async with jetstream(server.url) as js:
+            await create_stream(js, stream)
+            worker_env = worker_environment(
+                database_url,
+                server.url,
+                stream,
+                **handlers.environment(),
+                VATSIM_EVENT_HANDLER_TIMEOUT="2",
+                VATSIM_EVENT_HANDLER_RETRIES="2",
+                # Every letter is written rather than the breaker pausing the pulls.
+                VATSIM_BREAKER_FAILURE_THRESHOLD="100",
+            )
+            # The collector serving the API knows flaky (the same module) but leaves it to the
+            # workers; its own events go to a stream of their own, so the workers see only
+            # the test's.
+            collector_env = {
+                **worker_env,
+                "VATSIM_REMOTE_HANDLERS": "flaky",
+                "VATSIM_NATS_STREAM": stream + "_OWN",
+                "VATSIM_NATS_SUBJECT_PREFIX": "collector.own",
+                "VATSIM_LOG_LEVEL": "INFO",
+            }
+            (tmp_path / "run").mkdir()
+            with (
+                running_simulator(seed=3) as feed,
+                running_collector(
+                    database_url, f"{feed}/status.json", tmp_path / "run", env=collector_env
+                ) as api,
+                running_worker(["flaky"], worker_env, tmp_path / "worker"),
+            ):
+                assert await publish(js, events) == len(events)
+                assert await wait_for(lambda: dlq.size() == len(events), timeout=60)
+                assert await wait_drained(js, stream, durable_name("flaky"), timeout=30)
+                assert handlers.flaky_effects() == []
+
+                listed = api.get("/api/events/dead-letters?handler=flaky&limit=100").json()
+                assert listed["pagination"]["total"] == len(events)
+                stored = listed["dead_letters"]
+                assert sorted(letter["event"]["id"] for letter in stored) == sorted(
+                    e.id for e in events
+                )
+                for letter in stored:
+                    assert letter["attempts"] == 2
+                    assert letter["error_type"] == "worker_handlers.Broken"
+                # The collector runs flaky for replays only: none of its own events reached it.
+                analytics = api.get("/api/events/analytics").json()
+                assert analytics["handlers"]["flaky"]["remote"] is True
+                assert analytics["handlers"]["flaky"]["failures"] == 0
+
+                handlers.break_flaky(False)
+                for letter in stored:
+                    replay = httpx2.post(
+                        f"{api.base}/api/events/dead-letters/{letter['id']}/replay",
+                        headers=api.headers,
+                        timeout=30,
+                    )
+                    assert replay.status_code == 200, replay.text
+                    assert replay.json()["outcome"] == "delivered"
+                again = httpx2.post(
+                    f"{api.base}/api/events/dead-letters/{stored[0]['id']}/replay",
+                    headers=api.headers,
+                    timeout=30,
+                )
+                assert again.status_code == 404
+                assert api.get("/api/events/dead-letters").json()["pagination"]["total"] == 0
+    assert sorted(handlers.flaky_effects()) == sorted(e.id for e in events)
+
+
+async def test_a_slow_handler_is_attempted_the_configured_number_of_times_with_backoff(
+    tmp_path: Path, database_url: str, engine: Engine, handlers: Handlers
+) -> None:
+    handlers.slow_for(30)  # every attempt overruns the timeout
+    events = pilot_events(2)
+    stream = stream_name()
+    dlq = letters(database_url)
+    timeout, retries = 0.5, 3
+    with running_nats(tmp_path / "nats") as server:
+        async with jetstream(server.url) as js:
+            await create_stream(js, stream)
+            env = worker_environment(
+                database_url,
+                server.url,
+                stream,
+                **handlers.environment(),
+                VATSIM_EVENT_HANDLER_TIMEOUT=str(timeout),
+                VATSIM_EVENT_HANDLER_RETRIES=str(retries),
+            )
+            with running_worker(["slow"], env, tmp_path / "worker"):
+                await publish(js, events)
+                assert await wait_for(lambda: dlq.size() == len(events), timeout=60)
+                assert await wait_drained(js, stream, durable_name("slow"), timeout=30)
+                info = await js.consumer_info(stream, durable_name("slow"))
+    assert info.config.ack_wait == pytest.approx(timeout + ACK_GRACE_SECONDS)
+    assert info.config.max_deliver == retries + 1
+    attempts = handlers.slow_attempts()
+    policy = Settings(event_handler_retries=retries).event_handler_retries
+    assert policy == retries
+    for event in events:
+        mine = [a["at"] for a in attempts if a["id"] == event.id]
+        assert len(mine) == retries
+        # Each retry waited out the timeout and then the doubling nak delay.
+        for number, (earlier, later) in enumerate(zip(mine, mine[1:], strict=False), start=1):
+            assert later - earlier >= timeout + retry_delay(number) - 0.05
+    _, stored = dlq.list(limit=10)
+    assert {letter.event.id for letter in stored} == {e.id for e in events}
+    for letter in stored:
+        assert letter.attempts == retries
+        assert letter.error_type == error_type_name(HandlerTimeout("slow", timeout))
+
+
+def retry_delay(attempt: int) -> float:
+    from vatsim_collector.pipeline.handlers import handler_options
+
+    return nak_delay(handler_options(Settings()).retry, attempt)
+
+
+@pytest.mark.parametrize("retries", [3, 1])
+async def test_a_delivery_left_by_a_killed_worker_comes_back_after_the_ack_wait(
+    tmp_path: Path, database_url: str, engine: Engine, handlers: Handlers, retries: int
+) -> None:
+    """With attempts left, the other worker makes the next one once the ack wait is over;
+    with none left, the spare delivery puts the event in the dead-letter queue uncalled."""
+    handlers.slow_for(30)
+    (event,) = pilot_events(1)
+    stream = stream_name()
+    dlq = letters(database_url)
+    timeout = 3.0
+    with running_nats(tmp_path / "nats") as server:
+        async with jetstream(server.url) as js:
+            await create_stream(js, stream)
+            env = worker_environment(
+                database_url,
+                server.url,
+                stream,
+                **handlers.environment(),
+                VATSIM_EVENT_HANDLER_TIMEOUT=str(timeout),
+                VATSIM_EVENT_HANDLER_RETRIES=str(retries),
+            )
+            with running_worker(["slow"], env, tmp_path / "first") as first:
+                await publish(js, [event])
+                assert await wait_for(lambda: len(handlers.slow_attempts()) == 1, timeout=30)
+                first.kill()
+            handlers.slow_for(None)
+            with running_worker(["slow"], env, tmp_path / "second") as second:
+                assert await wait_drained(js, stream, durable_name("slow"), timeout=30)
+                assert second.terminate() == 0
+    attempts = handlers.slow_attempts()
+    assert attempts[0]["pid"] == first.pid
+    if retries > 1:
+        assert [a["pid"] for a in attempts] == [first.pid, second.pid]
+        assert attempts[1]["at"] - attempts[0]["at"] >= timeout + ACK_GRACE_SECONDS - 0.1
+        assert dlq.size() == 0
+    else:
+        assert len(attempts) == 1  # no attempt beyond the configured one
+        _, stored = dlq.list()
+        assert [(s.event.id, s.error_type, s.attempts) for s in stored] == [
+            (event.id, error_type_name(AttemptAbandoned()), 1)
+        ]
+
+
+async def test_sigterm_finishes_the_attempt_in_flight_and_exits_cleanly(
+    tmp_path: Path, database_url: str, engine: Engine, handlers: Handlers
+) -> None:
+    handlers.slow_for(1.5)
+    events = pilot_events(3)
+    stream = stream_name()
+    with running_nats(tmp_path / "nats") as server:
+        async with jetstream(server.url) as js:
+            await create_stream(js, stream)
+            env = worker_environment(
+                database_url,
+                server.url,
+                stream,
+                **handlers.environment(),
+                VATSIM_EVENT_HANDLER_TIMEOUT="10",
+            )
+            with running_worker(["slow"], env, tmp_path / "worker") as worker:
+                await publish(js, events)
+                assert await wait_for(lambda: len(handlers.slow_attempts()) == 1, timeout=30)
+                assert worker.terminate() == 0
+            info = await js.consumer_info(stream, durable_name("slow"))
+    # The attempt under way was finished and acknowledged; the others wait in the stream.
+    assert info.num_ack_pending == 0
+    assert info.num_pending == len(events) - 1
+    assert [line["successes"] for line in worker.logged("handler stopped")] == [1]
+    assert len(handlers.slow_attempts()) == 1
