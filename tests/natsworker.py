@@ -120,12 +120,10 @@ async def publish(js: JetStreamContext, events: Iterable[Event], prefix: str = P
     return stored
 
 
-async def wait_drained(
-    js: JetStreamContext, stream: str, durable: str, *, timeout: float
-) -> bool:
+async def wait_drained(js: JetStreamContext, stream: str, durable: str, *, within: float) -> bool:
     """Whether ``durable`` has nothing left to deliver nor to be acknowledged, within
-    ``timeout`` seconds (a consumer not yet created counts as not drained)."""
-    deadline = time.monotonic() + timeout
+    ``within`` seconds (a consumer not yet created counts as not drained)."""
+    deadline = time.monotonic() + within
     while True:
         with contextlib.suppress(nats.js.errors.NotFoundError):
             info = await js.consumer_info(stream, durable)

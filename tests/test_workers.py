@@ -9,8 +9,8 @@ by a module (``worker_handlers``), as an operator would.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -180,7 +180,7 @@ async def test_two_summaries_workers_one_killed_mid_run_equal_a_single_process_r
                             first.kill()
                     # As the bus is joined before the next snapshot in the reference: each
                     # summary is computed from the same rows in both runs.
-                    assert await wait_drained(js, stream, durable, timeout=60), (
+                    assert await wait_drained(js, stream, durable, within=60), (
                         f"tick {tick} not drained:\n{second.output()}"
                     )
                 info = await js.consumer_info(stream, durable)
@@ -216,9 +216,7 @@ def holding_summaries(engine: Engine) -> Iterator[None]:
         cursor = raw.cursor()
         if engine.dialect.name == "postgresql":
             cursor.execute("BEGIN")
-            cursor.execute(
-                "LOCK TABLE flight_summaries, controller_summaries IN EXCLUSIVE MODE"
-            )
+            cursor.execute("LOCK TABLE flight_summaries, controller_summaries IN EXCLUSIVE MODE")
         else:
             cursor.execute("BEGIN EXCLUSIVE")
         yield
@@ -299,8 +297,8 @@ def letters(database_url: str) -> DeadLetterQueue:
     return DeadLetterQueue(DatabaseService.from_settings(Settings(database_url=database_url)))
 
 
-async def wait_for(check: Any, *, timeout: float) -> bool:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_for(check: Any, *, within: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + within
     while not await asyncio.to_thread(check):
         if asyncio.get_running_loop().time() >= deadline:
             return False
@@ -350,8 +348,8 @@ async def test_a_failing_handler_fills_the_dead_letters_and_api_replay_delivers_
                 running_worker(["flaky"], worker_env, tmp_path / "worker"),
             ):
                 assert await publish(js, events) == len(events)
-                assert await wait_for(lambda: dlq.size() == len(events), timeout=60)
-                assert await wait_drained(js, stream, durable_name("flaky"), timeout=30)
+                assert await wait_for(lambda: dlq.size() == len(events), within=60)
+                assert await wait_drained(js, stream, durable_name("flaky"), within=30)
                 assert handlers.flaky_effects() == []
 
                 listed = api.get("/api/events/dead-letters?handler=flaky&limit=100").json()
@@ -408,8 +406,8 @@ async def test_a_slow_handler_is_attempted_the_configured_number_of_times_with_b
             )
             with running_worker(["slow"], env, tmp_path / "worker"):
                 await publish(js, events)
-                assert await wait_for(lambda: dlq.size() == len(events), timeout=60)
-                assert await wait_drained(js, stream, durable_name("slow"), timeout=30)
+                assert await wait_for(lambda: dlq.size() == len(events), within=60)
+                assert await wait_drained(js, stream, durable_name("slow"), within=30)
                 info = await js.consumer_info(stream, durable_name("slow"))
     assert info.config.ack_wait == pytest.approx(timeout + ACK_GRACE_SECONDS)
     assert info.config.max_deliver == retries + 1
@@ -420,7 +418,7 @@ async def test_a_slow_handler_is_attempted_the_configured_number_of_times_with_b
         mine = [a["at"] for a in attempts if a["id"] == event.id]
         assert len(mine) == retries
         # Each retry waited out the timeout and then the doubling nak delay.
-        for number, (earlier, later) in enumerate(zip(mine, mine[1:], strict=False), start=1):
+        for number, (earlier, later) in enumerate(itertools.pairwise(mine), start=1):
             assert later - earlier >= timeout + retry_delay(number) - 0.05
     _, stored = dlq.list(limit=10)
     assert {letter.event.id for letter in stored} == {e.id for e in events}
@@ -459,11 +457,11 @@ async def test_a_delivery_left_by_a_killed_worker_comes_back_after_the_ack_wait(
             )
             with running_worker(["slow"], env, tmp_path / "first") as first:
                 await publish(js, [event])
-                assert await wait_for(lambda: len(handlers.slow_attempts()) == 1, timeout=30)
+                assert await wait_for(lambda: len(handlers.slow_attempts()) == 1, within=30)
                 first.kill()
             handlers.slow_for(None)
             with running_worker(["slow"], env, tmp_path / "second") as second:
-                assert await wait_drained(js, stream, durable_name("slow"), timeout=30)
+                assert await wait_drained(js, stream, durable_name("slow"), within=30)
                 assert second.terminate() == 0
     attempts = handlers.slow_attempts()
     assert attempts[0]["pid"] == first.pid
@@ -497,7 +495,7 @@ async def test_sigterm_finishes_the_attempt_in_flight_and_exits_cleanly(
             )
             with running_worker(["slow"], env, tmp_path / "worker") as worker:
                 await publish(js, events)
-                assert await wait_for(lambda: len(handlers.slow_attempts()) == 1, timeout=30)
+                assert await wait_for(lambda: len(handlers.slow_attempts()) == 1, within=30)
                 assert worker.terminate() == 0
             info = await js.consumer_info(stream, durable_name("slow"))
     # The attempt under way was finished and acknowledged; the others wait in the stream.

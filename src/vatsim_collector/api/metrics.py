@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -35,11 +35,12 @@ from prometheus_client.process_collector import ProcessCollector
 from sqlalchemy.exc import SQLAlchemyError
 
 from vatsim_collector.errors.breaker import BreakerState
-from vatsim_collector.errors.exceptions import Category, Severity
+from vatsim_collector.errors.exceptions import Category, CollectorError, Severity
 from vatsim_collector.pipeline.ingest import Outcome
 
 if TYPE_CHECKING:
     from vatsim_collector.api.context import ApiContext
+    from vatsim_collector.brokers.nats.consumer import ConsumerStats
     from vatsim_collector.pipeline.event_layer import EventLayer
 
 __all__ = [
@@ -370,6 +371,64 @@ FAMILIES = (
     DB_QUERY_SECONDS,
 )
 
+# Handlers run by workers (``vatsim-collector worker``): their JetStream consumers' backlog,
+# read from NATS at most every CONSUMER_TTL seconds, once the service watches them
+# (``ServiceMetrics.watch_consumers``).
+CONSUMER_TTL = 5.0
+CONSUMER_TIMEOUT = 2.0
+CONSUMER_PENDING = _Family(
+    "vatsim_consumer_pending",
+    "Per handler run by workers: events in the stream its consumer has not delivered yet.",
+    "gauge",
+    ("handler",),
+)
+CONSUMER_ACK_PENDING = _Family(
+    "vatsim_consumer_ack_pending",
+    "Per handler run by workers: events delivered to a worker and not yet acknowledged.",
+    "gauge",
+    ("handler",),
+)
+CONSUMER_REDELIVERED = _Family(
+    "vatsim_consumer_redelivered",
+    "Per handler run by workers: events delivered more than once and not yet acknowledged.",
+    "gauge",
+    ("handler",),
+)
+CONSUMER_FAMILIES = (CONSUMER_PENDING, CONSUMER_ACK_PENDING, CONSUMER_REDELIVERED)
+
+ConsumerReader = Callable[[], Awaitable[Mapping[str, "ConsumerStats"]]]
+
+
+class ConsumerStatsCache:
+    """The consumers' figures by handler, read at most once per ``ttl`` seconds; a read that
+    fails or takes longer than ``timeout`` keeps the previous figures (NATS down must not
+    stall a scrape)."""
+
+    def __init__(
+        self,
+        read: ConsumerReader,
+        *,
+        ttl: float = CONSUMER_TTL,
+        timeout: float = CONSUMER_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self._ttl = ttl
+        self._timeout = timeout
+        self._clock = clock
+        self._attempted_at: float | None = None
+        self.value: Mapping[str, ConsumerStats] | None = None
+
+    async def refresh(self) -> None:
+        now = self._clock()
+        if self._attempted_at is not None and now - self._attempted_at < self._ttl:
+            return
+        self._attempted_at = now
+        try:
+            self.value = await asyncio.wait_for(self._read(), self._timeout)
+        except (TimeoutError, CollectorError) as exc:
+            log.info("consumer figures not refreshed", error=type(exc).__name__)
+
 
 def _single(family: _Family, value: float) -> Metric:
     metric = family.empty()
@@ -422,9 +481,10 @@ class ServiceCollector:
     def __init__(self, ctx: ApiContext, dead_letters: CachedCount | None = None) -> None:
         self._ctx = ctx
         self._dead_letters = dead_letters
+        self.consumers: ConsumerStatsCache | None = None
 
     def describe(self) -> Iterable[Metric]:
-        return [family.empty() for family in FAMILIES]
+        return [family.empty() for family in (*FAMILIES, *CONSUMER_FAMILIES)]
 
     def collect(self) -> Iterable[Metric]:
         return [metric for metric in self._collect() if metric.samples]
@@ -436,6 +496,20 @@ class ServiceCollector:
         yield from self._events()
         yield from self._error_layer()
         yield from self._database()
+        yield from self._consumers()
+
+    def _consumers(self) -> Iterator[Metric]:
+        figures = self.consumers.value if self.consumers is not None else None
+        if not figures:
+            return
+        pending = CONSUMER_PENDING.empty()
+        ack_pending = CONSUMER_ACK_PENDING.empty()
+        redelivered = CONSUMER_REDELIVERED.empty()
+        for handler, stats in sorted(figures.items()):
+            pending.add_metric([handler], stats.num_pending)
+            ack_pending.add_metric([handler], stats.num_ack_pending)
+            redelivered.add_metric([handler], stats.num_redelivered)
+        yield from (pending, ack_pending, redelivered)
 
     def _ingest(self) -> Iterator[Metric]:
         stats = self._ctx.collector.stats
@@ -661,7 +735,8 @@ class ServiceMetrics:
             if events is not None
             else None
         )
-        self.registry.register(ServiceCollector(ctx, self.dead_letters))
+        self._collector = ServiceCollector(ctx, self.dead_letters)
+        self.registry.register(self._collector)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
@@ -672,10 +747,17 @@ class ServiceMetrics:
         if outcome is Outcome.INGESTED:
             self.ingest_duration.observe(seconds)
 
+    def watch_consumers(self, read: ConsumerReader) -> None:
+        """Report the JetStream consumers of the handlers workers run: ``read`` returns their
+        figures by handler (``pipeline.worker.consumer_reader``)."""
+        self._collector.consumers = ConsumerStatsCache(read)
+
     async def render(self) -> bytes:
         """The text exposition; call on the event loop that runs the service."""
         if self.dead_letters is not None:
             await self.dead_letters.refresh()
+        if self._collector.consumers is not None:
+            await self._collector.consumers.refresh()
         return generate_latest(self.registry)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -36,10 +36,12 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from vatsim_collector.brokers.nats.consumer import (
+    ConsumerStats,
     ConsumerUnavailable,
     HandlerConsumer,
     Received,
     consumer_config,
+    consumer_stats,
 )
 from vatsim_collector.config import Settings
 from vatsim_collector.errors.breaker import BreakerConfig, BreakerState
@@ -62,6 +64,7 @@ __all__ = [
     "AttemptAbandoned",
     "HandlerWorker",
     "WorkerProcess",
+    "consumer_reader",
     "nak_delay",
     "run_worker",
 ]
@@ -389,6 +392,19 @@ async def serve(settings: Settings, db: DatabaseService, names: Sequence[str]) -
         with contextlib.suppress(nats.errors.Error, OSError):
             await client.drain()
         log.info("worker stopped", node=settings.node)
+
+
+def consumer_reader(
+    settings: Settings, js: JetStreamContext, registry: HandlerRegistry | None = None
+) -> Callable[[], Awaitable[Mapping[str, ConsumerStats]]]:
+    """For ``/metrics`` (``ServiceMetrics.watch_consumers``): reads the consumer of every
+    registered handler that a worker has run."""
+    names = (registry if registry is not None else build_registry(settings)).names()
+
+    async def read() -> Mapping[str, ConsumerStats]:
+        return await consumer_stats(js, settings.nats_stream, names)
+
+    return read
 
 
 def run_worker(settings: Settings, names: Sequence[str]) -> None:

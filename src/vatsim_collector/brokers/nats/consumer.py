@@ -259,19 +259,21 @@ class ConsumerStats:
 
 
 async def consumer_stats(
-    js: JetStreamContext, stream: str, durables: Sequence[str]
+    js: JetStreamContext, stream: str, handlers: Sequence[str]
 ) -> Mapping[str, ConsumerStats]:
-    """Each existing consumer's figures, by durable name; one that does not exist (no worker
-    has started yet) is left out. Raises ``ConsumerUnavailable`` if NATS does not answer."""
+    """The figures of each handler's consumer, by handler name; a handler whose consumer does
+    not exist (no worker has run it yet) is left out. Raises ``ConsumerUnavailable`` if NATS
+    does not answer."""
     found: dict[str, ConsumerStats] = {}
-    for durable in durables:
+    for handler in handlers:
+        durable = durable_name(handler)
         try:
             info = await js.consumer_info(stream, durable)
         except nats.js.errors.NotFoundError:
             continue
         except (nats.errors.Error, nats.js.errors.Error, OSError) as exc:
             raise ConsumerUnavailable(f"consumer {durable}: {type(exc).__name__}: {exc}") from exc
-        found[durable] = ConsumerStats(
+        found[handler] = ConsumerStats(
             num_pending=info.num_pending or 0,
             num_ack_pending=info.num_ack_pending or 0,
             num_redelivered=info.num_redelivered or 0,
