@@ -5,8 +5,12 @@ spilling to the disk ``spool``), the ingest of one document (``ingest``: decode,
 sanity gate, tracking, airspace, one transaction), the domain events of a committed snapshot
 (``domain_events``), and the two ways to feed it history: ``replay`` of recorded files and
 ``recompute`` of airspace analytics from stored rows. On a node that does not ingest, the
-``follower`` keeps an ingestor's live view current from the database the leader writes.
+``follower`` keeps an ingestor's live view current from the database the leader writes. The
+event handlers are known by name (``handlers``), built by the event layer in-process
+(``event_layer``) or run out of process from the NATS stream by the ``worker`` command
+(``worker``).
 
-May import: ``feed``, ``tracking``, ``airspace``, ``events``, ``errors``, ``store``, ``config``.
+May import: ``feed``, ``tracking``, ``airspace``, ``events``, ``errors``, ``store``, ``config``,
+``cluster``, ``brokers``.
 Nothing but ``service``, ``cli`` and ``api`` imports it.
 """
