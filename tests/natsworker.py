@@ -48,44 +48,72 @@ def free_port() -> int:
         return port
 
 
-@dataclass
 class NatsServer:
-    url: str
-    process: subprocess.Popen[bytes]
+    """``nats-server -js`` on a 127.0.0.1 port, storing in a directory of the test's."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.store = directory / "jetstream"
+        self.store.mkdir(parents=True, exist_ok=True)
+        self.log_path = directory / f"nats-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    NATS_SERVER,
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-js",
+                    "-sd",
+                    str(self.store),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"nats-server exited with {self.process.returncode}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("nats-server did not listen within 20 s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Stopped and started again on the same port and store: streams and consumers stay."""
+        self.stop()
+        self.start()
 
 
 @contextlib.contextmanager
 def running_nats(directory: Path) -> Iterator[NatsServer]:
-    """``nats-server -js`` on a free 127.0.0.1 port, storing in ``directory``; stopped by PID."""
-    port = free_port()
-    store = directory / "jetstream"
-    store.mkdir(parents=True, exist_ok=True)
-    log = (directory / f"nats-{port}.log").open("wb")
-    process = subprocess.Popen(
-        [NATS_SERVER, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    """A server of the test's own; stopped by PID when the block ends, failing or not."""
+    server = NatsServer(directory)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"nats-server exited with {process.returncode}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError("nats-server did not listen within 20 s")
-            time.sleep(0.05)
-        yield NatsServer(f"nats://127.0.0.1:{port}", process)
+        server.start()
+        yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        log.close()
+        server.stop()
 
 
 @contextlib.asynccontextmanager

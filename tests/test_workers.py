@@ -43,7 +43,7 @@ from vatsim_collector.events.delivery import HandlerTimeout
 from vatsim_collector.events.event import Event
 from vatsim_collector.events.payloads import PilotDisconnected
 from vatsim_collector.pipeline.event_layer import build_event_layer
-from vatsim_collector.pipeline.handlers import SUMMARIES_HANDLER
+from vatsim_collector.pipeline.handlers import EVENT_LOG_HANDLER, SUMMARIES_HANDLER
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.pipeline.worker import AttemptAbandoned, nak_delay
 from vatsim_collector.simulator.traffic import SimRates
@@ -160,43 +160,55 @@ async def test_two_summaries_workers_one_killed_mid_run_equal_a_single_process_r
                 VATSIM_EVENT_HANDLER_TIMEOUT="2",
                 VATSIM_EVENT_HANDLER_RETRIES="3",
             )
+            # Both also run the event log, to show a worker with several handlers and the
+            # event log out of process.
+            names = [SUMMARIES_HANDLER, EVENT_LOG_HANDLER]
             with (
-                running_worker([SUMMARIES_HANDLER], env, tmp_path / "w1") as first,
-                running_worker([SUMMARIES_HANDLER], env, tmp_path / "w2") as second,
+                running_worker(names, env, tmp_path / "w1") as first,
+                running_worker(names, env, tmp_path / "w2") as second,
             ):
-                published = 0
+                published: list[Event] = []
                 for tick, (data, radios) in enumerate(documents):
                     result = await asyncio.to_thread(ingestor.ingest, data, transceivers_raw=radios)
                     assert result.outcome is Outcome.INGESTED
                     if tick != KILL_AT:
-                        published += await publish(js, result.events)
+                        assert await publish(js, result.events) == len(result.events)
                     else:
                         # The summary tables held, each worker is caught holding a delivery it
                         # cannot finish: the one killed is never answered, and JetStream must
                         # redeliver it to the other once its ack wait is over.
                         with holding_summaries(second_engine):
-                            published += await publish(js, result.events)
+                            assert await publish(js, result.events) == len(result.events)
                             assert await _until_ack_pending(js, stream, durable, 2)
                             first.kill()
+                    published.extend(result.events)
                     # As the bus is joined before the next snapshot in the reference: each
                     # summary is computed from the same rows in both runs.
-                    assert await wait_drained(js, stream, durable, within=60), (
-                        f"tick {tick} not drained:\n{second.output()}"
-                    )
+                    for name in names:
+                        assert await wait_drained(js, stream, durable_name(name), within=60), (
+                            f"tick {tick} not drained for {name}:\n{second.output()}"
+                        )
                 info = await js.consumer_info(stream, durable)
                 assert second.terminate() == 0
-                assert published > 0
             assert first.exit_code == -9
     assert summaries(second_engine) == reference
     # Both shared the work before one was killed; the delivery it held was made again.
     handled = [
-        sum(line["events"] for line in worker.logged("events handled"))
+        sum(
+            line["events"]
+            for line in worker.logged("events handled")
+            if line["handler"] == SUMMARIES_HANDLER
+        )
         for worker in (first, second)
     ]
     assert all(handled), handled
     assert info.delivered.consumer_seq == sum(handled) + 1
     assert info.num_pending == info.num_ack_pending == 0
     assert DeadLetterQueue(DatabaseService(second_engine)).size() == 0
+    # The event log holds every published event once, whichever worker wrote it.
+    with second_engine.connect() as conn:
+        logged = conn.execute(select(t.events.c.id)).scalars().all()
+    assert sorted(logged) == sorted(e.id for e in published)
 
 
 async def _until_ack_pending(js: Any, stream: str, durable: str, count: int) -> bool:
@@ -503,3 +515,26 @@ async def test_sigterm_finishes_the_attempt_in_flight_and_exits_cleanly(
     assert info.num_pending == len(events) - 1
     assert [line["successes"] for line in worker.logged("handler stopped")] == [1]
     assert len(handlers.slow_attempts()) == 1
+
+
+async def test_a_worker_carries_on_after_the_nats_server_restarts(
+    tmp_path: Path, database_url: str, engine: Engine, handlers: Handlers
+) -> None:
+    events = pilot_events(6)
+    stream = stream_name()
+    durable = durable_name("slow")
+    with running_nats(tmp_path / "nats") as server:
+        async with jetstream(server.url) as js:
+            await create_stream(js, stream)
+        env = worker_environment(database_url, server.url, stream, **handlers.environment())
+        with running_worker(["slow"], env, tmp_path / "worker") as worker:
+            async with jetstream(server.url) as js:
+                await publish(js, events[:3])
+                assert await wait_drained(js, stream, durable, within=30)
+            server.restart()
+            async with jetstream(server.url) as js:
+                await publish(js, events[3:])
+                assert await wait_drained(js, stream, durable, within=60), worker.output()
+            assert worker.process.poll() is None
+            assert worker.terminate() == 0
+    assert sorted(a["id"] for a in handlers.slow_attempts()) == sorted(e.id for e in events)

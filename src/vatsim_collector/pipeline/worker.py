@@ -137,13 +137,18 @@ class HandlerWorker:
                 log.warning("cannot pull events; trying again", handler=self.name, error=str(exc))
                 await _pause(stop, UNAVAILABLE_PAUSE_SECONDS)
                 continue
-            if batch:
-                try:
-                    await self.handle(batch)
-                except (nats.errors.Error, OSError) as exc:
-                    # An answer lost with the connection: JetStream redelivers after the ack
-                    # wait, and the handlers are idempotent.
-                    log.warning("answer to NATS lost", handler=self.name, error=type(exc).__name__)
+            if not batch:
+                continue
+            try:
+                await self.handle(batch)
+            except (nats.errors.Error, OSError) as exc:
+                # An answer lost with the connection: JetStream redelivers after the ack wait,
+                # and the handlers are idempotent.
+                log.warning("answer to NATS lost", handler=self.name, error=type(exc).__name__)
+            except Exception:
+                # The worker's own bug must not end the loop: the handler would starve. What
+                # was not answered comes back after the ack wait.
+                log.exception("event delivery failed inside the worker", handler=self.name)
 
     def _breaker_open(self) -> bool:
         is_open = self.sub.breaker.state is BreakerState.OPEN
@@ -348,7 +353,8 @@ async def _connect(settings: Settings, stop: asyncio.Event) -> NatsClient | None
         log.warning("NATS connection error", error=type(exc).__name__)
 
     async def on_disconnected() -> None:
-        log.warning("NATS disconnected; reconnecting")
+        if not stop.is_set():  # not the worker's own close
+            log.warning("NATS disconnected; reconnecting")
 
     async def on_reconnected() -> None:
         log.info("NATS reconnected")

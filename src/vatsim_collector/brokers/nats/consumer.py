@@ -224,6 +224,9 @@ class HandlerConsumer:
         except (TimeoutError, nats.errors.TimeoutError):
             return []
         except (nats.errors.Error, nats.js.errors.Error, OSError) as exc:
+            # Bound again on the next fetch: the consumer may have been deleted, or the
+            # server replaced.
+            await self.close()
             raise ConsumerUnavailable(
                 f"fetch from {self.durable}: {type(exc).__name__}: {exc}"
             ) from exc
