@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import os
 import subprocess
 import sys
 import uuid
@@ -181,7 +182,7 @@ async def test_a_remote_handler_gets_no_live_event_but_its_dead_letters_replay_h
         result = await layer.bus.replay_dead_letter(letter.id)
         assert result.outcome.value == "delivered"
         (row,) = _rows(engine, t.flight_summaries, "flight_id")
-        assert row[0] == ended.payload.flight_id  # type: ignore[union-attr]
+        assert row[0] == ended.payload.flight_id
     finally:
         await layer.stop(10)
 
@@ -216,17 +217,17 @@ async def test_every_builtin_handler_leaves_the_same_rows_when_an_event_comes_tw
         }
 
     for event in ended:
-        await summaries(event)  # type: ignore[arg-type]
-    await event_log(events)  # type: ignore[arg-type]
+        await summaries(event)
+    await event_log(events)
     once = tables()
     assert once["flights"]
     assert once["controllers"]
     assert len(once["events"]) == len(events)
 
     for event in ended:  # every one again: as a redelivery or a replay would
-        await summaries(event)  # type: ignore[arg-type]
-    await event_log(events)  # type: ignore[arg-type]
-    await event_log(events[:10])  # type: ignore[arg-type]  # and a batch cut differently
+        await summaries(event)
+    await event_log(events)
+    await event_log(events[:10])  # and a batch cut differently
     assert tables() == once
     with engine.connect() as conn:
         ids = conn.execute(select(func.count(func.distinct(t.events.c.id)))).scalar_one()
@@ -399,8 +400,6 @@ async def test_consumer_figures_reach_the_metrics(tmp_path: Path, engine: Engine
 def test_the_worker_command_refuses_what_cannot_work(
     tmp_path: Path, env: dict[str, str], args: list[str], says: str
 ) -> None:
-    import os
-
     environment = {k: v for k, v in os.environ.items() if not k.startswith("VATSIM_")} | env
     environment["VATSIM_DATABASE_URL"] = f"sqlite:///{tmp_path}/w.db"
     done = subprocess.run(
