@@ -305,6 +305,15 @@ def handlers(tmp_path: Path) -> Handlers:
     return Handlers(directory)
 
 
+def worker_breaker(view: dict[str, Any]) -> tuple[str, int] | None:
+    """The worker node's role and the failures of its flaky breaker, as the API shows them."""
+    roles = {node["node"]: node["role"] for node in view["nodes"]}
+    for breaker in view["breakers"]:
+        if breaker["node"] == "worker-flaky" and breaker["name"] == "handler.flaky":
+            return roles.get("worker-flaky", "?"), breaker["failures"]
+    return None
+
+
 def letters(database_url: str) -> DeadLetterQueue:
     return DeadLetterQueue(DatabaseService.from_settings(Settings(database_url=database_url)))
 
@@ -321,7 +330,7 @@ async def wait_for(check: Any, *, within: float) -> bool:
 async def test_a_failing_handler_fills_the_dead_letters_and_api_replay_delivers_each_once(
     tmp_path: Path, database_url: str, engine: Engine, handlers: Handlers
 ) -> None:
-    from hostile_feed import running_collector
+    from hostile_feed import running_collector, wait_until
     from simserver import running_simulator
 
     handlers.break_flaky(True)
@@ -340,12 +349,16 @@ async def test_a_failing_handler_fills_the_dead_letters_and_api_replay_delivers_
                 VATSIM_EVENT_HANDLER_RETRIES="2",
                 # Every letter is written rather than the breaker pausing the pulls.
                 VATSIM_BREAKER_FAILURE_THRESHOLD="100",
+                VATSIM_NODE_NAME="worker-flaky",
+                VATSIM_NODE_HEARTBEAT_SECONDS="0.5",
+                VATSIM_ERROR_FLUSH_INTERVAL="0.5",
             )
             # The collector serving the API knows flaky (the same module) but leaves it to the
             # workers; its own events go to a stream of their own, so the workers see only
             # the test's.
             collector_env = {
                 **worker_env,
+                "VATSIM_NODE_NAME": "collector",
                 "VATSIM_REMOTE_HANDLERS": "flaky",
                 "VATSIM_NATS_STREAM": stream + "_OWN",
                 "VATSIM_NATS_SUBJECT_PREFIX": "collector.own",
@@ -377,6 +390,22 @@ async def test_a_failing_handler_fills_the_dead_letters_and_api_replay_delivers_
                 analytics = api.get("/api/events/analytics").json()
                 assert analytics["handlers"]["flaky"]["remote"] is True
                 assert analytics["handlers"]["flaky"]["failures"] == 0
+                # The worker is a node of the cluster: its handler's breaker and its error
+                # records are seen from the collector's API.
+                assert wait_until(
+                    lambda: (
+                        worker_breaker(api.get("/api/errors/circuit-breakers").json())
+                        == ("worker", len(events))
+                    ),
+                    timeout=30,
+                )
+                assert wait_until(
+                    lambda: (
+                        api.get("/api/errors/analytics").json()["by_node"].get("worker-flaky")
+                        == len(events)
+                    ),
+                    timeout=30,
+                )
 
                 handlers.break_flaky(False)
                 for letter in stored:

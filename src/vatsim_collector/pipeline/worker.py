@@ -16,6 +16,9 @@ messages. One message is one attempt:
 While the handler's circuit breaker is open (too many dead letters in a row), the worker stops
 pulling: the events wait in the stream instead of filling the dead-letter queue.
 
+The process is a node of the cluster (role ``worker``): it beats in ``cluster_nodes`` with its
+handlers' breakers, which a reset asked from any node reaches, and its error records name it.
+
 SIGTERM or SIGINT: no more pulls; the attempts in flight finish (each bounded by the timeout)
 and are answered, then the dead letters and error records still in memory are written.
 """
@@ -43,6 +46,8 @@ from vatsim_collector.brokers.nats.consumer import (
     consumer_config,
     consumer_stats,
 )
+from vatsim_collector.cluster.node import Node, Role
+from vatsim_collector.cluster.registry import NodeRegistry
 from vatsim_collector.config import Settings
 from vatsim_collector.errors.breaker import BreakerConfig, BreakerState
 from vatsim_collector.errors.exceptions import Category, CollectorError, Severity
@@ -252,6 +257,8 @@ class WorkerProcess:
     errors: ErrorManager
     dead_letters: DeadLetterQueue
     workers: list[HandlerWorker]
+    # This process in cluster_nodes (role worker, its handler breakers), beating while it runs.
+    node: NodeRegistry
 
     @classmethod
     def build(
@@ -265,7 +272,10 @@ class WorkerProcess:
     ) -> WorkerProcess:
         registry = registry if registry is not None else build_registry(settings)
         specs = [registry.get(name) for name in dict.fromkeys(names)]  # raises UnknownHandler
-        errors = ErrorManager(ErrorRecordStore(db), window_size=settings.error_window_size)
+        node = Node(settings.node, Role.WORKER)
+        errors = ErrorManager(
+            ErrorRecordStore(db), window_size=settings.error_window_size, node=node.name
+        )
         breakers = BreakerRegistry(
             BreakerConfig(
                 failure_threshold=settings.breaker_failure_threshold,
@@ -297,7 +307,10 @@ class WorkerProcess:
             )
             consumer = HandlerConsumer(js, settings.nats_stream, config)
             workers.append(HandlerWorker(sub, consumer, delivery, errors))
-        return cls(settings, db, errors, dead_letters, workers)
+        heartbeat = NodeRegistry(
+            db, node, breakers, interval=settings.node_heartbeat_seconds, errors=errors
+        )
+        return cls(settings, db, errors, dead_letters, workers, heartbeat)
 
     async def bind(self, stop: asyncio.Event) -> bool:
         """Set up every consumer, waiting while NATS or the stream is not there; False if
@@ -327,6 +340,7 @@ class WorkerProcess:
             self.errors.run_flusher(self.settings.error_flush_interval, stop),
             name="error-records",
         )
+        heartbeat = asyncio.create_task(self.node.run(stop), name="heartbeat")
         try:
             if await self.bind(stop):
                 await asyncio.gather(*(worker.run(stop) for worker in self.workers))
@@ -336,6 +350,7 @@ class WorkerProcess:
                 await worker.consumer.close()
             await asyncio.to_thread(self.dead_letters.flush)
             await flusher
+            await heartbeat
             for worker in self.workers:
                 log.info("handler stopped", handler=worker.name, **_counts(worker))
 
