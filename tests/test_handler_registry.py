@@ -28,7 +28,7 @@ from sqlalchemy import Engine, func, select
 from feeds import SMALL, encode, later, load
 from natsworker import create_stream, jetstream, publish, running_nats, wait_drained
 from vatsim_collector.api import create_app
-from vatsim_collector.api.metrics import install_metrics
+from vatsim_collector.api.metrics import ConsumerStatsCache, install_metrics
 from vatsim_collector.brokers.nats.consumer import (
     ConsumerStats,
     consumer_stats,
@@ -352,7 +352,7 @@ async def test_consumer_figures_reach_the_metrics(tmp_path: Path, engine: Engine
             wanted = sum(e.type.endswith(".disconnected") for e in events)
             out = len(held)
 
-            read = consumer_reader(settings, js)
+            read = consumer_reader(settings, lambda: js)
             assert await read() == {
                 SUMMARIES_HANDLER: ConsumerStats(
                     num_pending=wanted - out, num_ack_pending=out, num_redelivered=1
@@ -369,6 +369,14 @@ async def test_consumer_figures_reach_the_metrics(tmp_path: Path, engine: Engine
                 response = await client.get("/metrics")
             assert response.status_code == 200
             text = response.text
+
+            # NATS gone: a scrape still answers, with the figures last read.
+            cache = ConsumerStatsCache(read, ttl=0, timeout=1)
+            await cache.refresh()
+            before = cache.value
+            server.stop()
+            await cache.refresh()
+            assert cache.value == before
     samples = {
         (s.name, s.labels.get("handler")): s.value
         for family in text_string_to_metric_families(text)

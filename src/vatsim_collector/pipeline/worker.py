@@ -416,14 +416,18 @@ async def serve(settings: Settings, db: DatabaseService, names: Sequence[str]) -
 
 
 def consumer_reader(
-    settings: Settings, js: JetStreamContext, registry: HandlerRegistry | None = None
+    settings: Settings,
+    jetstream: Callable[[], JetStreamContext],
+    registry: HandlerRegistry | None = None,
 ) -> Callable[[], Awaitable[Mapping[str, ConsumerStats]]]:
     """For ``/metrics`` (``ServiceMetrics.watch_consumers``): reads the consumer of every
-    registered handler that a worker has run."""
+    registered handler that a worker has run. ``jetstream`` is asked for the context at each
+    read, so a connection made (or remade) later is used; it may raise a ``CollectorError``
+    while NATS is down, as the read itself then does."""
     names = (registry if registry is not None else build_registry(settings)).names()
 
     async def read() -> Mapping[str, ConsumerStats]:
-        return await consumer_stats(js, settings.nats_stream, names)
+        return await consumer_stats(jetstream(), settings.nats_stream, names)
 
     return read
 
