@@ -208,6 +208,13 @@ class Settings(BaseSettings):
     event_handler_retries: int = Field(default=3, ge=1)
     # Seconds a publish waits for room in a full blocking queue before shedding.
     event_block_timeout: float = Field(default=5.0, ge=0)
+    # Handlers registered by modules: importable names, comma-separated, each module with a
+    # register(registry) function (pipeline/handlers.py).
+    handler_modules: str = ""
+    # Handlers (by name, comma-separated) that `vatsim-collector worker` processes run from
+    # the stream: with NATS on, the collector does not run them; it still replays their dead
+    # letters. Without NATS they run in-process as always.
+    remote_handlers: str = ""
 
     # Several nodes on one PostgreSQL database (docs/scaling.md). This node's name in error
     # records, /api/status and the cluster table; empty: "<host>-<pid>".
@@ -234,13 +241,6 @@ class Settings(BaseSettings):
     # A node that does not ingest (serve, a standby) checks this often whether the leader
     # committed a newer snapshot, and rebuilds its live view from the database when it did.
     follow_interval: float = Field(default=1.0, gt=0, le=60)
-    # Event handlers out of process (docs/scaling.md). Importable modules, comma-separated,
-    # each registering handlers with a register(registry) function (pipeline/handlers.py).
-    handler_modules: str = ""
-    # Handlers (by name, comma-separated) that `vatsim-collector worker` processes run from
-    # the stream: with NATS on, the collector does not run them; it still replays their dead
-    # letters. Without NATS they run in-process as always.
-    remote_handlers: str = ""
 
     # Airspace analytics: sector occupancy and ATC contact, computed during ingest.
     airspace_enabled: bool = True
