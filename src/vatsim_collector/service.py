@@ -20,6 +20,11 @@ from sqlalchemy import Engine
 from vatsim_collector.airspace.setup import Airspace, build_airspace
 from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ErrorLayer
+from vatsim_collector.api.metrics import install_relay_metrics
+from vatsim_collector.brokers.nats.connection import NatsConnection
+from vatsim_collector.brokers.nats.health import OutboxHealth
+from vatsim_collector.brokers.nats.relay import OutboxRelay
+from vatsim_collector.brokers.nats.stream import events_stream
 from vatsim_collector.config import Settings
 from vatsim_collector.errors.breaker import BreakerConfig
 from vatsim_collector.errors.exceptions import CollectorError
@@ -39,6 +44,7 @@ from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.error_records import ErrorRecordStore
 from vatsim_collector.store.health import HealthLimits, HealthMonitor
 from vatsim_collector.store.migrate import upgrade
+from vatsim_collector.store.outbox import EventOutbox
 from vatsim_collector.store.retention import RetentionJob, RetentionPolicy, run_periodically
 
 log = structlog.get_logger(__name__)
@@ -57,6 +63,8 @@ def open_ingestor(settings: Settings, airspace: Airspace | None = None) -> tuple
         airspace=airspace.engine,
         boundary=airspace.boundary,
     )
+    if settings.nats_enabled:
+        ingestor.outbox = EventOutbox(settings.nats_subject_prefix)
     ingestor.restore()
     return ingestor, db.engine
 
@@ -84,6 +92,9 @@ class Components:
     client: FeedClient
     events: EventLayer
     poller: Poller
+    # With NATS: the connection, and the relay that publishes the outbox to the stream.
+    nats: NatsConnection | None = None
+    relay: OutboxRelay | None = None
 
 
 def build_components(
@@ -127,9 +138,25 @@ def build_components(
         pending_in_memory=settings.pending_in_memory,
         cadence=settings.feed_cadence_seconds,
     )
-    return Components(
+    c = Components(
         settings, airspace, ingestor, engine, monitor, errors, breakers, client, events, poller
     )
+    if settings.nats_enabled:
+        wire_relay(c)
+    return c
+
+
+def wire_relay(c: Components) -> None:
+    """The NATS connection and the outbox relay, its health check, and a wake-up after each
+    ingest so that a committed snapshot's events go out without waiting for the idle poll."""
+    settings = c.settings
+    c.nats = NatsConnection.from_settings(settings)
+    relay = OutboxRelay.from_settings(settings, c.ingestor.db, c.nats, events_stream(settings))
+    c.relay = relay
+    c.monitor.checks.append(
+        OutboxHealth(c.ingestor.db, c.nats, backlog_degraded=settings.outbox_backlog_degraded)
+    )
+    c.poller.ingest_observers.append(lambda _outcome, _seconds: relay.wake())
 
 
 @asynccontextmanager
@@ -161,6 +188,9 @@ async def run_components(c: Components, app: FastAPI) -> AsyncIterator[None]:
         ),
     ]
     await c.events.start()
+    if c.nats is not None and c.relay is not None:
+        await c.nats.start()
+        c.relay.start()
     task = asyncio.create_task(poller.run(), name="poller")
 
     def collection_ended(done: asyncio.Task[None]) -> None:
@@ -189,6 +219,11 @@ async def run_components(c: Components, app: FastAPI) -> AsyncIterator[None]:
         # Handlers finish what the last snapshots published; what they cannot finish in
         # time is dead-lettered, to be replayed.
         await c.events.stop(STOP_TIMEOUT_SECONDS)
+        # What the relay has not published stays in the outbox for the next leader.
+        if c.relay is not None:
+            await c.relay.stop(STOP_TIMEOUT_SECONDS)
+        if c.nats is not None:
+            await c.nats.close()
         stop_background.set()
         await asyncio.gather(*background, return_exceptions=True)
         await c.client.aclose()
@@ -217,6 +252,8 @@ def build_service_app(
         api_docs=settings.api_docs,
     )
     app.state.poller = c.poller
+    if c.relay is not None:
+        install_relay_metrics(app, c.relay)
     return app
 
 
