@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nats
 import pytest
+from nats.aio.msg import Msg
 
 BINARY_NAMES = ("nats-server", "/usr/sbin/nats-server")
 
@@ -109,6 +111,30 @@ class NatsServer:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+async def read_stream(url: str, stream: str, subjects: str = ">", wait: float = 10.0) -> list[Msg]:
+    """Every message the stream holds on ``subjects``, in stream order (an ordered consumer)."""
+    nc = await nats.connect(url, allow_reconnect=False)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(stream)
+        total = info.state.messages
+        if total == 0:
+            return []
+        sub = await js.subscribe(subjects, stream=stream, ordered_consumer=True)
+        try:
+            out: list[Msg] = []
+            while len(out) < total:
+                try:
+                    out.append(await sub.next_msg(timeout=wait))
+                except TimeoutError:
+                    break  # fewer on these subjects than in the stream
+            return out
+        finally:
+            await sub.unsubscribe()
+    finally:
+        await nc.close()
 
 
 @contextlib.contextmanager

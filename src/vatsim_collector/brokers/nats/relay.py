@@ -11,12 +11,14 @@ duplicates of ids it saw within the stream's duplicate window.
 **Order.** Messages are stored in outbox order, which is snapshot order. A batch is pipelined,
 and on one connection it arrives in order, but a connection lost mid-batch may lose the first
 messages with the socket while later ones, still buffered by the client, go out after the
-reconnect. So every message also carries ``Nats-Expected-Last-Sequence``: the stream's last
-sequence as it must be if every message before it in the batch was stored. The server refuses
-a message that would overtake a lost one, and the relay starts the next round from the first
-message not acknowledged, with the stream's real last sequence. (The server checks the id for
-a duplicate first, so a re-published row is acknowledged as one whatever it expected.) The
-stream is the relay's alone; anything else publishing into it only costs the relay a round.
+reconnect. So each message but the first of a round also carries ``Nats-Expected-Last-Msg-Id``
+= the id of the row before it: the server stores it only right after that one, and refuses
+every later message of a batch once one is missing (or once anything else was stored in
+between). The next round starts from the first row not acknowledged. The first message of a
+round expects the last row the previous round stored, when that round stored all its rows;
+after a failure it goes unchecked, which is safe: every row before it was acknowledged. (The
+server looks for a duplicate id before it checks the expectation, so a re-published row is
+acknowledged as a duplicate whatever it expected.)
 
 The relay is a component with ``start``/``stop`` (or ``run(stop)``), so that a node runs it
 only while it leads.
@@ -49,9 +51,9 @@ __all__ = ["MSG_ID", "OutboxRelay", "RelayStats"]
 log = structlog.get_logger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
-EXPECTED_LAST_SEQUENCE = "Nats-Expected-Last-Sequence"
-# JetStream's "wrong last sequence": a message would have overtaken one that was not stored.
-WRONG_LAST_SEQUENCE = 10071
+EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
+# JetStream's "wrong last msg ID": the message before it was not the stream's last one.
+WRONG_LAST_MSG_ID = 10070
 
 
 def _utc_now() -> datetime:
@@ -112,8 +114,10 @@ class OutboxRelay:
         self.oldest_waiting: datetime | None = None
         self.last_error: str | None = None
         self.running = False
-        # The stream's last sequence as this relay knows it; None: ask the server first.
-        self._last_seq: int | None = None
+        # The id the stream's last message has, as far as this relay knows (None: unknown),
+        # and whether the stream was seen to exist with the settings wanted.
+        self._last_id: str | None = None
+        self._stream_ready = False
         # Rows acknowledged but not yet deleted (the delete failed): deleted before any read.
         self._acked: list[int] = []
         self._counted_at: datetime | None = None
@@ -200,6 +204,7 @@ class OutboxRelay:
                     continue
                 if delay:
                     log.info("outbox relay resumed", stream=self.stream.name)
+                    self.last_error = None
                 delay = 0.0
                 if not busy:
                     await self._pause(stop, self.idle_interval, wakeable=True)
@@ -260,10 +265,6 @@ class OutboxRelay:
             else:
                 # The next row is younger; the next round, at once, reads it.
                 self.oldest_waiting = rows[-1].created_at
-        if acked < len(rows):
-            self.failed_rounds += 1
-            if not acked:
-                raise _RoundFailed
         return True
 
     def _read(self) -> tuple[list[OutboxRow], OutboxBacklog | None]:
@@ -293,15 +294,20 @@ class OutboxRelay:
 
     async def _publish(self, js: JetStreamContext, rows: Sequence[OutboxRow]) -> int:
         """Publish ``rows`` in order; how many of them, from the first, the server stored or
-        recognised as duplicates."""
-        if self._last_seq is None:
-            info = await ensure_stream(js, self.stream)
-            self._last_seq = info.state.last_seq
-        base = self._last_seq
+        recognised as duplicates. Raises ``_RoundFailed`` when none, unless only the first
+        row's expectation was stale (the next round sends it unchecked at once)."""
+        if not self._stream_ready:
+            await ensure_stream(js, self.stream)
+            self._stream_ready = True
+        checked_first = self._last_id is not None
         futures: list[asyncio.Future[PubAck]] = []
         problem: BaseException | None = None
-        for i, row in enumerate(rows):
-            headers = {MSG_ID: row.event_id, EXPECTED_LAST_SEQUENCE: str(base + i)}
+        previous = self._last_id
+        for row in rows:
+            headers = {MSG_ID: row.event_id}
+            if previous is not None:
+                headers[EXPECTED_LAST_MSG_ID] = previous
+            previous = row.event_id
             try:
                 futures.append(
                     await js.publish_async(
@@ -313,7 +319,7 @@ class OutboxRelay:
                 break
         if futures:
             await asyncio.wait(futures, timeout=self.ack_timeout)
-        acked, last_stored = 0, base
+        acked, last_duplicate = 0, False
         for future in futures:
             if not future.done() or future.cancelled():
                 problem = problem or TimeoutError("no acknowledgement in time")
@@ -324,28 +330,39 @@ class OutboxRelay:
                 break
             ack = future.result()
             acked += 1
-            if ack.duplicate:
+            last_duplicate = bool(ack.duplicate)
+            if last_duplicate:
                 self.duplicates += 1
             else:
                 self.published += 1
-                last_stored = ack.seq
         for future in futures:
             if not future.done():
                 future.cancel()
             elif not future.cancelled():
                 future.exception()  # retrieved, so asyncio does not report it as lost
         if acked == len(rows):
-            self._last_seq = last_stored
-        else:
-            # Ask the server where the stream stands before the next round.
-            self._last_seq = None
-            self.last_error = _describe(problem) if problem is not None else None
+            # A duplicate was stored some time ago: what is last in the stream is unknown.
+            self._last_id = None if last_duplicate else rows[-1].event_id
+            self.last_error = None
+            return acked
+        self._last_id = None
+        self.failed_rounds += 1
+        self.last_error = _describe(problem) if problem is not None else None
+        if not isinstance(problem, APIError):
+            self._stream_ready = False  # a timeout or a lost connection: look again first
+        stale_expectation = (
+            checked_first
+            and isinstance(problem, APIError)
+            and problem.err_code == WRONG_LAST_MSG_ID
+        )
+        if acked == 0 and not stale_expectation:
+            raise _RoundFailed
         return acked
 
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, APIError):
-        if exc.err_code == WRONG_LAST_SEQUENCE:
-            return "a message was not stored before the next one (resent in order)"
+        if exc.err_code == WRONG_LAST_MSG_ID:
+            return "the message before was not stored (the rest is sent again, in order)"
         return f"{type(exc).__name__} (err_code {exc.err_code})"
     return type(exc).__name__

@@ -92,10 +92,12 @@ async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> StreamInfo:
     except NotFoundError:
         return await js.add_stream(spec.config())
     current = info.config
-    if current.storage is not None and current.storage != StorageType.FILE:
+    # nats-py reads the storage back as a plain string.
+    storage = str(getattr(current.storage, "value", current.storage))
+    if current.storage is not None and storage != StorageType.FILE.value:
         raise StreamMisconfigured(
-            f"stream {spec.name} exists with {current.storage.value} storage; this collector"
-            " needs file storage, and the storage of a stream cannot be changed in place"
+            f"stream {spec.name} exists with {storage} storage; this collector needs file"
+            " storage, and the storage of a stream cannot be changed in place"
         )
     if spec.matches(current):
         return info
