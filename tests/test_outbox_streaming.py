@@ -21,6 +21,7 @@ import secrets
 import signal
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def test_every_event_reaches_the_stream_once_in_snapshot_order(
     with serving(feed) as base:
         status_url = f"{base}/status.json"
 
-        def run() -> running_collector:  # type: ignore[valid-type]
+        def run() -> AbstractContextManager[Collector]:
             return running_collector(database_url, status_url, tmp_path, env=env)
 
         # 1. NATS down: snapshots commit, their events wait in the outbox; then kill -9.

@@ -89,6 +89,7 @@ class NatsConnection:
         self.last_error: str | None = None
         self._last_failure_log = -FAILURE_LOG_INTERVAL
         self._failures_unlogged = 0
+        self._closing = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, name: str | None = None) -> NatsConnection:
@@ -121,6 +122,7 @@ class NatsConnection:
     async def start(self) -> None:
         """Begin connecting in the background; returns at once."""
         if self._task is None:
+            self._closing = False
             self._task = asyncio.create_task(self._connect(), name="nats-connect")
 
     async def wait_connected(self, timeout: float) -> bool:  # noqa: ASYNC109 (a poll bound)
@@ -133,6 +135,7 @@ class NatsConnection:
         return True
 
     async def close(self) -> None:
+        self._closing = True
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
@@ -169,7 +172,10 @@ class NatsConnection:
 
     async def _on_disconnected(self) -> None:
         self.disconnects += 1
-        log.warning("NATS disconnected; reconnecting", server=self.redacted_url)
+        if self._closing:
+            log.info("NATS connection closed", server=self.redacted_url)
+        else:
+            log.warning("NATS disconnected; reconnecting", server=self.redacted_url)
 
     async def _on_error(self, exc: Exception) -> None:
         # The class only: a message may quote the server's address with its credentials.
