@@ -223,7 +223,7 @@ class Settings(BaseSettings):
     # Seconds a batch waits for the server's acknowledgements before it is tried again.
     nats_ack_timeout: float = Field(default=5.0, gt=0, le=300)
     # Outbox rows the relay reads and publishes at a time.
-    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    outbox_batch_size: int = Field(default=500, ge=1, le=4000)
     # Events waiting in the outbox above which health reports degraded.
     outbox_backlog_degraded: int = Field(default=10_000, ge=1)
 

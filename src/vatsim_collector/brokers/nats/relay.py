@@ -52,6 +52,8 @@ log = structlog.get_logger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
 EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
+# A batch is in flight at once; nats-py allows 4,000 unacknowledged asynchronous publishes.
+MAX_BATCH = 4000
 # JetStream's "wrong last msg ID": the message before it was not the stream's last one.
 WRONG_LAST_MSG_ID = 10070
 
@@ -95,8 +97,8 @@ class OutboxRelay:
         count_interval: float = 5.0,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be from 1 to {MAX_BATCH}")
         self.db = db
         self.connection = connection
         self.stream = stream
@@ -303,20 +305,17 @@ class OutboxRelay:
         futures: list[asyncio.Future[PubAck]] = []
         problem: BaseException | None = None
         previous = self._last_id
-        for row in rows:
-            headers = {MSG_ID: row.event_id}
-            if previous is not None:
-                headers[EXPECTED_LAST_MSG_ID] = previous
-            previous = row.event_id
-            try:
-                futures.append(
-                    await js.publish_async(
-                        row.subject, row.body, headers=headers, wait_stall=self.ack_timeout
-                    )
-                )
-            except Exception as exc:  # the connection went away mid-batch, say
-                problem = exc
-                break
+        try:
+            # One deadline for the whole batch (a stall per message would cost a timer each).
+            async with asyncio.timeout(self.ack_timeout):
+                for row in rows:
+                    headers = {MSG_ID: row.event_id}
+                    if previous is not None:
+                        headers[EXPECTED_LAST_MSG_ID] = previous
+                    previous = row.event_id
+                    futures.append(await js.publish_async(row.subject, row.body, headers=headers))
+        except Exception as exc:  # the connection went away mid-batch, say, or a stall
+            problem = exc
         if futures:
             await asyncio.wait(futures, timeout=self.ack_timeout)
         acked, last_duplicate = 0, False
