@@ -102,13 +102,14 @@ def _ingestor(engine: Engine, with_outbox: bool) -> Ingestor:
     return ingestor
 
 
-def _timed(ingestor: Ingestor, doc: tuple[bytes, bytes]) -> tuple[float, int]:
-    started = time.perf_counter()
+def _timed(ingestor: Ingestor, doc: tuple[bytes, bytes]) -> tuple[float, int, float]:
+    """Wall seconds, events, and this process's CPU seconds of one ingest."""
+    cpu, started = time.process_time(), time.perf_counter()
     result = ingestor.ingest(doc[0], transceivers_raw=doc[1])
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     if result.outcome is not Outcome.INGESTED:
         raise RuntimeError(f"benchmark snapshot not ingested: {result.outcome}")
-    return elapsed, len(result.events)
+    return elapsed, len(result.events), cpu
 
 
 def _relay_work(db: DatabaseService) -> tuple[float, int, int]:
@@ -130,7 +131,7 @@ def ingest_cost(backend: str, docs: list[tuple[bytes, bytes]], first_reps: int) 
             on, off = _ingestor(e_on, True), _ingestor(e_off, False)
             order = [(on, first_on), (off, first_off)]
             for ingestor, times in order if rep % 2 == 0 else order[::-1]:
-                elapsed, first_events = _timed(ingestor, docs[0])
+                elapsed, first_events, _ = _timed(ingestor, docs[0])
                 times.append(elapsed)
     with fresh_database(backend) as e_on, fresh_database(backend) as e_off:
         on, off = _ingestor(e_on, True), _ingestor(e_off, False)
@@ -139,11 +140,12 @@ def ingest_cost(backend: str, docs: list[tuple[bytes, bytes]], first_reps: int) 
         _timed(off, docs[0])
         _relay_work(db_on)
         steady_on, steady_off, relay, events, body_bytes = [], [], [], [], []
+        cpu_on, cpu_off = [], []
         for i, doc in enumerate(docs[1:]):
             pair: dict[str, float] = {}
             for name in ("on", "off") if i % 2 == 0 else ("off", "on"):
-                elapsed, n = _timed(on if name == "on" else off, doc)
-                pair[name] = elapsed
+                elapsed, n, cpu = _timed(on if name == "on" else off, doc)
+                pair[name], pair[f"{name}_cpu"] = elapsed, cpu
                 if name == "on":
                     events.append(n)
             seconds, rows, size = _relay_work(db_on)
@@ -152,6 +154,8 @@ def ingest_cost(backend: str, docs: list[tuple[bytes, bytes]], first_reps: int) 
             if i >= WARMUP:
                 steady_on.append(pair["on"])
                 steady_off.append(pair["off"])
+                cpu_on.append(pair["on_cpu"])
+                cpu_off.append(pair["off_cpu"])
                 relay.append(seconds)
                 body_bytes.append(size / max(rows, 1))
     ratios = [a / b for a, b in zip(steady_on, steady_off, strict=True)]
@@ -177,6 +181,11 @@ def ingest_cost(backend: str, docs: list[tuple[bytes, bytes]], first_reps: int) 
             "overhead_of_medians": round(med_on / med_off - 1, 4),
             "overhead_paired_median": round(statistics.median(ratios) - 1, 4),
             "relay_read_delete_ms": _ms(statistics.median(relay)),
+            "on_cpu_ms": _ms(statistics.median(cpu_on)),
+            "off_cpu_ms": _ms(statistics.median(cpu_off)),
+            "cpu_overhead_of_medians": round(
+                statistics.median(cpu_on) / statistics.median(cpu_off) - 1, 4
+            ),
         },
     }
 
@@ -393,6 +402,10 @@ def report(result: dict[str, Any]) -> None:
             f" off {s['off_ms']:.1f} ms, outbox +{s['overhead_of_medians']:.1%} (paired median"
             f" +{s['overhead_paired_median']:.1%}); relay read+delete"
             f" {s['relay_read_delete_ms']:.2f} ms per snapshot"
+        )
+        print(
+            f"  steady, this process's CPU: on {s['on_cpu_ms']:.1f} ms, off {s['off_cpu_ms']:.1f}"
+            f" ms, outbox +{s['cpu_overhead_of_medians']:.1%}"
         )
         if backend == "postgresql":
             ok = s["overhead_paired_median"] <= TARGET_OUTBOX_OVERHEAD

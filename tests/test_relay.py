@@ -17,6 +17,8 @@ from pathlib import Path
 
 import nats
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from nats.aio.msg import Msg
 from nats.js.api import StorageType, StreamConfig
 from sqlalchemy import Engine
@@ -33,11 +35,12 @@ from vatsim_collector.brokers.nats.stream import (
     ensure_stream,
     events_stream,
 )
-from vatsim_collector.config import Settings
+from vatsim_collector.config import Settings, load_settings
 from vatsim_collector.errors.exceptions import ConfigurationError
 from vatsim_collector.events.event import Event, decode_event, encode_event
 from vatsim_collector.events.payloads import ControllerDisconnected, PilotConnected, SectorEntered
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
+from vatsim_collector.service import build_service_app
 from vatsim_collector.store import outbox
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.health import HealthMonitor, Verdict
@@ -381,3 +384,58 @@ async def test_credentials_in_the_url_never_reach_the_logs(stopped_server: NatsS
     assert "s3cret-pw" not in repr(logs)
     assert "alice" not in repr(logs)
     assert f"nats://***@127.0.0.1:{stopped_server.port}" in repr(logs)
+
+
+def _service(database_url: str, tmp_path: Path, **nats: str) -> FastAPI:
+    settings = load_settings(
+        database_url=database_url,
+        status_url="http://127.0.0.1:9/status.json",
+        spool_dir=tmp_path / "spool",
+        airspace_enabled=False,
+        **nats,
+    )
+    return build_service_app(settings)  # no lifespan: nothing is started
+
+
+def test_without_a_nats_url_the_service_has_no_outbox_relay_or_nats_health(
+    database_url: str, tmp_path: Path
+) -> None:
+    app = _service(database_url, tmp_path)
+    try:
+        ctx = app.state.api_context
+        assert ctx.collector.outbox is None
+        assert ctx.health.checks == []
+        text = TestClient(app).get("/metrics").text
+        assert "vatsim_outbox_backlog" not in text
+        assert "vatsim_nats_connected" not in text
+    finally:
+        ctx.db.dispose()
+
+
+def test_with_a_nats_url_the_service_writes_the_outbox_and_reports_the_relay(
+    database_url: str, tmp_path: Path, stopped_server: NatsServer
+) -> None:
+    app = _service(
+        database_url,
+        tmp_path,
+        nats_url=f"nats://user:hunter2@127.0.0.1:{stopped_server.port}",
+        nats_subject_prefix="svc.events",
+    )
+    try:
+        ctx = app.state.api_context
+        assert isinstance(ctx.collector.outbox, EventOutbox)
+        assert ctx.collector.outbox.subject_prefix == "svc.events"
+        client = TestClient(app)
+        text = client.get("/metrics").text
+        for line in (
+            "vatsim_relay_running 0.0",
+            "vatsim_nats_connected 0.0",
+            "vatsim_relay_published_total 0.0",
+            "vatsim_relay_lag_seconds 0.0",
+        ):
+            assert line in text, line
+        health = client.get("/health").json()
+        assert "NATS is not connected: events wait in the outbox" in health["reasons"]
+        assert "hunter2" not in client.get("/api/status").text
+    finally:
+        ctx.db.dispose()
