@@ -20,6 +20,7 @@ from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, IngestResul
 from vatsim_collector.store import outbox
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.database import DatabaseService
+from vatsim_collector.store.forget import forget_member
 from vatsim_collector.store.outbox import EventOutbox
 
 PREFIX = "test.events"
@@ -173,3 +174,24 @@ def test_an_empty_outbox_has_no_age() -> None:
 @pytest.mark.parametrize("prefix", ["vatsim.events", "x"])
 def test_subjects_are_the_prefix_and_the_event_type(prefix: str) -> None:
     assert EventOutbox(prefix).subject("pilot.connected") == f"{prefix}.pilot.connected"
+
+
+def test_forget_removes_their_events_still_waiting_in_the_outbox(engine: Engine) -> None:
+    ingestor = outbox_ingestor(engine)
+    doc = load(SMALL)
+    result = ingestor.ingest(encode(doc))
+    cid = int(doc["pilots"][0]["cid"])
+
+    def about(row: outbox.OutboxRow) -> bool:
+        payload = decode_event(row.body).payload
+        return getattr(payload, "cid", None) == cid
+
+    before = rows(engine)
+    theirs = [r for r in before if about(r)]
+    assert theirs, "the pilot's pilot.connected waits in the outbox"
+    report = forget_member(DatabaseService.for_engine(engine), cid)
+    assert report.deleted["event_outbox"] == len(theirs)
+    after = rows(engine)
+    assert not any(about(r) for r in after)
+    assert [r.event_id for r in after] == [r.event_id for r in before if not about(r)]
+    assert len(after) == len(result.events) - len(theirs)
