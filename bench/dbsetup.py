@@ -136,12 +136,15 @@ def _sqlite_storage(conn: Connection, table: str) -> dict[str, Any]:
 def _pg_storage(conn: Connection, table: str) -> dict[str, Any]:
     conn.execute(text(f"VACUUM ANALYZE {table}"))
     # A partitioned table has no storage of its own: add up its leaf partitions.
+    # pg_partition_tree lists no leaves of a plain table: then the table is its own leaf.
     row = conn.execute(
         text(
-            "SELECT COALESCE(SUM(pg_relation_size(relid)), 0),"
+            "WITH leaves AS (SELECT relid FROM pg_partition_tree(CAST(:t AS regclass))"
+            " WHERE isleaf UNION SELECT CAST(:t AS regclass) WHERE NOT EXISTS"
+            " (SELECT 1 FROM pg_partition_tree(CAST(:t AS regclass)) WHERE isleaf))"
+            " SELECT COALESCE(SUM(pg_relation_size(relid)), 0),"
             " COALESCE(SUM(pg_table_size(relid)), 0),"
-            " COALESCE(SUM(pg_indexes_size(relid)), 0), COUNT(*)"
-            " FROM pg_partition_tree(CAST(:t AS regclass)) WHERE isleaf"
+            " COALESCE(SUM(pg_indexes_size(relid)), 0), COUNT(*) FROM leaves"
         ),
         {"t": table},
     ).one()

@@ -680,7 +680,10 @@ def test_controller_summaries_equal_the_rows_and_filter(world: World) -> None:
 
 def test_transceivers_are_the_latest_document_sorted_by_callsign(world: World) -> None:
     items, total = _all_pages(world, "/api/transceivers", "transceivers")
-    expected = {station["callsign"]: station for station in world.last_transceivers}
+    # A station listed without radios is left out (a node that did not fetch the document
+    # rebuilds it from the stored radios, and there are none).
+    expected = {s["callsign"]: s for s in world.last_transceivers if s["transceivers"]}
+    assert len(expected) < len(world.last_transceivers)
     assert total == len(expected)
     assert [i["callsign"] for i in items] == sorted(expected)
     for item in items[:50]:

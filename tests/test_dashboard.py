@@ -384,9 +384,11 @@ def test_breakers_and_error_counts_are_public_without_messages(world: World) -> 
     response = world.client.get("/api/status/breakers")
     assert response.status_code == 200
     body = response.json()
+    # An app built without a node registry or node name: its breakers name no node.
+    assert body["node"] is None
     assert body["breakers"] == [
-        {"name": "database", "state": "closed"},
-        {"name": "feed.data", "state": "open"},
+        {"name": "database", "state": "closed", "node": None},
+        {"name": "feed.data", "state": "open", "node": None},
     ]
     errors = body["errors"]
     assert errors["hours"] == 1
@@ -402,7 +404,7 @@ def test_breakers_and_error_counts_are_public_without_messages(world: World) -> 
 
 def test_breakers_endpoint_without_an_error_layer(world: World) -> None:
     body = _get(world.app_at(world.now), "/api/status/breakers")
-    assert body == {"breakers": [], "errors": None}
+    assert body == {"node": None, "breakers": [], "errors": None}
 
 
 def test_new_endpoints_are_documented_with_bounds(world: World) -> None:

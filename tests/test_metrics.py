@@ -21,6 +21,7 @@ from simserver import running_simulator
 from vatsim_collector.api import create_app, routes_metrics
 from vatsim_collector.api.context import ApiContext
 from vatsim_collector.api.metrics import CachedCount, install_metrics
+from vatsim_collector.cluster.node import Role
 from vatsim_collector.config import load_settings
 from vatsim_collector.errors.breaker import BreakerState
 from vatsim_collector.errors.exceptions import Category, Severity
@@ -154,6 +155,9 @@ def assert_bounded_labels(samples: list[Sample], ctx: ApiContext) -> None:
         "breaker": set(ctx.errors.breakers.names()),
         "query": set(ctx.db.query_summaries()),
     }
+    if ctx.errors.cluster is not None:  # one series naming this node
+        allowed["node"] = {ctx.errors.cluster.node.name}
+        allowed["role"] = {role.value for role in Role}
     ours = [s for s in samples if s.name.startswith("vatsim_")]
     assert ours
     for sample in ours:
@@ -286,6 +290,12 @@ async def test_metrics_match_the_services_own_counters(database_url: str, tmp_pa
             for category in Category:
                 assert value(samples, "vatsim_errors_total", category=category.value) == 0
 
+            cluster = ctx.errors.cluster
+            assert cluster is not None
+            node = cluster.node
+            assert value(samples, "vatsim_node_info", node=node.name, role=node.role.value) == 1
+            assert len([s for s in samples if s.name == "vatsim_node_info"]) == 1
+
             assert_bounded_labels(samples, ctx)
             assert_nothing_personal(text, samples, doc)
 
@@ -324,6 +334,13 @@ async def test_a_breaker_opened_by_feed_faults_shows_open(
                 snap.rejected
             )
             assert snap.rejected == 2
+            assert value(samples, "vatsim_breaker_resets_total", breaker="feed.data") == 0
+            breaker.reset()
+            _, after_reset = await scrape(app)
+            assert value(after_reset, "vatsim_breaker_resets_total", breaker="feed.data") == 1
+            assert (
+                value(after_reset, "vatsim_breaker_state", breaker="feed.data", state="closed") == 1
+            )
 
             # Four failed cycles; only the two calls that reached the feed are 5xx errors.
             assert poller.counters.fetch_errors == 4

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +35,10 @@ def is_live_vatsim_host(url: str) -> bool:
 
 def default_database_url() -> str:
     return f"sqlite:///{Path('data') / 'vatsim.db'}"
+
+
+# A node's name: what error records, /api/status and the cluster table call it; safe in a URL.
+NODE_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
 class SettingsError(ConfigurationError, ValueError):
@@ -198,7 +203,7 @@ class Settings(BaseSettings):
 
     # Several nodes on one PostgreSQL database (docs/scaling.md). This node's name in error
     # records, /api/status and the cluster table; empty: "<host>-<pid>".
-    node_name: str = Field(default="", max_length=64)
+    node_name: str = Field(default="", pattern=NODE_NAME_PATTERN.replace("{1,64}", "{0,64}"))
     # Standbys poll the feed too and keep what they fetched, to fill the gap when they take
     # over; false: a standby only waits.
     standby_poll: bool = True
@@ -214,6 +219,13 @@ class Settings(BaseSettings):
     nats_subject_prefix: str = Field(
         default="vatsim.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
     )
+    # Seconds between this node's heartbeats in cluster_nodes (its role and breaker states;
+    # breaker resets asked on other nodes are applied then). A node silent for three
+    # heartbeats is reported stale.
+    node_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
+    # A node that does not ingest (serve, a standby) checks this often whether the leader
+    # committed a newer snapshot, and rebuilds its live view from the database when it did.
+    follow_interval: float = Field(default=1.0, gt=0, le=60)
     # The outbox relay and the events stream (docs/events-stream.md). Seconds the stream
     # remembers message ids: a relay restarted after a crash re-publishes what it had
     # published but not yet deleted from the outbox, and the server drops those copies.
@@ -322,7 +334,11 @@ class Settings(BaseSettings):
     @property
     def node(self) -> str:
         """This node's name: the configured one, or "<host>-<pid>"."""
-        return self.node_name or f"{socket.gethostname()}-{os.getpid()}"
+        if self.node_name:
+            return self.node_name
+        # The host name as far as it fits the pattern (it normally does entirely).
+        host = re.sub(r"[^A-Za-z0-9_.:-]", "-", socket.gethostname())[:50] or "node"
+        return f"{host}-{os.getpid()}"
 
     @property
     def nats_enabled(self) -> bool:

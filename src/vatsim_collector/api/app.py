@@ -1,8 +1,10 @@
 """The REST API app factory. No module-level app, engine or settings: build one per ingestor.
 
 Live data (``/api/flights``, ``/api/controllers``, ``/api/status``, ``/api/transceivers``) is
-read from the ingestor's in-memory state; history (tracks, summaries, sector occupancy, coverage)
-from the database via the ingestor's DatabaseService.
+read from the ingestor's live view: the one it ingests on the leader, the one a
+``pipeline.follower.Follower`` rebuilds from the database on any other node. History (tracks,
+summaries, sector occupancy, coverage) comes from the database via the ingestor's
+DatabaseService.
 Errors are RFC 9457 problem documents (``api/problems.py``) without stack traces: a database
 failure is a 503, anything unexpected a 500; the exception is logged, not returned. API keys and
 roles are in ``api/auth.py``, body size and rate limits in ``api/limits.py``.
@@ -37,7 +39,7 @@ from vatsim_collector.api import (
     routes_web,
 )
 from vatsim_collector.api.auth import KeyRing, PublicReadGate, read_security, security_schemes
-from vatsim_collector.api.context import ApiContext, ErrorLayer
+from vatsim_collector.api.context import ApiContext, ErrorLayer, single_process_node
 from vatsim_collector.api.forwarded import ForwardedClient, TrustedProxies
 from vatsim_collector.api.headers import SecurityHeaders
 from vatsim_collector.api.limits import BodySizeLimit, RateLimit
@@ -51,6 +53,7 @@ from vatsim_collector.api.problems import (
 from vatsim_collector.api.redirects import install_relative_slash_redirects
 from vatsim_collector.api.routes_docs import ASSET_PATHS as DOCS_PATHS
 from vatsim_collector.api.routes_docs import install_docs
+from vatsim_collector.cluster.node import Node
 from vatsim_collector.pipeline.event_layer import EventLayer
 from vatsim_collector.pipeline.ingest import Ingestor
 from vatsim_collector.store.health import HealthLimits, HealthMonitor
@@ -110,6 +113,7 @@ def create_app(
     limiter_clock: Callable[[], float] = time.monotonic,
     trusted_proxies: TrustedProxies | str = "",
     api_docs: bool = False,
+    node: Node | None = None,
 ) -> FastAPI:
     """Build the API for ``ingestor``.
 
@@ -127,6 +131,9 @@ def create_app(
     X-Forwarded-For is believed; none by default, and the server must not resolve forwarded
     headers itself (uvicorn: ``proxy_headers=False``). ``api_docs`` serves Swagger UI at
     ``/docs`` from the installed swagger-ui-bundle package; /openapi.json is always served.
+
+    ``node``: this process in the cluster, reported by ``/api/status``; by default a single
+    process that collects, hence the leader.
     """
     if stale_after <= 0:
         raise ValueError(f"stale_after must be positive, got {stale_after!r}")
@@ -159,6 +166,7 @@ def create_app(
         errors=errors,
         events=events,
         sectors=sectors,
+        node=node or single_process_node(),
     )
     ring = KeyRing(api_keys)
     app.state.key_ring = ring

@@ -1,4 +1,5 @@
-"""What the routes share: the database, the collector's live state, health, staleness, a clock.
+"""What the routes share: the database, the collector's live state, health, staleness, a clock,
+and this node of the cluster.
 
 ``create_app`` stores one ``ApiContext`` on ``app.state``; routes receive it through the
 ``Context`` dependency, so two apps with different ingestors can live in one process.
@@ -6,14 +7,18 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Protocol
 
 from fastapi import Depends, HTTPException, Request, Response, status
 
 from vatsim_collector.airspace.sectors import SectorSet
+from vatsim_collector.cluster.node import Node, Role
+from vatsim_collector.cluster.registry import NodeRegistry
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
 from vatsim_collector.errors.scrub import scrub_text
@@ -33,13 +38,23 @@ class ErrorLayer:
     manager: ErrorManager
     breakers: BreakerRegistry
     poller: Poller | None = None
+    # This node in the cluster: every node's breakers, resets for other nodes (None: this
+    # process's breakers alone).
+    cluster: NodeRegistry | None = None
+
+    @property
+    def node_name(self) -> str | None:
+        """This process's node name, where it has one."""
+        return self.cluster.node.name if self.cluster is not None else self.manager.node
 
 
 class Collector(Protocol):
     """What the API reads of the running collector; the pipeline's ``Ingestor`` is one.
 
     ``live`` is replaced whole after each committed snapshot (readers never see half a view),
-    and by ``forget`` to hide a member at once.
+    and by ``forget`` to hide a member at once. On a node that does not ingest, a
+    ``pipeline.follower.Follower`` replaces it, rebuilt from the database, after each snapshot
+    the leader commits; ``stats`` are this process's own counters (zero there).
     """
 
     live: LiveView
@@ -49,6 +64,12 @@ class Collector(Protocol):
     @property
     def last_transceivers(self) -> list[StationTransceivers] | None: ...
     def invalidate(self) -> None: ...
+
+
+def single_process_node() -> Node:
+    """The node of an app built without one: a single process that collects, so it leads;
+    named as ``Settings.node`` names a node without ``VATSIM_NODE_NAME``."""
+    return Node(name=f"{socket.gethostname()}-{os.getpid()}", role=Role.LEADER)
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,8 @@ class ApiContext:
     sectors: SectorSet | None = None
     # A verdict older than this is re-probed on request (the monitor's loop may not run).
     health_max_age: float = 30.0
+    # This process in the cluster: its name and role (the elector changes the role in place).
+    node: Node = field(default_factory=single_process_node)
 
     def health_report(self) -> HealthReport:
         """The monitor's verdict, overruled by a collection loop that has died."""

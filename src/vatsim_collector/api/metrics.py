@@ -11,7 +11,8 @@ default one, so two collectors in one process (the tests build many) each report
 themselves.
 
 Labels come from bounded sets only: poll results, tables, session kinds, event types, handler,
-breaker and query names (all fixed in code), quantiles, error categories and severities.
+breaker and query names (all fixed in code), quantiles, error categories and severities, and
+this node's own name and role (one series, ``vatsim_node_info``).
 Whatever grows with the network (cids, callsigns), URLs and error messages never becomes a
 label.
 """
@@ -250,6 +251,14 @@ BREAKER_REJECTED = _Family(
     "counter",
     ("breaker",),
 )
+BREAKER_RESETS = _Family(
+    "vatsim_breaker_resets_total",
+    "Operator resets of the breaker, asked on this node or on another one.",
+    "counter",
+    ("breaker",),
+)
+# Always 1: which node this is and its role, to join on (the process's counters carry no node).
+NODE_INFO = _Family("vatsim_node_info", "This node's name and role.", "gauge", ("node", "role"))
 ERRORS = _Family("vatsim_errors_total", "Errors reported, by category.", "counter", ("category",))
 ERRORS_BY_SEVERITY = _Family(
     "vatsim_errors_by_severity_total", "Errors reported, by severity.", "counter", ("severity",)
@@ -284,7 +293,43 @@ DB_QUERY_SECONDS = _Family(
     ("query", "quantile"),
 )
 
+# Several nodes on one database (docs/scaling.md).
+LEADING = _Family("vatsim_leader", "1 while this node leads (stores snapshots), else 0.", "gauge")
+ELECTIONS = _Family(
+    "vatsim_leader_elections_total", "Times this node became the leader.", "counter"
+)
+DEMOTIONS = _Family("vatsim_leader_demotions_total", "Times this node stopped leading.", "counter")
+TAKEOVER_SECONDS = _Family(
+    "vatsim_takeover_seconds",
+    "Seconds the last takeover took, from taking the lock to writing (epoch claimed, state"
+    " rebuilt, gap queued).",
+    "gauge",
+)
+GAP_FILLED = _Family(
+    "vatsim_gap_fill_snapshots_total",
+    "Snapshots this node fetched as a standby and stored when it took over.",
+    "counter",
+)
+STANDBY_RELEASED = _Family(
+    "vatsim_standby_released_total",
+    "Snapshots a standby let go of because the leader had stored them (or they left the"
+    " gap-fill window).",
+    "counter",
+)
+FENCED = _Family(
+    "vatsim_fenced_commits_total",
+    "Snapshot commits this node's fence refused: it had lost the leadership.",
+    "counter",
+)
+
 FAMILIES = (
+    LEADING,
+    ELECTIONS,
+    DEMOTIONS,
+    TAKEOVER_SECONDS,
+    GAP_FILLED,
+    STANDBY_RELEASED,
+    FENCED,
     POLL_CYCLES,
     POLLS,
     SPOOL_WAITING,
@@ -314,6 +359,8 @@ FAMILIES = (
     BREAKER_STATE,
     BREAKER_FAILURES,
     BREAKER_REJECTED,
+    BREAKER_RESETS,
+    NODE_INFO,
     ERRORS,
     ERRORS_BY_SEVERITY,
     ERRORS_QUEUED,
@@ -386,6 +433,7 @@ class ServiceCollector:
 
     def _collect(self) -> Iterator[Metric]:
         yield from self._ingest()
+        yield from self._cluster()
         yield from self._sessions()
         yield from self._events()
         yield from self._error_layer()
@@ -521,6 +569,21 @@ class ServiceCollector:
         if layer.log_writer is not None:
             yield _single(EVENT_LOG_GAPS, layer.log_writer.gaps_marked)
 
+    def _cluster(self) -> Iterator[Metric]:
+        poller = self._ctx.poller
+        elector = getattr(poller, "elector", None)
+        if poller is None or elector is None:
+            return
+        counters = elector.counters
+        yield _single(LEADING, 1.0 if elector.leading else 0.0)
+        yield _single(ELECTIONS, counters.elections)
+        yield _single(DEMOTIONS, counters.demotions)
+        if counters.last_takeover_seconds is not None:
+            yield _single(TAKEOVER_SECONDS, counters.last_takeover_seconds)
+        yield _single(FENCED, counters.fenced)
+        yield _single(GAP_FILLED, poller.counters.gap_filled)
+        yield _single(STANDBY_RELEASED, poller.counters.standby_released)
+
     def _error_layer(self) -> Iterator[Metric]:
         layer = self._ctx.errors
         if layer is None:
@@ -528,12 +591,19 @@ class ServiceCollector:
         states = BREAKER_STATE.empty()
         failures = BREAKER_FAILURES.empty()
         rejected = BREAKER_REJECTED.empty()
+        resets = BREAKER_RESETS.empty()
         for snap in layer.breakers.snapshots():
             for state in BreakerState:
                 states.add_metric([snap.name, state.value], 1.0 if snap.state is state else 0.0)
             failures.add_metric([snap.name], snap.failures)
             rejected.add_metric([snap.name], snap.rejected)
-        yield from (states, failures, rejected)
+            resets.add_metric([snap.name], snap.resets)
+        yield from (states, failures, rejected, resets)
+        if layer.cluster is not None:
+            node = layer.cluster.node
+            info = NODE_INFO.empty()
+            info.add_metric([node.name, node.role.value], 1.0)
+            yield info
         manager = layer.manager
         counts = manager.counts()
         # Every category and severity, zeros included, so rate() works from the first error.

@@ -68,7 +68,7 @@ class CollectionOut(BaseModel):
 
     status: Literal["running", "stopped", "absent"] = Field(
         description="stopped: the loop died (see stopped_reason; the process exits to be"
-        " restarted); absent: this app runs without a poller (tests, replay)."
+        " restarted); absent: this app runs without a poller (serve, tests, replay)."
     )
     stopped_reason: str | None = Field(description="Why the loop died; null while it runs.")
     missed_ticks: int = Field(
@@ -85,6 +85,24 @@ class CollectionOut(BaseModel):
     pending: int = Field(description="Fetched snapshots queued to be written, in order.")
 
 
+class ClusterOut(BaseModel):
+    """Which node answered, what it does, and which node leads (the one that stores)."""
+
+    node: str = Field(description="This node's name: VATSIM_NODE_NAME, or <host>-<pid>.")
+    role: Literal["leader", "standby", "api", "worker"] = Field(
+        description="leader: collects and stores (a single `run` process is the leader);"
+        " standby: a `run` waiting to take over; api: `serve`, the API alone."
+    )
+    leader: str | None = Field(
+        description="The node holding the leadership, as the database records it: the same"
+        " from every node. null when none is recorded or the database could not be read."
+    )
+    epoch: int | None = Field(
+        description="The leadership's fencing epoch: one more at each election. null when the"
+        " database could not be read."
+    )
+
+
 class StatusOut(BaseModel):
     last_snapshot_at: datetime | None = Field(
         description="general.update_timestamp of the latest accepted snapshot (UTC)."
@@ -95,8 +113,15 @@ class StatusOut(BaseModel):
     live: LiveCounts
     health: HealthOut = Field(description="The database health monitor's latest verdict.")
     feed: FeedHealthOut = Field(description="Feed health: failing cycles, breakers, staleness.")
-    ingest: dict[str, int] = Field(description="Ingest counters since the process started.")
-    collection: CollectionOut = Field(description="The poll loop: running or not, and counters.")
+    ingest: dict[str, int] = Field(
+        description="This node's own ingest counters since its process started: per node, not"
+        " the cluster's; zero on a node that does not ingest (serve, a standby). The live"
+        " counts and last_snapshot_at are the same from every node."
+    )
+    collection: CollectionOut = Field(
+        description="This node's poll loop: running or not, and its counters."
+    )
+    cluster: ClusterOut = Field(description="This node, its role, and who leads.")
 
 
 class FlightOut(BaseModel):
@@ -162,6 +187,7 @@ class TrackOut(BaseModel):
 class BreakerStateOut(BaseModel):
     name: str
     state: Literal["closed", "open", "half_open"]
+    node: str | None = Field(default=None, description="The node that owns the breaker.")
 
 
 class ErrorSummaryOut(BaseModel):
@@ -172,8 +198,10 @@ class ErrorSummaryOut(BaseModel):
 
 
 class ServiceStateOut(BaseModel):
+    node: str | None = Field(default=None, description="The node that answered.")
     breakers: list[BreakerStateOut] = Field(
-        description="Every circuit breaker by name; empty when the error layer is not running."
+        description="Every circuit breaker of every node, by node and name; empty when the"
+        " error layer is not running."
     )
     errors: ErrorSummaryOut | None = Field(
         description="Errors recorded during the last hour; null when the error layer is not"

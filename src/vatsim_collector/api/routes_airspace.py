@@ -1,4 +1,4 @@
-"""Sectors, their occupancy, ATC coverage (from the database) and transceivers (from memory).
+"""Sectors, their occupancy, ATC coverage (from the database) and transceivers (the live view).
 
 Public like ``/api/flights``. Time windows are bounded because every one of these reads scales
 with the window: a caller cannot make the database scan a year of positions.
@@ -298,7 +298,9 @@ def _station_out(station: StationTransceivers) -> StationOut:
     "/api/transceivers",
     response_model=TransceiversOut,
     summary="Each station's radios in the latest transceivers document, sorted by callsign",
-    description="From memory: empty until a snapshot arrived with its transceivers document.",
+    description="The latest accepted snapshot's document, as stored: the same from every"
+    " node. Stations listed without radios are left out. Empty when that snapshot came"
+    " without its transceivers document.",
 )
 async def list_transceivers(
     ctx: Context, callsign: NamePrefix = None, limit: Limit = 50, offset: Offset = 0
@@ -308,7 +310,9 @@ async def list_transceivers(
     latest: dict[str, StationTransceivers] = {}
     for station in document:
         latest[station.callsign] = station  # listed twice: the later entry wins
-    names = sorted(latest)
+    # A station without radios says nothing, and stores nothing a node that did not fetch
+    # the document could rebuild it from.
+    names = sorted(name for name, station in latest.items() if station.transceivers)
     if callsign is not None:
         prefix = callsign.upper()
         names = [n for n in names if n.upper().startswith(prefix)]

@@ -1,14 +1,18 @@
-"""Service health and the collector's status."""
+"""Service health, the collector's status, and this node's place in the cluster."""
 
 from __future__ import annotations
 
 from typing import Literal
 
+import structlog
 from fastapi import APIRouter, Response, status
+from sqlalchemy.exc import SQLAlchemyError
 
+from vatsim_collector.api.cluster_breakers import breaker_view
 from vatsim_collector.api.context import ApiContext, Context
 from vatsim_collector.api.models import (
     BreakerStateOut,
+    ClusterOut,
     CollectionOut,
     ErrorSummaryOut,
     Freshness,
@@ -18,6 +22,9 @@ from vatsim_collector.api.models import (
     StatusOut,
 )
 from vatsim_collector.api.models_errors import FeedHealthOut
+from vatsim_collector.store.cluster import read_leadership
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["status"])
 
@@ -63,7 +70,9 @@ def _feed_health(ctx: ApiContext, freshness: Freshness) -> FeedHealthOut:
 @router.get(
     "/api/status",
     response_model=StatusOut,
-    summary="Latest snapshot, freshness, live counts and ingest counters",
+    summary="Latest snapshot, freshness, live counts, ingest counters and the cluster",
+    description="The same snapshot and live counts from every node (a node that does not"
+    " ingest follows the database); `ingest`, `collection` and `feed` are this node's own.",
 )
 def get_status(ctx: Context) -> StatusOut:
     view = ctx.collector.live
@@ -90,7 +99,22 @@ def get_status(ctx: Context) -> StatusOut:
         feed=_feed_health(ctx, freshness),
         ingest=ctx.collector.stats.as_dict(),
         collection=collection_state(ctx),
+        cluster=cluster_state(ctx),
     )
+
+
+def cluster_state(ctx: ApiContext) -> ClusterOut:
+    node = ctx.node
+    leader: str | None = None
+    epoch: int | None = None
+    try:
+        with ctx.db.read("api.leadership") as conn:
+            leadership = read_leadership(conn)
+        leader, epoch = leadership.leader_node, leadership.epoch
+    except SQLAlchemyError as exc:
+        # The status answers anyway: health says the database is down.
+        log.warning("leadership not read", error=type(exc).__name__)
+    return ClusterOut(node=node.name, role=node.role.value, leader=leader, epoch=epoch)
 
 
 def collection_state(ctx: ApiContext) -> CollectionOut:
@@ -127,17 +151,18 @@ ERROR_WINDOW_HOURS = 1.0
     response_model=ServiceStateOut,
     summary="Circuit breaker states and error counts of the last hour",
     description="The public part of `/api/errors/circuit-breakers` and `/api/errors/analytics`:"
-    " names, states and counts only, no messages or contexts.",
+    " every node's breaker names and states, error counts of every node, no messages or"
+    " contexts.",
 )
 def service_state(ctx: Context) -> ServiceStateOut:
     layer = ctx.errors
     if layer is None:
         return ServiceStateOut(breakers=[], errors=None)
-    breakers = [
-        BreakerStateOut(name=s.name, state=s.state.value) for s in layer.breakers.snapshots()
-    ]
+    view = breaker_view(layer)
+    breakers = [BreakerStateOut(name=b.name, state=b.state, node=b.node) for b in view.breakers]
     data = layer.manager.analytics(ERROR_WINDOW_HOURS)
     return ServiceStateOut(
+        node=view.node,
         breakers=breakers,
         errors=ErrorSummaryOut(
             hours=ERROR_WINDOW_HOURS,

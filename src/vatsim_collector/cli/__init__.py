@@ -69,6 +69,29 @@ def run(
 
 
 @app.command()
+def serve(
+    database_url: DatabaseUrl = None,
+    host: Annotated[str | None, typer.Option("--host", help="API bind address.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="API port.")] = None,
+) -> None:
+    """Serve the API alone from a database a collector (`run`) writes: no collection, no
+    migrations. Any number may serve one PostgreSQL database; on SQLite, one machine.
+
+    Refuses to start if the database's schema is not this version's (run `db upgrade`)."""
+    settings = settings_or_exit(database_url=database_url, api_host=host, api_port=port)
+    _configure_logging(settings.log_level, settings.log_format)
+    from vatsim_collector.errors.exceptions import StorageUnavailable
+    from vatsim_collector.service import serve_api
+
+    with configuration_errors():
+        try:
+            serve_api(settings)
+        except StorageUnavailable as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+
+@app.command()
 def replay(
     paths: Annotated[
         list[Path], typer.Argument(help="Snapshot files (.json or .json.gz) or folders of them.")

@@ -3,6 +3,9 @@
 Records reach the analytics from three places -- grouped rows from the database, the queue not
 yet flushed and the in-memory window -- and :class:`Data` gives them one shape so the summary
 and the time series are computed the same way whichever source answered.
+
+The database holds every node's records (each names its node); the queue and the window hold
+only this node's, so a summary from the window alone speaks for this node only.
 """
 
 from __future__ import annotations
@@ -44,13 +47,22 @@ class Data:
     total: int = 0
     transient: int = 0
     by: dict[str, Counter[str]] = field(
-        default_factory=lambda: {k: Counter() for k in ("category", "severity", "service", "type")}
+        default_factory=lambda: {
+            k: Counter() for k in ("category", "severity", "service", "type", "node")
+        }
     )
     tops: dict[tuple[str, str], Top] = field(default_factory=dict)
     times: list[tuple[datetime, str]] = field(default_factory=list)
 
     def add_group(
-        self, category: str, severity: str, service: str, error_type: str, transient: bool, n: int
+        self,
+        category: str,
+        severity: str,
+        service: str,
+        error_type: str,
+        transient: bool,
+        n: int,
+        node: str | None = None,
     ) -> None:
         self.total += n
         self.transient += n if transient else 0
@@ -58,11 +70,15 @@ class Data:
         self.by["severity"][severity] += n
         self.by["service"][service] += n
         self.by["type"][error_type] += n
+        if node is not None:  # records stored before nodes were named have none
+            self.by["node"][node] += n
 
     def add(self, records: Iterable[ErrorRecord]) -> None:
         for r in records:
             category = r.category.value
-            self.add_group(category, r.severity.value, r.service, r.error_type, r.transient, 1)
+            self.add_group(
+                category, r.severity.value, r.service, r.error_type, r.transient, 1, r.node
+            )
             top = self.tops.get((r.error_type, r.message))
             if top is None:
                 self.tops[(r.error_type, r.message)] = Top(1, r.occurred_at, {r.service})
@@ -82,6 +98,7 @@ class Data:
             "by_severity": _zero_filled(self.by["severity"], [s.value for s in Severity]),
             "by_service": dict(self.by["service"].most_common()),
             "by_type": dict(self.by["type"].most_common()),
+            "by_node": dict(self.by["node"].most_common()),
             "top_errors": [
                 {
                     "error_type": error_type,

@@ -100,6 +100,7 @@ class CircuitBreaker:
         self._failures = 0
         self._successes = 0
         self._rejected = 0
+        self._resets = 0
         self._last_failure: float | None = None
         self._last_success: float | None = None
         self._last_error_type: str | None = None
@@ -250,6 +251,7 @@ class CircuitBreaker:
                 opened_at=opened_at,
                 next_probe_at=next_probe_at,
                 last_error_type=self._last_error_type,
+                resets=self._resets,
             )
         if transition is not None:
             self._emit(transition)
@@ -258,6 +260,7 @@ class CircuitBreaker:
     def reset(self) -> None:
         """Close the breaker now (operator action); lifetime totals are kept."""
         with self._lock:
+            self._resets += 1
             if self._state is BreakerState.CLOSED:
                 self._clear_failures()
                 return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -97,6 +97,8 @@ class BreakerSnapshot:
     opened_at: datetime | None
     next_probe_at: datetime | None
     last_error_type: str | None
+    # Operator resets since start-up (``CircuitBreaker.reset``), from this node or another.
+    resets: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (ISO 8601 times) for ``GET /api/errors/circuit-breakers``."""
@@ -116,4 +118,45 @@ class BreakerSnapshot:
             "opened_at": iso(self.opened_at),
             "next_probe_at": iso(self.next_probe_at),
             "last_error_type": self.last_error_type,
+            "resets": self.resets,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BreakerSnapshot:
+        """The snapshot ``as_dict`` gave (as another node stored it); raises ``ValueError``,
+        ``KeyError`` or ``TypeError`` on anything else."""
+
+        def when(key: str) -> datetime | None:
+            value = data.get(key)
+            if value is None:
+                return None
+            if not isinstance(value, str):
+                raise TypeError(f"{key} must be an ISO 8601 string")
+            return datetime.fromisoformat(value)
+
+        def count(key: str) -> int:
+            value = data.get(key, 0)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{key} must be an integer")
+            return value
+
+        if not isinstance(data, Mapping):
+            raise TypeError("a breaker snapshot is a JSON object")
+        name = data["name"]
+        error_type = data.get("last_error_type")
+        if not isinstance(name, str) or not (error_type is None or isinstance(error_type, str)):
+            raise TypeError("name and last_error_type must be strings")
+        return cls(
+            name=name,
+            state=BreakerState(data["state"]),
+            consecutive_failures=count("consecutive_failures"),
+            failures=count("failures"),
+            successes=count("successes"),
+            rejected=count("rejected"),
+            last_failure_at=when("last_failure_at"),
+            last_success_at=when("last_success_at"),
+            opened_at=when("opened_at"),
+            next_probe_at=when("next_probe_at"),
+            last_error_type=error_type,
+            resets=count("resets"),
+        )

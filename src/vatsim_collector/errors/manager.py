@@ -9,6 +9,11 @@ dropped and counted) and go out with a later flush. ``run_flusher()`` flushes pe
 ``analytics(hours)`` summarises the last ``hours`` from the database (plus what is still
 queued), or from the in-memory window when there is no database or it cannot be read.
 
+Each record names the node that raised it (``node``, the service passes ``Settings.node``).
+The database is shared by every node, so analytics from it cover them all (or one, with
+``node=``); the queue and the window are this node's alone, so a summary read from the window
+covers this node only, and the recovery counts (kept in memory) are this node's in any case.
+
 Whether an error was transient is not a column of ``error_records``; it is stored in the JSON
 context under the reserved key ``"$transient"`` (written first, so a caller's key of that
 name is overwritten).
@@ -81,9 +86,12 @@ class ErrorManager:
         window_size: int = 10_000,
         max_queued: int | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        node: str | None = None,
     ) -> None:
         if window_size < 1:
             raise ValueError("window_size must be at least 1")
+        # Written into every record, so analytics over the shared table can tell nodes apart.
+        self.node = node
         # Where records are kept (the database, through store.error_records); None: memory only.
         self.sink = sink
         self._clock = clock
@@ -128,6 +136,7 @@ class ErrorManager:
             error_type=error_type_name(exc),
             message=_message(exc),
             context=ctx,
+            node=self.node,
         )
         with self._lock:
             self._window.append(record)
@@ -251,26 +260,35 @@ class ErrorManager:
             "window": len(self._window),
         }
 
-    def analytics(self, hours: float, *, bucket_minutes: int | None = None) -> dict[str, Any]:
-        """Totals, breakdowns, top errors, recovery rate and a zero-filled time series."""
+    def analytics(
+        self, hours: float, *, bucket_minutes: int | None = None, node: str | None = None
+    ) -> dict[str, Any]:
+        """Totals, breakdowns (by node too), top errors, recovery rate and a zero-filled time
+        series; of every node, or only of ``node``."""
         if not (hours > 0 and math.isfinite(hours)):
             raise ValueError("hours must be a positive number")
         if bucket_minutes is not None and bucket_minutes < 1:
             raise ValueError("bucket_minutes must be at least 1")
         until = self._clock()
         since = until - timedelta(hours=hours)
+
+        def wanted(record: ErrorRecord) -> bool:
+            return record.occurred_at >= since and (node is None or record.node == node)
+
+        # Recoveries are counted in memory only: this node's, unless another node is asked for.
+        mine = node is None or node == self.node
         with self._lock:
-            window = [r for r in self._window if r.occurred_at >= since]
-            recoveries = [r for r in self._recoveries if r.at >= since]
+            window = [r for r in self._window if wanted(r)]
+            recoveries = [r for r in self._recoveries if r.at >= since] if mine else []
         source = "memory"
         data: Data | None = None
         if self.sink is not None:
             # No flush runs meanwhile: every record is either in the database or queued.
             with self._flush_lock:
                 with self._lock:
-                    queued = [r for r in self._queue if r.occurred_at >= since]
+                    queued = [r for r in self._queue if wanted(r)]
                 try:
-                    data = self.sink.summary_since(since)
+                    data = self.sink.summary_since(since, node)
                     source = "database"
                 except Exception as exc:  # the store cannot answer: the window still can
                     log.warning(
@@ -285,6 +303,7 @@ class ErrorManager:
         minutes = bucket_minutes or max(1, math.ceil(hours * 60 / 24))
         return {
             "source": source,
+            "node": node,
             "window": {"hours": hours, "since": since.isoformat(), "until": until.isoformat()},
             **data.summary(),
             "recovery": recovery_summary(recoveries),

@@ -26,6 +26,8 @@ class ErrorRecord:
     error_type: str
     message: str
     context: dict[str, Any] = field(default_factory=dict)
+    # The node that raised it (``Settings.node``); None where no node was named (tools, tests).
+    node: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +40,7 @@ class ErrorRecord:
             "error_type": self.error_type,
             "message": self.message,
             "context": self.context,
+            "node": self.node,
         }
 
     def row(self) -> dict[str, Any]:
@@ -53,4 +56,5 @@ class ErrorRecord:
             "error_type": self.error_type,
             "message": self.message,
             "context": json.dumps(context, separators=(",", ":"), ensure_ascii=False),
+            "node": self.node,
         }

@@ -19,5 +19,6 @@ class ErrorRecordSink(Protocol):
     def persist(self, records: Sequence[ErrorRecord]) -> None:
         """Store ``records`` in one transaction, or raise: the manager keeps them queued."""
 
-    def summary_since(self, since: datetime) -> Data:
-        """The stored records since ``since``, summarised for analytics (or raise)."""
+    def summary_since(self, since: datetime, node: str | None = None) -> Data:
+        """The stored records since ``since`` -- of every node, or only those ``node``
+        raised -- summarised for analytics (or raise)."""

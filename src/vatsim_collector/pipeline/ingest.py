@@ -42,7 +42,7 @@ from vatsim_collector.store.held import HeldDocument, QuarantinedSnapshot
 from vatsim_collector.store.outbox import EventOutbox
 from vatsim_collector.store.partitions import PartitionManager
 from vatsim_collector.store.redact import strip_names
-from vatsim_collector.store.restore import load_live_state
+from vatsim_collector.store.restore import load_latest_transceivers, load_live_state
 from vatsim_collector.store.write_faults import data_error_reason, is_data_error, is_unavailable
 from vatsim_collector.store.writer import SnapshotWriter
 from vatsim_collector.tracking.changes import Changeset
@@ -229,9 +229,10 @@ class Ingestor:
         self.last_snapshot: Snapshot | None = None
         self.last_transceivers: list[StationTransceivers] | None = None
         # Called first in every transaction that stores a snapshot; raises to refuse the
-        # commit. Several nodes on one database set it to check the leadership epoch
-        # (cluster.leadership), so an ex-leader can never commit.
-        self.fence: Callable[[Connection], None] | None = None
+        # commit, else returns the leadership epoch the snapshot is stored under. Several
+        # nodes on one database set it to check that epoch (cluster.leadership), so an
+        # ex-leader can never commit.
+        self.fence: Callable[[Connection], int | None] | None = None
         # With NATS: each snapshot's events are also written to the outbox in the snapshot's
         # own transaction, for the relay (brokers.nats.relay) to publish. None: the bus only.
         self.outbox: EventOutbox | None = None
@@ -251,9 +252,17 @@ class Ingestor:
         state from the database before the next snapshot is applied."""
         self._restore_needed = True
 
+    @property
+    def restore_needed(self) -> bool:
+        """Whether the state must be rebuilt from the database before it is used again."""
+        return self._restore_needed
+
     def restore(self) -> LiveState:
-        """Load open sessions from the database; call before the first ingest."""
-        with self.db.read("ingest.restore") as conn:
+        """Load open sessions from the database; call before the first ingest.
+
+        Everything is read as of one moment, so a node following another's writes
+        (``pipeline/follower.py``) never rebuilds a state that is half one snapshot."""
+        with self.db.read_consistent("ingest.restore") as conn:
             self.state = load_live_state(
                 conn,
                 missed_to_end=self.config.missed_snapshots_to_end,
@@ -261,7 +270,9 @@ class Ingestor:
             )
             if self.airspace is not None:
                 restore_airspace(conn, self.airspace, self.state)
+            transceivers = load_latest_transceivers(conn)
         self.tracker = self._tracker(self.state)
+        self.last_transceivers = transceivers
         self.live = LiveView.of(self.state)
         self._restore_needed = False
         return self.state
@@ -396,14 +407,14 @@ class Ingestor:
                 else None
             )
             with self.db.write("ingest.snapshot") as conn:
-                if self.fence is not None:
-                    self.fence(conn)
+                epoch = self.fence(conn) if self.fence is not None else None
                 snapshot_id = self.writer.write(
                     conn,
                     changes,
                     fetched_at=fetched_at,
                     transceivers_fetched=transceivers is not None,
                     airspace=airspace,
+                    leader_epoch=epoch,
                 )
                 self._hold_records(conn, records, snapshot_id, source, fetched_at)
                 # Built in the transaction (every row has its id by now), so that the outbox
@@ -556,9 +567,8 @@ class Ingestor:
         )
         body = self._held_body(raw)
         with self.db.write("ingest.quarantine") as conn:
-            if self.fence is not None:
-                self.fence(conn)
-            snapshot_id = held.quarantine(conn, row)
+            epoch = self.fence(conn) if self.fence is not None else None
+            snapshot_id = held.quarantine(conn, row, leader_epoch=epoch)
             document = HeldDocument(fetched_at, "quarantined", source, reason, body, snapshot_id)
             held.hold(conn, [document])
             received = snapshot_received(

@@ -23,12 +23,13 @@ import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from structlog.contextvars import bound_contextvars
 
+from vatsim_collector.cluster.leadership import Elector, Observation
 from vatsim_collector.errors.breaker import CircuitOpenError
 from vatsim_collector.errors.exceptions import DataRejected, ResourceExhausted
 from vatsim_collector.errors.manager import ErrorManager
@@ -45,9 +46,11 @@ from vatsim_collector.feed.client import (
 )
 from vatsim_collector.feed.decode import FeedDecodeError
 from vatsim_collector.feed.schedule import FixedRateSchedule
+from vatsim_collector.pipeline.follower import Follower
 from vatsim_collector.pipeline.ingest import DatabaseUnavailable, Ingestor, IngestResult, Outcome
 from vatsim_collector.pipeline.pending import PendingSnapshots
 from vatsim_collector.pipeline.spool import DroppedEntry, SnapshotSpool, SpooledSnapshot
+from vatsim_collector.store.cluster import FencedOut
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +82,11 @@ class PollerCounters:
     spool_damaged: int = 0
     # Fetched snapshots lost to a queue bound (memory and spool full).
     dropped: int = 0
+    # Standby: fetched snapshots let go because the leader stored them (or, while another
+    # node leads, because they were older than the gap-fill window).
+    standby_released: int = 0
+    # Snapshots this node fetched as a standby and stored when it took over (the gap).
+    gap_filled: int = 0
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -111,6 +119,10 @@ class Poller:
         pending_in_memory: int = 4,
         live: bool = True,
         cadence: float = 15.0,
+        elector: Elector | None = None,
+        standby_poll: bool = True,
+        gap_fill_seconds: float = 600.0,
+        follower: Follower | None = None,
     ) -> None:
         self.client = client
         self.bus = bus
@@ -126,6 +138,22 @@ class Poller:
         # is a tick missed.
         self.cadence = cadence
         self.counters = PollerCounters()
+        # Several nodes on one database: this node writes only while it leads. Without an
+        # elector it always writes (one process, tests, tools).
+        self.elector = elector
+        self.standby_poll = standby_poll
+        self.gap_fill_seconds = gap_fill_seconds
+        self._may_write = asyncio.Event()
+        if elector is None or elector.leading:
+            self._may_write.set()
+        # Taken by whatever changes the queue as a whole (enqueue, promotion, standby trim),
+        # so a snapshot fetched during a promotion cannot slip in ahead of the gap.
+        self._queue_lock = asyncio.Lock()
+        # A standby's API shows what the leader stores: the follower rebuilds the live state
+        # from the database while this node does not lead; never at the same time as a
+        # takeover's own rebuild, and never once it leads.
+        self.follower = follower
+        self._restore_lock = asyncio.Lock()
         self.ingest_observers: list[IngestObserver] = []
         self.last_error: str | None = None
         # Why the collection loop died, if it did: the service reports down and exits.
@@ -210,6 +238,10 @@ class Poller:
         return fetched
 
     async def _enqueue(self, item: SpooledSnapshot) -> None:
+        async with self._queue_lock:
+            await self._enqueue_locked(item)
+
+    async def _enqueue_locked(self, item: SpooledSnapshot) -> None:
         spilled_before = self.pending.spilled
         # A spill writes and fsyncs megabytes: not on the event loop, which serves the API.
         dropped = await asyncio.to_thread(self.pending.put, item)
@@ -256,7 +288,7 @@ class Poller:
         """Store waiting snapshots, oldest first, until none is left or the database fails."""
         results: list[IngestResult] = []
         self._write_blocked = False
-        while not self.fatal:
+        while not self.fatal and self._may_write.is_set():
             from_disk = self.pending.on_disk > 0
             if from_disk and self._stopping.is_set():
                 break  # stopping: the spool keeps it for the next start
@@ -271,6 +303,15 @@ class Poller:
                 self.last_error = str(exc)
                 self.counters.write_errors += 1
                 self._write_blocked = True
+                break
+            except FencedOut as exc:
+                # Another node leads now: this snapshot is its to store (it polls the same
+                # feed), and this node keeps it only as a standby would.
+                self._may_write.clear()
+                self.last_error = str(exc)
+                self._report(exc, "cluster", "fence")
+                if self.elector is not None:
+                    self.elector.fenced_out(str(exc))
                 break
             except Exception as exc:
                 # Not the database's availability: this document would fail forever and block
@@ -411,6 +452,79 @@ class Poller:
                 reasons=result.drop_reasons,
             )
 
+    # -- several nodes: standby, takeover, step-down ------------------------------------------
+
+    @property
+    def leading(self) -> bool:
+        return self._may_write.is_set()
+
+    async def promote(self, epoch: int) -> None:
+        """Lead: rebuild the state from what the previous leader committed, let go of what
+        it already stored, and write the rest (the gap) before anything fetched later."""
+        async with self._queue_lock, self._restore_lock:
+            await asyncio.to_thread(self.ingestor.restore)
+            newest = self.ingestor.state.last_snapshot_at
+            released = await asyncio.to_thread(self._release_stored, newest, None)
+            self.counters.standby_released += released
+            self.counters.gap_filled += len(self.pending)
+            self._last_stored_at = newest
+            log.info("taking over", epoch=epoch, gap=len(self.pending), already_stored=released)
+            self._may_write.set()
+        self._queued.set()
+
+    async def demote(self, reason: str) -> None:
+        """Stop writing; what waits stays queued (and is trimmed as a standby's would be)."""
+        self._may_write.clear()
+        self._queued.set()
+
+    async def observe(self, observation: Observation) -> None:
+        """A standby lets go of what the leader has stored, and, while another node leads,
+        of what is older than the gap-fill window. While the database cannot be read no
+        observation arrives, and everything fetched is kept (within the spool bounds)."""
+        if self._may_write.is_set():
+            return
+        other_leads = observation.leader is not None and (
+            self.elector is None or observation.leader != self.elector.node.name
+        )
+        cutoff = (
+            observation.read_at - timedelta(seconds=self.gap_fill_seconds) if other_leads else None
+        )
+        async with self._queue_lock:
+            released = await asyncio.to_thread(
+                self._release_stored, observation.newest_accepted_at, cutoff
+            )
+        self.counters.standby_released += released
+
+    async def _follow_loop(self, follower: Follower) -> None:
+        while not self._stopping.is_set():
+            if not self._may_write.is_set():
+                async with self._restore_lock:
+                    if not self._may_write.is_set():
+                        try:
+                            await asyncio.to_thread(follower.refresh_once)
+                        except Exception as exc:
+                            follower.failures += 1
+                            self.last_error = f"follower: {type(exc).__name__}"
+            await self._until(asyncio.sleep(follower.interval))
+
+    def _release_stored(self, newest: datetime | None, fetched_before: datetime | None) -> int:
+        """Drop waiting snapshots from the head while they are no newer than ``newest`` or
+        were fetched before ``fetched_before``; how many."""
+        released = 0
+        while (item := self.pending.peek()) is not None:
+            stamp = _stamp_of(item)
+            stored = newest is not None and stamp is not None and stamp <= newest
+            old = fetched_before is not None and item.fetched_at < fetched_before
+            if not (stored or old):
+                break
+            self.pending.pop(item)
+            if stamp is not None:
+                # Never offered again by the client, as if this node had stored it.
+                self.client.accepted(stamp)
+            released += 1
+        self._collect_queue_reports()
+        return released
+
     # -- the loops ------------------------------------------------------------------------
 
     async def poll_once(self) -> IngestResult | None:
@@ -424,7 +538,8 @@ class Poller:
     async def _fetch_loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                await self.fetch_once()
+                if self._may_write.is_set() or self.standby_poll:
+                    await self.fetch_once()
             except Exception as exc:
                 await self._survive(exc, "fetch_loop")
             await self._until(self.schedule.wait_next())
@@ -438,7 +553,9 @@ class Poller:
                 await self._survive(exc, "write_loop")
             if self._stopping.is_set():
                 return
-            if self._write_blocked:
+            if not self._may_write.is_set():
+                await self._until(self._may_write.wait())  # a standby: until it leads
+            elif self._write_blocked:
                 # The database is away: try again after a poll interval (the breaker decides
                 # whether the attempt reaches the database at all).
                 await self._until(asyncio.sleep(self.schedule.interval))
@@ -480,12 +597,15 @@ class Poller:
         spool, so the next start stores it."""
         fetcher = asyncio.create_task(self._guarded("fetch", self._fetch_loop()), name="fetch")
         writer = asyncio.create_task(self._guarded("write", self._write_loop()), name="write")
+        loops = [fetcher, writer]
+        if self.follower is not None:
+            loops.append(asyncio.create_task(self._follow_loop(self.follower), name="follow"))
         try:
-            await asyncio.gather(fetcher, writer)
+            await asyncio.gather(*loops)
         finally:
-            for task in (fetcher, writer):
+            for task in loops:
                 task.cancel()
-            await asyncio.gather(fetcher, writer, return_exceptions=True)
+            await asyncio.gather(*loops, return_exceptions=True)
             self.pending.spill()
             self._collect_queue_reports()
 

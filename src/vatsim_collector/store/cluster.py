@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vatsim_collector.errors.exceptions import Category, CollectorError, Severity
@@ -53,11 +53,17 @@ def read_leadership(conn: Connection) -> Leadership:
     return Leadership(int(row.epoch), row.leader_node, row.elected_at)
 
 
-def claim_leadership(conn: Connection, node: str, now: datetime) -> int:
+def claim_leadership(
+    conn: Connection, node: str, now: datetime, *, wait_seconds: float | None = None
+) -> int:
     """Move the epoch on and name ``node`` the leader; the new epoch.
 
     Waits for every open transaction that checked the old epoch (they hold the row FOR
-    SHARE), so each of them has committed or rolled back before the new leader writes."""
+    SHARE), so each of them has committed or rolled back before the new leader writes. On
+    PostgreSQL, ``wait_seconds`` bounds that wait (the statement then fails with SQLSTATE
+    55P03, and ``end_fenced_transactions`` ends what blocked it)."""
+    if wait_seconds is not None and conn.dialect.name == "postgresql":
+        conn.execute(text(f"SET LOCAL lock_timeout = {max(1, int(wait_seconds * 1000))}"))
     c = t.cluster_leadership.c
     epoch = conn.execute(
         update(t.cluster_leadership)
@@ -66,6 +72,29 @@ def claim_leadership(conn: Connection, node: str, now: datetime) -> int:
         .returning(c.epoch)
     ).scalar_one()
     return int(epoch)
+
+
+def end_fenced_transactions(conn: Connection) -> int:
+    """Terminate the sessions whose open transaction checked the epoch (an ex-leader frozen
+    in the middle of a snapshot, which would block the new leader's claim until it woke up);
+    how many. Only for a node that holds the leader lock: everyone else is fenced."""
+    if conn.dialect.name != "postgresql":
+        return 0
+    return len(
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(l.pid) FROM pg_locks l"
+                " WHERE l.relation = 'cluster_leadership'::regclass"
+                " AND l.mode = 'RowShareLock' AND l.granted AND l.pid <> pg_backend_pid()"
+            )
+        ).all()
+    )
+
+
+def is_claim_timeout(exc: BaseException) -> bool:
+    """Whether a claim failed because its ``wait_seconds`` ran out (SQLSTATE 55P03)."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) == "55P03"
 
 
 def release_leadership(conn: Connection, node: str, epoch: int) -> None:
@@ -158,3 +187,29 @@ def take_breaker_resets(conn: Connection, node: str) -> Sequence[str]:
     if rows:
         conn.execute(delete(t.breaker_resets).where(r.id.in_([row.id for row in rows])))
     return [row.breaker for row in rows]
+
+
+def newest_accepted_at(conn: Connection) -> datetime | None:
+    """The update timestamp of the newest snapshot stored: what a standby's gap fill must
+    start after."""
+    s = t.snapshots.c
+    return conn.execute(
+        select(s.update_timestamp)
+        .where(s.status == "accepted")
+        .order_by(s.update_timestamp.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def forget_silent_nodes(conn: Connection, before: datetime) -> list[str]:
+    """Remove the nodes whose last heartbeat is older than ``before``, and the breaker resets
+    still waiting for them; the names removed."""
+    n = t.cluster_nodes.c
+    gone = [
+        str(name) for name in conn.execute(select(n.node).where(n.heartbeat_at < before)).scalars()
+    ]
+    if gone:
+        # The heartbeat again: a node that beat meanwhile stays.
+        conn.execute(delete(t.cluster_nodes).where(n.node.in_(gone), n.heartbeat_at < before))
+        conn.execute(delete(t.breaker_resets).where(t.breaker_resets.c.node.in_(gone)))
+    return gone

@@ -84,6 +84,13 @@ class DatabaseService:
             yield conn
 
     @contextmanager
+    def read_consistent(self, name: str) -> Iterator[Connection]:
+        """A connection for a named read of several queries that must all see the same
+        committed state while others write (``DatabaseManager.snapshot``)."""
+        with self.timed(name), self.manager.snapshot() as conn:
+            yield conn
+
+    @contextmanager
     def write(self, name: str) -> Iterator[Connection]:
         """A transaction for the named write, committed when the block succeeds."""
         with self.timed(name), self.manager.begin() as conn:

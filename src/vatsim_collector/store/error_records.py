@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import and_, case, func, insert, select
 
 from vatsim_collector.errors.analytics import TOP_ERRORS, Data, Top
 from vatsim_collector.errors.records import TRANSIENT_KEY, ErrorRecord
@@ -24,10 +24,13 @@ class ErrorRecordStore:
         with self.db.write("errors.persist") as conn:
             conn.execute(insert(t.error_records), [r.row() for r in records])
 
-    def summary_since(self, since: datetime) -> Data:
+    def summary_since(self, since: datetime, node: str | None = None) -> Data:
+        """Every node's records (the table is shared), or only ``node``'s."""
         e = t.error_records
         transient = case((e.c.context.like(_TRANSIENT_PATTERN), True), else_=False)
         recent = e.c.occurred_at >= since
+        if node is not None:
+            recent = and_(recent, e.c.node == node)
         data = Data()
         with self.db.read("errors.analytics") as conn:
             groups = conn.execute(
@@ -37,13 +40,18 @@ class ErrorRecordStore:
                     e.c.service,
                     e.c.error_type,
                     transient.label("transient"),
+                    e.c.node,
                     func.count().label("n"),
                 )
                 .where(recent)
-                .group_by(e.c.category, e.c.severity, e.c.service, e.c.error_type, transient)
+                .group_by(
+                    e.c.category, e.c.severity, e.c.service, e.c.error_type, transient, e.c.node
+                )
             ).all()
-            for category, severity, service, error_type, is_transient, n in groups:
-                data.add_group(category, severity, service, error_type, bool(is_transient), n)
+            for category, severity, service, error_type, is_transient, origin, n in groups:
+                data.add_group(
+                    category, severity, service, error_type, bool(is_transient), n, origin
+                )
             tops = conn.execute(
                 select(
                     e.c.error_type,

@@ -54,7 +54,9 @@ def hold(conn: Connection, documents: Iterable[HeldDocument]) -> None:
         conn.execute(insert(t.held_documents), rows)
 
 
-def quarantine(conn: Connection, snapshot: QuarantinedSnapshot) -> int:
+def quarantine(
+    conn: Connection, snapshot: QuarantinedSnapshot, *, leader_epoch: int | None = None
+) -> int:
     """Insert the quarantined snapshot's row; its id."""
     snapshot_id = t.snapshot_id_for(snapshot.update_timestamp)
     conn.execute(
@@ -69,6 +71,7 @@ def quarantine(conn: Connection, snapshot: QuarantinedSnapshot) -> int:
             atis=snapshot.atis,
             prefiles=snapshot.prefiles,
             transceivers=None,
+            leader_epoch=leader_epoch,
         )
     )
     return snapshot_id

@@ -86,6 +86,24 @@ class DatabaseManager:
         with self._checked_out(begin=True) as conn:
             yield conn
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only connection whose queries all see the database as of one moment.
+
+        Another process may commit between two statements of a read made of several (the live
+        state a follower rebuilds); at PostgreSQL's default READ COMMITTED each statement would
+        see a different database. REPEATABLE READ (read only: it never fails to serialise) on
+        PostgreSQL, and one deferred transaction on SQLite (WAL: a reader keeps the snapshot its
+        first read took), give every statement the same one."""
+        with self._checked_out(begin=False) as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            else:
+                # The driver starts no transaction for a SELECT by itself; the pool's rollback
+                # on return ends this one.
+                conn.exec_driver_sql("BEGIN")
+            yield conn
+
     def pool_status(self) -> PoolStatus:
         pool = self.engine.pool
         with self._lock:

@@ -1,13 +1,24 @@
-"""Rebuilds the tracker's live state from the database, so a restart never splits a session."""
+"""Rebuilds the tracker's live state from the database, so a restart never splits a session.
+
+A node that does not ingest (``serve``, a standby) rebuilds the same state after each snapshot
+the leader commits (``pipeline/follower.py``), so what it serves equals the leader's memory.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, select
+from sqlalchemy import Connection, Row, and_, func, select
 
-from vatsim_collector.feed.models import Atis, Controller, FlightPlan, Pilot
+from vatsim_collector.feed.models import (
+    Atis,
+    Controller,
+    FlightPlan,
+    Pilot,
+    StationTransceivers,
+    Transceiver,
+)
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.rows import plan_from_row, squawk_text
 from vatsim_collector.tracking.state import (
@@ -235,3 +246,49 @@ def _load_controllers(conn: Connection, state: LiveState, kind: Kind, missed: An
             missed=missed(row.last_seen_at),
         )
         live[session.key] = session
+
+
+def latest_snapshot_id(conn: Connection) -> int | None:
+    """The newest stored snapshot's id (accepted or quarantined); it grows with every commit
+    of a snapshot, so a follower compares it to know whether to rebuild. An index lookup."""
+    value = conn.execute(select(func.max(t.snapshots.c.id))).scalar_one()
+    return None if value is None else int(value)
+
+
+def load_latest_transceivers(conn: Connection) -> list[StationTransceivers] | None:
+    """The transceivers document of the latest accepted snapshot as it was stored, one entry
+    per station with its radios in id order; None when that snapshot came without one."""
+    snap, tx = t.snapshots, t.transceivers
+    latest = conn.execute(
+        select(snap.c.id, snap.c.transceivers)
+        .where(snap.c.status == "accepted")
+        .order_by(snap.c.update_timestamp.desc())
+        .limit(1)
+    ).first()
+    if latest is None or latest.transceivers is None:
+        return None
+    stations: dict[str, list[Transceiver]] = {}
+    for row in conn.execute(
+        select(
+            tx.c.callsign,
+            tx.c.transceiver_id,
+            tx.c.frequency_hz,
+            tx.c.latitude,
+            tx.c.longitude,
+            tx.c.height_msl_m,
+            tx.c.height_agl_m,
+        )
+        .where(tx.c.snapshot_id == latest.id)
+        .order_by(tx.c.callsign, tx.c.transceiver_id)
+    ):
+        stations.setdefault(row.callsign, []).append(
+            Transceiver(
+                id=row.transceiver_id,
+                frequency=row.frequency_hz,
+                latDeg=row.latitude,
+                lonDeg=row.longitude,
+                heightMslM=row.height_msl_m,
+                heightAglM=row.height_agl_m,
+            )
+        )
+    return [StationTransceivers(callsign, radios) for callsign, radios in stations.items()]

@@ -98,6 +98,9 @@ snapshots = Table(
     Column("atis", Integer, nullable=False),
     Column("prefiles", Integer, nullable=False),
     Column("transceivers", Integer),
+    # The leadership epoch of the node that stored it (cluster_leadership): after a failover,
+    # which leader wrote what. NULL for snapshots stored before there were epochs.
+    Column("leader_epoch", BigInteger),
     Index("ix_snapshots_status_update_timestamp", "status", "update_timestamp"),
 )
 

@@ -135,6 +135,7 @@ class SnapshotWriter:
         fetched_at: datetime,
         transceivers_fetched: bool,
         airspace: LiveChanges | None = None,
+        leader_epoch: int | None = None,
     ) -> int:
         """Write ``changes`` (and the airspace analytics' own changes, when they run)."""
         snap = changes.snapshot
@@ -154,6 +155,7 @@ class SnapshotWriter:
                     "atis": len(snap.atis),
                     "prefiles": len(snap.prefiles),
                     "transceivers": changes.transceiver_count if transceivers_fetched else None,
+                    "leader_epoch": leader_epoch,
                 }
             ],
         )

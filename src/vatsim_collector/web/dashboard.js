@@ -211,13 +211,16 @@ function renderService(service) {
   setNumber("breakers-total", breakers.length);
   byTestId("breakers").replaceChildren(
     ...(breakers.length
-      ? breakers.map((b) =>
-          html("li", { class: "breaker", "data-testid": `breaker-${b.name}`, dataset: { state: b.state } }, [
+      ? breakers.map((b) => {
+          // Another node's breaker (several nodes share the database): named with its node.
+          const other = b.node && b.node !== service.node;
+          const id = other ? `breaker-${b.node}-${b.name}` : `breaker-${b.name}`;
+          return html("li", { class: "breaker", "data-testid": id, dataset: { state: b.state } }, [
             html("span", { class: "led", "aria-hidden": "true" }),
-            html("span", { class: "breaker-name", text: b.name }),
+            html("span", { class: "breaker-name", text: other ? `${b.name} @ ${b.node}` : b.name }),
             html("span", { class: "breaker-state", text: b.state.replace("_", "-") }),
-          ]),
-        )
+          ]);
+        })
       : [html("li", { class: "muted", text: "No circuit breakers in this process." })]),
   );
 }

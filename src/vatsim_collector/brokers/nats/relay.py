@@ -189,6 +189,32 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def request_stop(self) -> None:
+        """Stop after the round in flight, without waiting for it."""
+        if self._stop is not None:
+            self._stop.set()
+
+    # ----- leadership (the shape of cluster.leadership.LeadershipListener) -----------------
+    # Only the leader relays; an ex-leader's round in flight may still finish: what it
+    # publishes the server de-duplicates, and the outbox is the same database.
+
+    async def promote(self, epoch: int) -> None:
+        """This node leads: relay, once a round a demotion left in flight has ended."""
+        task, stop = self._task, self._stop
+        if task is not None and not task.done() and stop is not None and stop.is_set():
+            done, _ = await asyncio.wait([task], timeout=self.ack_timeout * 2)
+            if not done:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self.start()
+
+    async def demote(self, reason: str) -> None:
+        self.request_stop()
+
+    async def observe(self, observation: object) -> None:
+        return None
+
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop`` is set; survives every failure by backing off."""
         self._wake = asyncio.Event()

@@ -5,7 +5,8 @@ Revises: 0004
 Create Date: 2026-12-04
 
 ``cluster_leadership`` starts with its one row at epoch 0 and no leader. ``error_records``
-gains the node that raised each record (NULL for older rows).
+gains the node that raised each record, ``snapshots`` the epoch of the leader that stored it
+(NULL for older rows).
 """
 
 from __future__ import annotations
@@ -64,13 +65,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_event_outbox")),
         sa.UniqueConstraint("event_id", name=op.f("uq_event_outbox_event_id")),
     )
-    with op.batch_alter_table("error_records") as batch:
-        batch.add_column(sa.Column("node", sa.Text(), nullable=True))
+    # Plain ADD COLUMN on both backends: no SQLite table rebuild, so the views stay.
+    op.add_column("error_records", sa.Column("node", sa.Text(), nullable=True))
+    op.add_column("snapshots", sa.Column("leader_epoch", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("error_records") as batch:
-        batch.drop_column("node")
+    # Native DROP COLUMN (SQLite 3.35 and later): a batch rebuild would break the views.
+    op.execute("ALTER TABLE snapshots DROP COLUMN leader_epoch")
+    op.execute("ALTER TABLE error_records DROP COLUMN node")
     op.drop_table("event_outbox")
     op.drop_index("ix_breaker_resets_node", table_name="breaker_resets")
     op.drop_table("breaker_resets")
