@@ -439,3 +439,26 @@ def test_with_a_nats_url_the_service_writes_the_outbox_and_reports_the_relay(
         assert "hunter2" not in client.get("/api/status").text
     finally:
         ctx.db.dispose()
+
+
+async def test_the_relay_runs_while_the_node_leads(
+    db: DatabaseService, server: NatsServer, connection: NatsConnection
+) -> None:
+    relay = make_relay(db, connection, batch_size=50)
+    first, second = synthetic(snapshots=2, per_snapshot=20), synthetic(snapshots=2, per_snapshot=5)
+    fill(db, first)
+    await relay.promote(1)
+    try:
+        await eventually(lambda: relay.running and waiting(db) == 0)
+        await relay.demote("another node leads")
+        await eventually(lambda: not relay.running)
+        fill(db, second)
+        relay.wake()
+        await asyncio.sleep(0.5)
+        assert waiting(db) == len(second), "a node that does not lead relays nothing"
+        await relay.observe(object())
+        await relay.promote(2)
+        await eventually(lambda: relay.running and waiting(db) == 0)
+    finally:
+        await relay.stop(10)
+    assert_stream_holds(await read_stream(server.url, STREAM), first + second)
