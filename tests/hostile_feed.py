@@ -320,6 +320,8 @@ class Collector:
     spool: Path
     log_path: Path
     exit_code: int | None = None
+    # The process itself, for tests that kill it (kill -9) inside the block.
+    proc: subprocess.Popen[bytes] | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -421,7 +423,7 @@ def running_collector(
     ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
-        collector = Collector(f"http://127.0.0.1:{port}", key, spool, log_path)
+        collector = Collector(f"http://127.0.0.1:{port}", key, spool, log_path, proc=proc)
         try:
             up = wait_until(
                 lambda: (

@@ -241,6 +241,18 @@ class Settings(BaseSettings):
     # A node that does not ingest (serve, a standby) checks this often whether the leader
     # committed a newer snapshot, and rebuilds its live view from the database when it did.
     follow_interval: float = Field(default=1.0, gt=0, le=60)
+    # The outbox relay and the events stream (docs/events-stream.md). Seconds the stream
+    # remembers message ids: a relay restarted after a crash re-publishes what it had
+    # published but not yet deleted from the outbox, and the server drops those copies.
+    nats_duplicate_window_seconds: float = Field(default=600.0, ge=1, le=86_400)
+    # Days the stream keeps an event; 0: until someone removes it.
+    nats_stream_max_age_days: float = Field(default=7.0, ge=0)
+    # Seconds a batch waits for the server's acknowledgements before it is tried again.
+    nats_ack_timeout: float = Field(default=5.0, gt=0, le=300)
+    # Outbox rows the relay reads and publishes at a time.
+    outbox_batch_size: int = Field(default=500, ge=1, le=4000)
+    # Events waiting in the outbox above which health reports degraded.
+    outbox_backlog_degraded: int = Field(default=10_000, ge=1)
 
     # Airspace analytics: sector occupancy and ATC contact, computed during ingest.
     airspace_enabled: bool = True

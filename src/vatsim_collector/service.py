@@ -24,7 +24,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from vatsim_collector.airspace.setup import Airspace, build_airspace
 from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ErrorLayer
-from vatsim_collector.cluster.leadership import Elector
+from vatsim_collector.api.metrics import install_relay_metrics
+from vatsim_collector.brokers.nats.connection import NatsConnection
+from vatsim_collector.brokers.nats.health import OutboxHealth
+from vatsim_collector.brokers.nats.relay import OutboxRelay
+from vatsim_collector.brokers.nats.stream import events_stream
+from vatsim_collector.cluster.leadership import Elector, LeadershipListener, Observation
 from vatsim_collector.cluster.node import Node, Role
 from vatsim_collector.cluster.registry import NodeRegistry
 from vatsim_collector.config import Settings
@@ -49,6 +54,7 @@ from vatsim_collector.store.error_records import ErrorRecordStore
 from vatsim_collector.store.health import HealthLimits, HealthMonitor
 from vatsim_collector.store.leader_lock import LeaderLock, SqliteFileLock
 from vatsim_collector.store.migrate import SchemaNotCurrent, require_current_schema, upgrade
+from vatsim_collector.store.outbox import EventOutbox
 from vatsim_collector.store.retention import RetentionJob, RetentionPolicy, run_periodically
 
 log = structlog.get_logger(__name__)
@@ -69,6 +75,8 @@ def open_ingestor(
         airspace=airspace.engine,
         boundary=airspace.boundary,
     )
+    if settings.nats_enabled:
+        ingestor.outbox = EventOutbox(settings.nats_subject_prefix)
     ingestor.restore()
     return ingestor, db.engine
 
@@ -102,6 +110,10 @@ class Components:
     file_lock: SqliteFileLock | None = None
     # This node's heartbeat, breaker states and the resets other nodes ask of it.
     node_registry: NodeRegistry | None = None
+    # With NATS: the connection, and the relay that publishes the outbox to the stream (only
+    # while this node leads).
+    nats: NatsConnection | None = None
+    relay: OutboxRelay | None = None
 
 
 def build_elector(
@@ -198,7 +210,7 @@ def build_components(
         follower=Follower(ingestor, interval=settings.follow_interval, errors=errors),
     )
     elector.listener = poller
-    return Components(
+    c = Components(
         settings,
         airspace,
         ingestor,
@@ -214,6 +226,45 @@ def build_components(
         file_lock,
         build_node_registry(settings, node, breakers, ingestor.db, errors),
     )
+    if settings.nats_enabled:
+        wire_relay(c)
+    return c
+
+
+def wire_relay(c: Components) -> None:
+    """The NATS connection and the outbox relay, which runs while this node leads; its health
+    check; and a wake-up after each ingest so that a committed snapshot's events go out
+    without waiting for the idle poll."""
+    settings = c.settings
+    c.nats = NatsConnection.from_settings(settings)
+    relay = OutboxRelay.from_settings(settings, c.ingestor.db, c.nats, events_stream(settings))
+    c.relay = relay
+    c.monitor.checks.append(
+        OutboxHealth(c.ingestor.db, c.nats, backlog_degraded=settings.outbox_backlog_degraded)
+    )
+    c.poller.ingest_observers.append(lambda _outcome, _seconds: relay.wake())
+    if c.elector.listener is not None:
+        c.elector.listener = LeadershipListeners(c.elector.listener, relay)
+
+
+class LeadershipListeners:
+    """Tells several listeners of the elector, in order: the poller first (it catches up and
+    fills the gap before anything is relayed), then the relay."""
+
+    def __init__(self, *listeners: LeadershipListener) -> None:
+        self.listeners = listeners
+
+    async def promote(self, epoch: int) -> None:
+        for listener in self.listeners:
+            await listener.promote(epoch)
+
+    async def demote(self, reason: str) -> None:
+        for listener in self.listeners:
+            await listener.demote(reason)
+
+    async def observe(self, observation: Observation) -> None:
+        for listener in self.listeners:
+            await listener.observe(observation)
 
 
 @asynccontextmanager
@@ -249,6 +300,10 @@ async def run_components(c: Components, app: FastAPI) -> AsyncIterator[None]:
             asyncio.create_task(c.node_registry.run(stop_background), name="node-heartbeat")
         )
     await c.events.start()
+    if c.nats is not None and c.relay is not None:
+        await c.nats.start()
+        if c.elector.leading:  # led from the start (lead_if_free); later: promote, demote
+            c.relay.start()
     task = asyncio.create_task(poller.run(), name="poller")
     # Stopped after the poller: the last snapshot in flight still commits with the epoch.
     stop_election = asyncio.Event()
@@ -282,6 +337,11 @@ async def run_components(c: Components, app: FastAPI) -> AsyncIterator[None]:
         # Handlers finish what the last snapshots published; what they cannot finish in
         # time is dead-lettered, to be replayed.
         await c.events.stop(STOP_TIMEOUT_SECONDS)
+        # What the relay has not published stays in the outbox for the next leader.
+        if c.relay is not None:
+            await c.relay.stop(STOP_TIMEOUT_SECONDS)
+        if c.nats is not None:
+            await c.nats.close()
         stop_background.set()
         await asyncio.gather(*background, return_exceptions=True)
         await c.client.aclose()
@@ -315,6 +375,8 @@ def build_service_app(
         node=c.node,
     )
     app.state.poller = c.poller
+    if c.relay is not None:
+        install_relay_metrics(app, c.relay)
     return app
 
 

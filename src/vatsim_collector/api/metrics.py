@@ -41,6 +41,7 @@ from vatsim_collector.pipeline.ingest import Outcome
 if TYPE_CHECKING:
     from vatsim_collector.api.context import ApiContext
     from vatsim_collector.brokers.nats.consumer import ConsumerStats
+    from vatsim_collector.brokers.nats.relay import OutboxRelay
     from vatsim_collector.pipeline.event_layer import EventLayer
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "ServiceCollector",
     "ServiceMetrics",
     "install_metrics",
+    "install_relay_metrics",
 ]
 
 log = structlog.get_logger(__name__)
@@ -775,3 +777,71 @@ def install_metrics(app: FastAPI) -> ServiceMetrics:
         poller.ingest_observers.append(metrics.observe_ingest)
     app.state.metrics = metrics
     return metrics
+
+
+# ----- the outbox relay (NATS JetStream), when the service has one ---------------------------
+
+OUTBOX_BACKLOG = _Family(
+    "vatsim_outbox_backlog",
+    "Events waiting in the outbox for the relay, as the relay last counted them.",
+    "gauge",
+)
+RELAY_LAG = _Family(
+    "vatsim_relay_lag_seconds",
+    "Seconds since the oldest event still waiting in the outbox was committed; 0 when none.",
+    "gauge",
+)
+RELAY_PUBLISHED = _Family(
+    "vatsim_relay_published_total", "Events the relay published and JetStream stored.", "counter"
+)
+RELAY_DUPLICATES = _Family(
+    "vatsim_relay_duplicates_total",
+    "Events published again (after a crash or a lost acknowledgement) that JetStream recognised"
+    " by id and did not store twice.",
+    "counter",
+)
+RELAY_FAILED_ROUNDS = _Family(
+    "vatsim_relay_failed_rounds_total",
+    "Relay rounds that ended before every event of their batch was acknowledged.",
+    "counter",
+)
+RELAY_RUNNING = _Family("vatsim_relay_running", "1 while this node runs the outbox relay.", "gauge")
+NATS_CONNECTED = _Family("vatsim_nats_connected", "1 while the NATS connection is up.", "gauge")
+RELAY_FAMILIES = (
+    OUTBOX_BACKLOG,
+    RELAY_LAG,
+    RELAY_PUBLISHED,
+    RELAY_DUPLICATES,
+    RELAY_FAILED_ROUNDS,
+    RELAY_RUNNING,
+    NATS_CONNECTED,
+)
+
+
+class RelayCollector:
+    """Reads the relay's counters (``OutboxRelay.stats``) at scrape time."""
+
+    def __init__(self, relay: OutboxRelay) -> None:
+        self._relay = relay
+
+    def describe(self) -> Iterable[Metric]:
+        return [family.empty() for family in RELAY_FAMILIES]
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self._relay.stats()
+        if stats.backlog is not None:
+            yield _single(OUTBOX_BACKLOG, stats.backlog)
+        yield _single(RELAY_LAG, stats.lag_seconds)
+        yield _single(RELAY_PUBLISHED, stats.published)
+        yield _single(RELAY_DUPLICATES, stats.duplicates)
+        yield _single(RELAY_FAILED_ROUNDS, stats.failed_rounds)
+        yield _single(RELAY_RUNNING, 1.0 if stats.running else 0.0)
+        yield _single(NATS_CONNECTED, 1.0 if stats.connected else 0.0)
+
+
+def install_relay_metrics(app: FastAPI, relay: OutboxRelay) -> None:
+    """Add the relay's figures to ``app``'s /metrics (after ``install_metrics``)."""
+    metrics = install_metrics(app)
+    if getattr(app.state, "relay_metrics", None) is None:
+        metrics.registry.register(RelayCollector(relay))
+        app.state.relay_metrics = relay

@@ -1,8 +1,10 @@
 """The domain events of one committed snapshot, built from its changeset.
 
-Built after the commit, when every session and flight has its database id, and published in
-an order a reader can follow: the snapshot first, then pilots leaving before pilots arriving
-(a new logon of a callsign ends the old one), then plans, controllers and ATIS.
+Built once the snapshot's rows are written, when every session and flight has its database
+id (inside the snapshot's transaction, so the outbox can commit them with it), and published,
+after the commit, in an order a reader can follow: the snapshot first, then pilots leaving
+before pilots arriving (a new logon of a callsign ends the old one), then plans, controllers
+and ATIS.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ _PLAN_FIELDS = FlightPlan.__struct_fields__
 
 def _stored(value: int | None, what: str) -> int:
     if value is None:
-        raise ValueError(f"{what} has no database id: events are built after the commit")
+        raise ValueError(f"{what} has no database id: events are built once its rows are written")
     return value
 
 

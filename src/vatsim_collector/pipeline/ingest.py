@@ -39,6 +39,7 @@ from vatsim_collector.store import schema as t
 from vatsim_collector.store.airspace_restore import restore_airspace
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.held import HeldDocument, QuarantinedSnapshot
+from vatsim_collector.store.outbox import EventOutbox
 from vatsim_collector.store.partitions import PartitionManager
 from vatsim_collector.store.redact import strip_names
 from vatsim_collector.store.restore import load_latest_transceivers, load_live_state
@@ -232,6 +233,9 @@ class Ingestor:
         # nodes on one database set it to check that epoch (cluster.leadership), so an
         # ex-leader can never commit.
         self.fence: Callable[[Connection], int | None] | None = None
+        # With NATS: each snapshot's events are also written to the outbox in the snapshot's
+        # own transaction, for the relay (brokers.nats.relay) to publish. None: the bus only.
+        self.outbox: EventOutbox | None = None
         # Set when the in-memory state could not be rebuilt (database down): the next ingest
         # rebuilds it first, so nothing is ever applied on top of a state the database lacks.
         self._restore_needed = False
@@ -413,6 +417,18 @@ class Ingestor:
                     leader_epoch=epoch,
                 )
                 self._hold_records(conn, records, snapshot_id, source, fetched_at)
+                # Built in the transaction (every row has its id by now), so that the outbox
+                # commits them with the snapshot or not at all; the bus still gets them only
+                # after the commit.
+                received = snapshot_received(
+                    snapshot,
+                    snapshot_id=snapshot_id,
+                    outcome=Outcome.INGESTED.value,
+                    transceivers=changes.transceiver_count if transceivers is not None else None,
+                )
+                events = [received, *domain_events(changes, airspace, correlation_id=received.id)]
+                if self.outbox is not None:
+                    self.outbox.write(conn, events, snapshot_id=snapshot_id)
         except BaseException as exc:
             # The transaction rolled back; the state must not remember what was not stored.
             self._restore_needed = True
@@ -431,13 +447,6 @@ class Ingestor:
         self.stats.count_records(records)
         self.last_snapshot = snapshot
         self.last_transceivers = transceivers
-        received = snapshot_received(
-            snapshot,
-            snapshot_id=snapshot_id,
-            outcome=Outcome.INGESTED.value,
-            transceivers=changes.transceiver_count if transceivers is not None else None,
-        )
-        events = [received, *domain_events(changes, airspace, correlation_id=received.id)]
         return IngestResult(
             Outcome.INGESTED,
             at,
@@ -562,13 +571,15 @@ class Ingestor:
             snapshot_id = held.quarantine(conn, row, leader_epoch=epoch)
             document = HeldDocument(fetched_at, "quarantined", source, reason, body, snapshot_id)
             held.hold(conn, [document])
+            received = snapshot_received(
+                snapshot,
+                snapshot_id=snapshot_id,
+                outcome=Outcome.QUARANTINED.value,
+                transceivers=None,
+            )
+            if self.outbox is not None:
+                self.outbox.write(conn, [received], snapshot_id=snapshot_id)
         self.stats.snapshots_quarantined += 1
-        received = snapshot_received(
-            snapshot,
-            snapshot_id=snapshot_id,
-            outcome=Outcome.QUARANTINED.value,
-            transceivers=None,
-        )
         return IngestResult(
             Outcome.QUARANTINED, at, reason=reason, snapshot_id=snapshot_id, events=[received]
         )

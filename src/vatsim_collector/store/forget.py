@@ -9,7 +9,8 @@ What goes, per table:
   frequencies, contacts, controller summaries, ATIS revisions and transceivers; their prefiles;
 - transceivers of their callsigns linked to no session, within their sessions' time ranges
   (a station the feed carried whose session was never recorded);
-- logged events and dead letters about them (their cid, sessions or flights);
+- logged events, dead letters and events waiting in the outbox about them (their cid,
+  sessions or flights);
 - their records inside held documents (rewritten; deleted when that cannot be done safely);
 - their cid, callsigns and names inside error records' messages and contexts, replaced by
   ``[forgotten]`` (the records describe the collector's failures and stay).
@@ -41,6 +42,7 @@ from vatsim_collector.store.forget_scan import (
     forget_error_records,
     forget_events,
     forget_held_documents,
+    forget_outbox,
 )
 from vatsim_collector.store.redact import Member
 from vatsim_collector.store.summaries_store import SummaryWriter
@@ -65,6 +67,7 @@ _TABLES = (
     "prefiles",
     "events",
     "dead_letters",
+    "event_outbox",
     "held_documents",
 )
 
@@ -335,6 +338,7 @@ def forget_member(db: DatabaseService, cid: int) -> ForgetReport:
         _recompute(conn, db, report, others_controllers, others_flights)
         gone["events"] += forget_events(conn, member)
         gone["dead_letters"] += forget_dead_letters(conn, member)
+        gone["event_outbox"] += forget_outbox(conn, member)
         held = forget_held_documents(conn, member)
         report.held_documents_unreadable = held["unreadable"]
         gone["held_documents"] += held["unreadable"] + held["still_mentioned"]

@@ -1,4 +1,5 @@
-"""The JSON and document side of ``forget``: events, dead letters, held documents, error records.
+"""The JSON and document side of ``forget``: events, dead letters, held documents, error records,
+and events waiting in the outbox.
 
 Each is read in batches in the caller's transaction and decided in Python by decoding the JSON
 (``redact.Member``); SQL only narrows which rows are worth decoding. Rows are deleted or
@@ -17,7 +18,13 @@ from sqlalchemy import Column, ColumnElement, Connection, delete, or_, select, t
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.redact import DocumentVerdict, Member, strip_document
 
-__all__ = ["forget_dead_letters", "forget_error_records", "forget_events", "forget_held_documents"]
+__all__ = [
+    "forget_dead_letters",
+    "forget_error_records",
+    "forget_events",
+    "forget_held_documents",
+    "forget_outbox",
+]
 
 _BATCH = 500
 
@@ -78,6 +85,17 @@ def forget_dead_letters(conn: Connection, member: Member) -> int:
         return event.get("payload") if isinstance(event, dict) else None
 
     return _delete_matching(conn, d.c.id, d.c.event, member, payload, 0)
+
+
+def forget_outbox(conn: Connection, member: Member) -> int:
+    """Delete events about them still waiting in the outbox; the number deleted. (What the
+    relay already published is the stream's, which keeps it until its age limit.)"""
+    o = t.event_outbox
+
+    def payload(event: Any) -> Any:
+        return event.get("payload") if isinstance(event, dict) else None
+
+    return _delete_matching(conn, o.c.id, o.c.event, member, payload, 0)
 
 
 def forget_held_documents(conn: Connection, member: Member) -> dict[str, int]:

@@ -71,6 +71,9 @@ class HealthLimits:
 
 
 TransitionListener = Callable[[Transition], None]
+# A further check of a component beside the database (the outbox and NATS, say): the reasons
+# it is degraded, none when it is fine. Called from the probe's thread.
+HealthCheck = Callable[[], list[str]]
 
 
 @dataclass
@@ -81,6 +84,7 @@ class HealthMonitor:
     backlog: Callable[[], int] = lambda: 0
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     listeners: list[TransitionListener] = field(default_factory=list)
+    checks: list[HealthCheck] = field(default_factory=list)
     last: HealthReport | None = None
     transitions: deque[Transition] = field(default_factory=lambda: deque(maxlen=100))
 
@@ -112,6 +116,7 @@ class HealthMonitor:
         if reachable:
             reasons.extend(faults)
             reasons.extend(self._degradations(latency_ms, pool, freshness, backlog, free))
+            reasons.extend(self._checked())
         if not reachable or faults:
             status = Verdict.DOWN
         else:
@@ -169,6 +174,16 @@ class HealthMonitor:
             found.append(f"{backlog} fetched snapshots waiting to be stored")
         if free is not None and free < limits.min_free_disk_bytes:
             found.append(f"only {free // 1024**2} MiB free disk for the database")
+        return found
+
+    def _checked(self) -> list[str]:
+        found: list[str] = []
+        for check in list(self.checks):
+            try:
+                found.extend(check())
+            except Exception:
+                name = getattr(check, "__name__", type(check).__name__)
+                log.exception("health check failed", check=name)
         return found
 
     def _free_disk(self) -> int | None:
