@@ -30,6 +30,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
 
+import httpx2  # noqa: E402
+
 from cluster_nodes import (  # noqa: E402 (the tests' process helpers, on the path above)
     SERVER_ENV,
     Feed,
@@ -125,7 +127,11 @@ def main() -> None:
             with Ticker(feed):
                 time.sleep(args.ticks * 0.8)
             wait_until(lambda: _quiet(latency_file), timeout=60)
-            time.sleep(2)
+            time.sleep(6)  # the consumer figures on /metrics are read at most every 5 s
+            scraped = httpx2.get(f"{collector.url}/metrics", timeout=10).text
+            consumer_metrics = [
+                line for line in scraped.splitlines() if line.startswith("vatsim_consumer_")
+            ]
         finally:
             if worker is not None and worker.poll() is None:
                 worker.terminate()
@@ -147,6 +153,7 @@ def main() -> None:
         "snapshots": args.ticks,
         "all_events": spread(latencies),
         "after_the_first_snapshot": spread(steady),
+        "collector_metrics_of_the_consumer": consumer_metrics,
     }
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"stream-latency-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"

@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from vatsim_collector.airspace.setup import Airspace, build_airspace
 from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ErrorLayer
-from vatsim_collector.api.metrics import install_relay_metrics
+from vatsim_collector.api.metrics import install_metrics, install_relay_metrics
 from vatsim_collector.brokers.nats.connection import NatsConnection
 from vatsim_collector.brokers.nats.health import OutboxHealth
 from vatsim_collector.brokers.nats.relay import OutboxRelay
@@ -46,6 +46,7 @@ from vatsim_collector.pipeline.follower import Follower
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.pipeline.poller import Poller
 from vatsim_collector.pipeline.spool import SnapshotSpool
+from vatsim_collector.pipeline.worker import consumer_reader
 from vatsim_collector.simulator.server import SimulatedNetwork
 from vatsim_collector.simulator.thread import running_simulator
 from vatsim_collector.store.database import DatabaseService
@@ -377,6 +378,9 @@ def build_service_app(
     app.state.poller = c.poller
     if c.relay is not None:
         install_relay_metrics(app, c.relay)
+    if c.nats is not None:
+        # The handlers' JetStream consumers (workers run them): pending, redelivered.
+        install_metrics(app).watch_consumers(consumer_reader(settings, c.nats.jetstream))
     return app
 
 
