@@ -167,3 +167,7 @@ def _quiet(path: Path) -> bool:
     if not path.exists() or not path.read_text():
         return False
     return time.time() - path.stat().st_mtime > 2.0
+
+
+if __name__ == "__main__":
+    main()
