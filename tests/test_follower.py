@@ -314,6 +314,27 @@ def test_forgetting_through_a_follower_rebuilds_its_view(
     assert follower.refresh_once() is False
 
 
+def test_a_member_forgotten_through_another_node_costs_the_leader_no_snapshot(
+    engine: Engine, follower_engine: Engine, sectors: SectorSet, docs: list[Doc]
+) -> None:
+    """The leader's memory still holds the forgotten member's session ids; its next write is
+    refused by the database, and it tries once more on the state rebuilt from the database
+    instead of holding the snapshot."""
+    leader = _ingestor(engine, sectors)
+    for raw, tx in docs[:3]:
+        leader.ingest(raw, transceivers_raw=tx)
+    follower = Follower(Ingestor(follower_engine, CONFIG))
+    assert follower.refresh_once() is True
+    present = {s.cid for s in leader.live.pilots}
+    cid = next(s.cid for s in follower.ingestor.live.pilots if s.cid in present)
+    key = "forget-key"
+    client = TestClient(create_app(follower.ingestor, stale_after=1e9, api_keys=[("admin", key)]))
+    assert client.delete(f"/api/members/{cid}", headers={"X-API-Key": key}).status_code == 200
+    outcomes = [leader.ingest(raw, transceivers_raw=tx).outcome for raw, tx in docs[3:6]]
+    assert outcomes == [Outcome.INGESTED] * 3
+    assert leader.stats.snapshots_held == 0
+
+
 def test_a_follower_keeps_its_view_while_the_database_is_away(
     proxied_postgresql: tuple[str, TcpProxy], engine: Engine, docs: list[Doc]
 ) -> None:

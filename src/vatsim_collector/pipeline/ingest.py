@@ -164,6 +164,10 @@ class IngestConfig:
         return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
 
 
+# What one committed snapshot write made: its changes, the airspace's, its id, its events.
+_Written = tuple[Changeset, LiveChanges | None, int, list[Event]]
+
+
 class DatabaseUnavailable(StorageUnavailable):
     """The database could not be reached or written; the snapshot was not stored."""
 
@@ -396,49 +400,34 @@ class Ingestor:
             self.stats.pilots_filtered += filtered.pilots_dropped
             self.stats.controllers_filtered += filtered.controllers_dropped
             self.stats.atis_filtered += filtered.atis_dropped
-        snapshot_id = t.snapshot_id_for(at)
-        try:
-            with self.db.timed("ingest.partitions"):
-                self.partitions.ensure_for(self.db, snapshot_id)
-            changes = self.tracker.apply(snapshot, transceivers)
-            airspace = (
-                self.airspace.apply(changes, transceivers_fetched=transceivers is not None)
-                if self.airspace is not None
-                else None
-            )
-            with self.db.write("ingest.snapshot") as conn:
-                epoch = self.fence(conn) if self.fence is not None else None
-                snapshot_id = self.writer.write(
-                    conn,
-                    changes,
-                    fetched_at=fetched_at,
-                    transceivers_fetched=transceivers is not None,
-                    airspace=airspace,
-                    leader_epoch=epoch,
+        written: _Written | None = None
+        for attempt in (1, 2):
+            try:
+                written = self._write_snapshot(
+                    snapshot, transceivers, records, fetched_at=fetched_at, source=source
                 )
-                self._hold_records(conn, records, snapshot_id, source, fetched_at)
-                # Built in the transaction (every row has its id by now), so that the outbox
-                # commits them with the snapshot or not at all; the bus still gets them only
-                # after the commit.
-                received = snapshot_received(
-                    snapshot,
-                    snapshot_id=snapshot_id,
-                    outcome=Outcome.INGESTED.value,
-                    transceivers=changes.transceiver_count if transceivers is not None else None,
-                )
-                events = [received, *domain_events(changes, airspace, correlation_id=received.id)]
-                if self.outbox is not None:
-                    self.outbox.write(conn, events, snapshot_id=snapshot_id)
-        except BaseException as exc:
-            # The transaction rolled back; the state must not remember what was not stored.
-            self._restore_needed = True
-            with contextlib.suppress(SQLAlchemyError):
-                self.restore()
-            if isinstance(exc, DatabaseUnavailable) or not is_data_error(exc):
-                raise
-            # Not an outage: the same snapshot would fail again on every try and block every
-            # later one. Keep it for inspection; the next snapshot proceeds.
-            return self._held(raw, at, f"not stored: {data_error_reason(exc)}", source, fetched_at)
+                break
+            except BaseException as exc:
+                # The transaction rolled back; the state must not remember what was not stored.
+                self._restore_needed = True
+                with contextlib.suppress(SQLAlchemyError):
+                    self.restore()
+                if isinstance(exc, DatabaseUnavailable) or not is_data_error(exc):
+                    raise
+                if attempt == 1 and not self._restore_needed:
+                    # The database may have changed under the state (a member forgotten
+                    # through another node): once more, on the state rebuilt from it.
+                    log.warning(
+                        "snapshot refused; trying once more on the rebuilt state",
+                        reason=data_error_reason(exc),
+                    )
+                    continue
+                # Not an outage: the same snapshot would fail again on every try and block
+                # every later one. Keep it for inspection; the next snapshot proceeds.
+                reason = f"not stored: {data_error_reason(exc)}"
+                return self._held(raw, at, reason, source, fetched_at)
+        assert written is not None  # the loop either wrote, raised or returned
+        changes, airspace, snapshot_id, events = written
         # Only now, committed, does the snapshot become the latest one readers are told about.
         self.state.last_snapshot_at = at
         self.state.last_accepted_clients = snapshot.client_count
@@ -457,6 +446,50 @@ class Ingestor:
             records_dropped=len(records.dropped),
             drop_reasons=_reasons(records),
         )
+
+    def _write_snapshot(
+        self,
+        snapshot: Snapshot,
+        transceivers: list[StationTransceivers] | None,
+        records: RecordReport,
+        *,
+        fetched_at: datetime,
+        source: str,
+    ) -> _Written:
+        """Track ``snapshot`` and write it in one transaction; raises if it was not stored."""
+        snapshot_id = t.snapshot_id_for(snapshot.update_timestamp)
+        with self.db.timed("ingest.partitions"):
+            self.partitions.ensure_for(self.db, snapshot_id)
+        changes = self.tracker.apply(snapshot, transceivers)
+        airspace = (
+            self.airspace.apply(changes, transceivers_fetched=transceivers is not None)
+            if self.airspace is not None
+            else None
+        )
+        with self.db.write("ingest.snapshot") as conn:
+            epoch = self.fence(conn) if self.fence is not None else None
+            snapshot_id = self.writer.write(
+                conn,
+                changes,
+                fetched_at=fetched_at,
+                transceivers_fetched=transceivers is not None,
+                airspace=airspace,
+                leader_epoch=epoch,
+            )
+            self._hold_records(conn, records, snapshot_id, source, fetched_at)
+            # Built in the transaction (every row has its id by now), so that the outbox
+            # commits them with the snapshot or not at all; the bus still gets them only
+            # after the commit.
+            received = snapshot_received(
+                snapshot,
+                snapshot_id=snapshot_id,
+                outcome=Outcome.INGESTED.value,
+                transceivers=changes.transceiver_count if transceivers is not None else None,
+            )
+            events = [received, *domain_events(changes, airspace, correlation_id=received.id)]
+            if self.outbox is not None:
+                self.outbox.write(conn, events, snapshot_id=snapshot_id)
+        return changes, airspace, snapshot_id, events
 
     def _hold_records(
         self,

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import BigInteger, Connection, Table, any_, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from vatsim_collector.airspace.live import LiveChanges
 from vatsim_collector.store import schema as t
@@ -83,9 +84,22 @@ def _bulk_insert(
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
         assert isinstance(raw, psycopg.Connection)
-        with raw.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        statement = f"COPY {target} FROM STDIN"
+        try:
+            with raw.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as exc:
+            # The driver's own error, as SQLAlchemy would have wrapped it: an outage and a
+            # refusal of the data are then told apart here as for every other statement.
+            raise DBAPIError.instance(
+                statement,
+                None,
+                exc,
+                psycopg.Error,
+                hide_parameters=True,
+                connection_invalidated=raw.broken,
+            ) from exc
         return
     marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     conn.exec_driver_sql(
