@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from cluster_nodes import NodeSet
 from feeds import SMALL
 from tcpproxy import TcpProxy
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
@@ -85,3 +86,22 @@ def proxied_postgresql(database_url: str, engine: Engine) -> Iterator[tuple[str,
         yield url.set(host="127.0.0.1", port=proxy.port).render_as_string(False), proxy
     finally:
         proxy.close()
+
+
+@pytest.fixture
+def postgresql(engine: Engine) -> Engine:
+    """The test's database, for tests of several collectors on one database: PostgreSQL only
+    (one SQLite file takes one collector)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("several collectors on one database need PostgreSQL")
+    return engine
+
+
+@pytest.fixture
+def nodes() -> Iterator[NodeSet]:
+    """Collector processes of the test's own, each stopped by PID when the test ends."""
+    found = NodeSet()
+    try:
+        yield found
+    finally:
+        found.close()

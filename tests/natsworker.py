@@ -16,9 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,88 +30,18 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 
+from natsserver import NatsServer, nats_server
 from vatsim_collector.brokers.nats.consumer import event_subject
 from vatsim_collector.events.event import Event, encode_event
 
-NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 TESTS = Path(__file__).resolve().parent
 SOURCE = TESTS.parent / "src"
 PREFIX = "vatsim.events"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class NatsServer:
-    """``nats-server -js`` on a 127.0.0.1 port, storing in a directory of the test's."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self.store = directory / "jetstream"
-        self.store.mkdir(parents=True, exist_ok=True)
-        self.log_path = directory / f"nats-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    NATS_SERVER,
-                    "-a",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "-js",
-                    "-sd",
-                    str(self.store),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 20
-        while True:
-            if self.process.poll() is not None:
-                raise AssertionError(f"nats-server exited with {self.process.returncode}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 0.2),
-            ):
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError("nats-server did not listen within 20 s")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-    def restart(self) -> None:
-        """Stopped and started again on the same port and store: streams and consumers stay."""
-        self.stop()
-        self.start()
-
-
-@contextlib.contextmanager
-def running_nats(directory: Path) -> Iterator[NatsServer]:
-    """A server of the test's own; stopped by PID when the block ends, failing or not."""
-    server = NatsServer(directory)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+def running_nats(directory: Path) -> contextlib.AbstractContextManager[NatsServer]:
+    """A server of the test's own (``natsserver``); stopped by PID when the block ends."""
+    return nats_server(directory)
 
 
 @contextlib.asynccontextmanager

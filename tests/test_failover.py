@@ -14,7 +14,7 @@ import signal
 import statistics
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,9 @@ import httpx2
 import pytest
 from sqlalchemy import Engine, func, select
 
-from cluster_nodes import TICK, Feed, NodeProcess, NodeSet, Ticker, wait_until
-from simserver import running_simulator
+from cluster_nodes import TICK, Feed, NodeProcess, NodeSet, Ticker, simulated_feed, wait_until
 from vatsim_collector.config import load_settings
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
-from vatsim_collector.simulator.server import SimulatedNetwork
 from vatsim_collector.store import cluster as sql
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.engine import create_db_engine
@@ -38,29 +36,9 @@ NODE_ENV = {"VATSIM_LEADER_LEASE_SECONDS": str(LEASE), "VATSIM_FEED_CADENCE_SECO
 
 
 @pytest.fixture
-def postgresql(engine: Engine) -> Engine:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("several collectors on one database need PostgreSQL")
-    return engine
-
-
-@pytest.fixture
 def feed() -> Iterator[Feed]:
-    # Hours in the past, so that a hundred 15 s ticks never run ahead of the clock.
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
-    with running_simulator(network=SimulatedNetwork(seed=12, start=start), speed=0) as base:
-        sim = Feed(base)
-        sim.tick()
+    with simulated_feed(seed=12) as sim:
         yield sim
-
-
-@pytest.fixture
-def nodes() -> Iterator[NodeSet]:
-    found = NodeSet()
-    try:
-        yield found
-    finally:
-        found.close()
 
 
 def node(nodes: NodeSet, name: str, database_url: str, feed: Feed, tmp_path: Path) -> NodeProcess:

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import httpx2
 import pytest
 from sqlalchemy import Engine, func, select
 
-from cluster_nodes import Feed, NodeProcess, NodeSet, Ticker, wait_until
+from cluster_nodes import Feed, NodeProcess, NodeSet, Ticker, simulated_feed, wait_until
 from hostile_feed import metric_sum, parse_metrics
 from natsserver import NatsServer, nats_server, read_stream
-from simserver import running_simulator
 from test_outbox_streaming import assert_stream_matches_database
-from vatsim_collector.simulator.server import SimulatedNetwork
 from vatsim_collector.store import cluster as sql
 from vatsim_collector.store import schema as t
 
@@ -33,18 +31,8 @@ STREAM = "FAILOVER_EVENTS"
 
 
 @pytest.fixture
-def postgresql(engine: Engine) -> Engine:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("several collectors on one database need PostgreSQL")
-    return engine
-
-
-@pytest.fixture
 def feed() -> Iterator[Feed]:
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
-    with running_simulator(network=SimulatedNetwork(seed=21, start=start), speed=0) as base:
-        sim = Feed(base)
-        sim.tick()
+    with simulated_feed(seed=21) as sim:
         yield sim
 
 
@@ -52,15 +40,6 @@ def feed() -> Iterator[Feed]:
 def nats(tmp_path: Path) -> Iterator[NatsServer]:
     with nats_server(tmp_path) as server:
         yield server
-
-
-@pytest.fixture
-def nodes() -> Iterator[NodeSet]:
-    found = NodeSet()
-    try:
-        yield found
-    finally:
-        found.close()
 
 
 def relaying(node: NodeProcess) -> float | None:

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TypedDict
 
 import httpx2
 import structlog
@@ -33,7 +34,6 @@ from vatsim_collector.cluster.leadership import Elector, LeadershipListener, Obs
 from vatsim_collector.cluster.node import Node, Role
 from vatsim_collector.cluster.registry import NodeRegistry
 from vatsim_collector.config import Settings
-from vatsim_collector.errors.breaker import BreakerConfig
 from vatsim_collector.errors.exceptions import CollectorError, StorageUnavailable
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
@@ -181,12 +181,7 @@ def build_components(
     errors = ErrorManager(
         ErrorRecordStore(ingestor.db), window_size=settings.error_window_size, node=node.name
     )
-    breakers = BreakerRegistry(
-        BreakerConfig(
-            failure_threshold=settings.breaker_failure_threshold,
-            cooldown=settings.breaker_cooldown,
-        )
-    )
+    breakers = BreakerRegistry.from_settings(settings)
     client = FeedClient(
         settings,
         transport=transport,
@@ -352,6 +347,29 @@ async def run_components(c: Components, app: FastAPI) -> AsyncIterator[None]:
         log.info("collector stopped", **c.ingestor.stats.as_dict())
 
 
+class ApiAccess(TypedDict):
+    api_keys: list[tuple[str, str]]
+    public_read: bool
+    cors_origins: list[str]
+    rate_limit_per_minute: int
+    max_request_bytes: int
+    trusted_proxies: str
+    api_docs: bool
+
+
+def api_access(settings: Settings) -> ApiAccess:
+    """The API's access and limit settings, the same on every kind of node."""
+    return {
+        "api_keys": settings.api_key_entries,
+        "public_read": settings.public_read,
+        "cors_origins": settings.cors_origin_list,
+        "rate_limit_per_minute": settings.rate_limit_per_minute,
+        "max_request_bytes": settings.max_request_bytes,
+        "trusted_proxies": settings.trusted_proxies,
+        "api_docs": settings.api_docs,
+    }
+
+
 def build_service_app(
     settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
 ) -> FastAPI:
@@ -366,13 +384,7 @@ def build_service_app(
         ),
         events=c.events,
         sectors=c.airspace.sectors,
-        api_keys=settings.api_key_entries,
-        public_read=settings.public_read,
-        cors_origins=settings.cors_origin_list,
-        rate_limit_per_minute=settings.rate_limit_per_minute,
-        max_request_bytes=settings.max_request_bytes,
-        trusted_proxies=settings.trusted_proxies,
-        api_docs=settings.api_docs,
+        **api_access(settings),
         node=c.node,
     )
     app.state.poller = c.poller
@@ -511,12 +523,7 @@ def build_api_node(settings: Settings) -> ApiNode:
     errors = ErrorManager(
         ErrorRecordStore(db), window_size=settings.error_window_size, node=node.name
     )
-    breakers = BreakerRegistry(
-        BreakerConfig(
-            failure_threshold=settings.breaker_failure_threshold,
-            cooldown=settings.breaker_cooldown,
-        )
-    )
+    breakers = BreakerRegistry.from_settings(settings)
     follower = Follower(ingestor, interval=settings.follow_interval, errors=errors)
     registry = build_node_registry(settings, node, breakers, db, errors)
     return ApiNode(
@@ -579,13 +586,7 @@ def build_api_node_app(n: ApiNode) -> FastAPI:
         errors=ErrorLayer(manager=n.errors, breakers=n.breakers, cluster=n.registry),
         events=n.events,
         sectors=n.airspace.sectors,
-        api_keys=settings.api_key_entries,
-        public_read=settings.public_read,
-        cors_origins=settings.cors_origin_list,
-        rate_limit_per_minute=settings.rate_limit_per_minute,
-        max_request_bytes=settings.max_request_bytes,
-        trusted_proxies=settings.trusted_proxies,
-        api_docs=settings.api_docs,
+        **api_access(settings),
         node=n.node,
     )
 

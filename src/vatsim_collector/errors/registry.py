@@ -14,6 +14,7 @@ from datetime import datetime
 
 import structlog
 
+from vatsim_collector.config import Settings
 from vatsim_collector.errors.breaker import (
     BreakerConfig,
     BreakerListener,
@@ -45,6 +46,17 @@ class BreakerRegistry:
         self._breakers: dict[str, CircuitBreaker] = {}
         self._listeners: list[BreakerListener] = []
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BreakerRegistry:
+        """Breakers opening after ``VATSIM_BREAKER_FAILURE_THRESHOLD`` failures in a row and
+        probing after ``VATSIM_BREAKER_COOLDOWN`` seconds."""
+        return cls(
+            BreakerConfig(
+                failure_threshold=settings.breaker_failure_threshold,
+                cooldown=settings.breaker_cooldown,
+            )
+        )
 
     def get_or_create(
         self,

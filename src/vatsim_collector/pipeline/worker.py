@@ -49,7 +49,7 @@ from vatsim_collector.brokers.nats.consumer import (
 from vatsim_collector.cluster.node import Node, Role
 from vatsim_collector.cluster.registry import NodeRegistry
 from vatsim_collector.config import Settings
-from vatsim_collector.errors.breaker import BreakerConfig, BreakerState
+from vatsim_collector.errors.breaker import BreakerState
 from vatsim_collector.errors.exceptions import Category, CollectorError, Severity
 from vatsim_collector.errors.manager import ErrorManager
 from vatsim_collector.errors.registry import BreakerRegistry
@@ -276,12 +276,7 @@ class WorkerProcess:
         errors = ErrorManager(
             ErrorRecordStore(db), window_size=settings.error_window_size, node=node.name
         )
-        breakers = BreakerRegistry(
-            BreakerConfig(
-                failure_threshold=settings.breaker_failure_threshold,
-                cooldown=settings.breaker_cooldown,
-            )
-        )
+        breakers = BreakerRegistry.from_settings(settings)
         dead_letters = DeadLetterQueue(db, max_entries=settings.dead_letter_max)
         metrics = EventMetrics()
         delivery = Delivery(metrics, errors, dead_letters)
