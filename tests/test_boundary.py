@@ -199,6 +199,14 @@ def test_from_geojson_unusable_file_names_it(tmp_path: Path) -> None:
         BoundaryFilter.from_geojson(points_only)
 
 
+def test_a_boundary_file_may_be_a_bare_multipolygon(tmp_path: Path) -> None:
+    path = tmp_path / "division.geojson"
+    shape = shapely.MultiPolygon([shapely.box(0, 0, 1, 1), shapely.box(5, 5, 6, 6)])
+    path.write_bytes(shapely.to_geojson(shape).encode())
+    boundary = BoundaryFilter.from_geojson(path, margin_nm=0.0)
+    assert boundary.pilots_inside([0.5, 5.5, 3.0], [0.5, 5.5, 3.0]).tolist() == [True, True, False]
+
+
 def test_vatspy_langen_with_a_margin() -> None:
     boundary = BoundaryFilter.from_sectors(SectorSet.default(), ["EDGG"], margin_nm=20.0)
     # Frankfurt inside; Paris and Munich (EDMM) well outside

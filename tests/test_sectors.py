@@ -328,7 +328,10 @@ def test_from_geojson_with_a_custom_name_property(tmp_path: Path) -> None:
     [
         (b"<kml>not json</kml>", "not GeoJSON"),
         (b"[1, 2, 3]", "not GeoJSON"),
-        (b'{"type": "Feature", "features": []}', "not a GeoJSON FeatureCollection"),
+        (b'{"type": "Feature", "features": []}', "no usable sector among 1 feature(s)"),
+        (b'{"type": "FeatureCollection"}', "FeatureCollection without a features list"),
+        (b'{"type": "Topology", "objects": {}}', "expected a FeatureCollection, a Feature or a"),
+        (b'{"coordinates": [[0, 0]]}', "found an object without a type"),
         (b'{"type": "FeatureCollection", "features": []}', "no usable sector"),
         (
             orjson.dumps(collection(feature("PT", [0, 0], kind="Point"))),
@@ -345,6 +348,25 @@ def test_unusable_file_raises_naming_file_and_problem(
         SectorSet.from_geojson(path)
     assert str(path) in str(raised.value)
     assert problem in str(raised.value)
+
+
+@pytest.mark.parametrize("kind", ["Polygon", "MultiPolygon"])
+def test_a_bare_geometry_file_is_one_sector_named_after_the_file(tmp_path: Path, kind: str) -> None:
+    """Some divisions publish their area as a bare geometry, not a FeatureCollection."""
+    shape = shapely.box(0, 0, 1, 1)
+    if kind == "MultiPolygon":
+        shape = shapely.MultiPolygon([shape, shapely.box(2, 2, 3, 3)])
+    path = tmp_path / "EDWW-area.geojson"
+    path.write_bytes(shapely.to_geojson(shape).encode())
+    sectors = SectorSet.from_geojson(path)
+    assert sectors.names() == ["EDWW-area"]
+    assert sectors.by_name("EDWW-area")[0].geometry.equals(shape)
+
+
+def test_a_file_of_one_feature_is_that_sector(tmp_path: Path) -> None:
+    path = tmp_path / "one.geojson"
+    path.write_bytes(orjson.dumps(feature("EGTT", box(0, 0, 1, 1))))
+    assert SectorSet.from_geojson(path).names() == ["EGTT"]
 
 
 def test_missing_file_raises_naming_it(tmp_path: Path) -> None:

@@ -61,7 +61,8 @@ class SectorReport:
 
 
 def read_geojson(path: Path) -> dict[str, Any]:
-    """A GeoJSON FeatureCollection file, parsed; ``SectorLoadError`` naming the file otherwise."""
+    """A GeoJSON file (any GeoJSON object), parsed; ``SectorLoadError`` naming the file
+    otherwise."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -75,11 +76,47 @@ def read_geojson(path: Path) -> dict[str, Any]:
     return data
 
 
-def features_of(data: Mapping[str, Any], source: str) -> list[Any]:
-    if data.get("type") != "FeatureCollection" or not isinstance(data.get("features"), list):
-        raise SectorLoadError(f"{source}: not a GeoJSON FeatureCollection")
-    features: list[Any] = data["features"]
-    return features
+# GeoJSON's geometry types (RFC 7946 §3.1): a file may be one bare geometry, as some divisions
+# publish their boundary.
+GEOMETRY_TYPES = frozenset(
+    {
+        "Point",
+        "MultiPoint",
+        "LineString",
+        "MultiLineString",
+        "Polygon",
+        "MultiPolygon",
+        "GeometryCollection",
+    }
+)
+
+
+def features_of(
+    data: Mapping[str, Any], source: str, *, name_property: str | None = None
+) -> list[Any]:
+    """The features of any GeoJSON object: a FeatureCollection's, a Feature itself, or a bare
+    geometry as one feature named after its file (under ``name_property``)."""
+    kind = data.get("type")
+    if kind == "FeatureCollection":
+        if not isinstance(data.get("features"), list):
+            raise SectorLoadError(f"{source}: a GeoJSON FeatureCollection without a features list")
+        features: list[Any] = data["features"]
+        return features
+    if kind == "Feature":
+        return [data]
+    if kind in GEOMETRY_TYPES:
+        properties = {name_property: Path(source).stem or source} if name_property else {}
+        return [{"type": "Feature", "properties": properties, "geometry": data}]
+    if kind is None:
+        found = "an object without a type"
+    elif isinstance(kind, str) and len(kind) <= 40:
+        found = f"type {kind!r}"
+    else:
+        found = f"a type that is a {type(kind).__name__}"
+    raise SectorLoadError(
+        f"{source}: not GeoJSON: expected a FeatureCollection, a Feature or a geometry,"
+        f" found {found}"
+    )
 
 
 def _name(properties: Mapping[str, Any], key: str) -> str | None:
@@ -182,7 +219,8 @@ class SectorSet:
             raise SectorLoadError(f"{source}: not GeoJSON (top level is not an object)")
         report = SectorReport()
         sectors: list[Sector] = []
-        for position, feature in enumerate(features_of(data, source)):
+        features = features_of(data, source, name_property=name_property)
+        for position, feature in enumerate(features):
             label = f"#{position}"
             try:
                 if not isinstance(feature, dict) or feature.get("type") != "Feature":
