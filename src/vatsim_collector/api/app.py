@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.api import (
+    routes_activity,
     routes_airspace,
     routes_controllers,
     routes_database,
@@ -192,6 +193,7 @@ def create_app(
     app.include_router(routes_history.router)
     app.include_router(routes_airspace.router)
     app.include_router(routes_controllers.router)
+    app.include_router(routes_activity.router)
     app.include_router(routes_database.router)
     app.include_router(routes_errors.router)
     app.include_router(routes_events.router)

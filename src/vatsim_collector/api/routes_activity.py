@@ -1,0 +1,151 @@
+"""Controller activity for rosters and activity requirements: hours on position per member,
+position, facility or day, from stored sessions. Public, like the sessions themselves (CIDs
+and callsigns are public on the network; no name is read).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from vatsim_collector.api.activity import FACILITY_NAMES, GroupBy, by_day, group
+from vatsim_collector.api.context import Context
+from vatsim_collector.api.models_activity import (
+    ControllerActivityOut,
+    ControllerActivityRowOut,
+    ControllerActivityTotalsOut,
+)
+from vatsim_collector.api.models_airspace import From, Limit, Offset, To, window
+from vatsim_collector.api.models_events import PaginationOut
+from vatsim_collector.api.problems import problem_responses
+from vatsim_collector.store.queries_activity import ActivityFilter, aircraft_handled, stretches
+
+router = APIRouter(tags=["activity"])
+
+# A quarter: a division's activity requirement is usually checked per month or quarter.
+ACTIVITY_MAX = timedelta(days=92)
+CSV_COLUMNS = (
+    "key",
+    "cid",
+    "callsign",
+    "facility",
+    "facility_name",
+    "day",
+    "hours",
+    "sessions",
+    "first_seen",
+    "last_seen",
+    "aircraft_handled",
+)
+
+
+def _wants_csv(request: Request, fmt: str | None) -> bool:
+    if fmt is not None:
+        return fmt == "csv"
+    return "text/csv" in request.headers.get("accept", "")
+
+
+def _csv(rows: list[ControllerActivityRowOut]) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        data = row.model_dump(mode="json")
+        writer.writerow(["" if data[c] is None else data[c] for c in CSV_COLUMNS])
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="controller-activity.csv"'},
+    )
+
+
+@router.get(
+    "/api/activity/controllers",
+    response_model=ControllerActivityOut,
+    summary="Controller hours on position per member, position, facility or UTC day",
+    description="Sessions overlapping the window count only their overlap. Observers (facility"
+    " 0, 199.998, `_OBS`), supervisor connections (`_SUP`) and ATIS are left out unless"
+    " `include_observers` / `include_atis`. A controller who changes frequency or facility"
+    " counts under each for the time spent on it. `format=csv` (or `Accept: text/csv`) gives"
+    " the page as CSV. The window defaults to the last 24 hours and may span 92 days.",
+    responses={
+        **problem_responses(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, status.HTTP_503_SERVICE_UNAVAILABLE
+        ),
+        status.HTTP_200_OK: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+    },
+)
+def controller_activity(
+    ctx: Context,
+    request: Request,
+    start: From = None,
+    end: To = None,
+    cid: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="One member.")] = None,
+    callsign: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z0-9_-]{1,32}\*?$",
+            description="A callsign, or a prefix ending in `*` (`EGLL_*`); case-insensitive.",
+        ),
+    ] = None,
+    facility: Annotated[
+        int | None,
+        Query(ge=0, le=6, description="0 OBS, 1 FSS, 2 DEL, 3 GND, 4 TWR, 5 APP, 6 CTR."),
+    ] = None,
+    group_by: Annotated[
+        Literal["cid", "position", "facility", "day"],
+        Query(description="One row per member (`cid`), callsign, facility or UTC day."),
+    ] = "cid",
+    include_observers: bool = False,
+    include_atis: bool = False,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    fmt: Annotated[Literal["json", "csv"] | None, Query(alias="format")] = None,
+) -> ControllerActivityOut | Response:
+    start, end = window(ctx.clock(), start, end, maximum=ACTIVITY_MAX)
+    grouping = GroupBy(group_by)
+    wanted = ActivityFilter(start, end, cid, callsign, facility, include_observers, include_atis)
+    with ctx.db.read("api.activity_controllers") as conn:
+        pieces = stretches(conn, wanted)
+        if grouping is GroupBy.DAY:
+            pieces = [piece for stretch in pieces for piece in by_day(stretch)]
+        flights = aircraft_handled(conn, pieces)
+    groups = group(pieces, flights, grouping)
+    rows = [
+        ControllerActivityRowOut(
+            key=g.key,
+            cid=g.cid,
+            callsign=g.callsign,
+            facility=g.facility,
+            facility_name=None if g.facility is None else FACILITY_NAMES.get(g.facility),
+            day=g.day,
+            hours=round(g.seconds / 3600, 4),
+            sessions=len(g.sessions),
+            first_seen=g.first,
+            last_seen=g.last,
+            aircraft_handled=len(g.flights),
+        )
+        for g in groups
+        if g.first is not None and g.last is not None
+    ]
+    page = rows[offset : offset + limit]
+    if _wants_csv(request, fmt):
+        return _csv(page)
+    return ControllerActivityOut(
+        start=start,
+        end=end,
+        group_by=grouping.value,
+        include_observers=include_observers,
+        include_atis=include_atis,
+        totals=ControllerActivityTotalsOut(
+            hours=round(sum(p.seconds for p in pieces) / 3600, 4),
+            sessions=len({(p.atis, p.session_id) for p in pieces}),
+            groups=len(rows),
+        ),
+        rows=page,
+        pagination=PaginationOut(total=len(rows), limit=limit, offset=offset),
+    )

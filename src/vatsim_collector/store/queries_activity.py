@@ -1,0 +1,169 @@
+"""Reads for controller activity: the stretches of time each controller spent on position.
+
+A controller session is on position from the first snapshot it appeared in to the last one
+(``first_seen_at`` to ``last_seen_at``): that is what the collector saw, so a restart or a
+missed snapshot never changes it. Within a session, ``controller_frequencies`` records each
+change of frequency or facility; a stretch runs from one change to the next (or to the end of
+the session). Without those rows (airspace analytics off), the session's own frequency and
+facility stand for the whole session.
+
+What is not controlling is left out unless asked for: observer connections (facility 0, the
+199.998 "no frequency" placeholder, ``_OBS`` callsigns), supervisor connections (``_SUP``
+callsigns; a supervisor-rated member staffing a real position counts), and ATIS.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, Table, and_, func, or_, select
+
+from vatsim_collector.store import schema as t
+from vatsim_collector.tracking.state import OBSERVER_FREQUENCY
+
+# Chunks of ids per IN list: SQLite allows 32,766 bound parameters per statement.
+_IN_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """Time a station spent on one frequency and facility, clipped to the asked window."""
+
+    session_id: int
+    atis: bool
+    cid: int
+    callsign: str
+    facility: int
+    frequency: str | None
+    start: datetime
+    end: datetime
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+@dataclass(frozen=True)
+class ActivityFilter:
+    start: datetime
+    end: datetime
+    cid: int | None = None
+    # An exact callsign, or a prefix ending in ``*`` (``EGLL_*``), case-insensitive.
+    callsign: str | None = None
+    facility: int | None = None
+    include_observers: bool = False
+    include_atis: bool = False
+
+
+def _observing(callsign: str, facility: int, frequency: str | None) -> bool:
+    upper = callsign.upper()
+    return (
+        facility == 0
+        or frequency == OBSERVER_FREQUENCY
+        or upper.endswith("_OBS")
+        or upper.endswith("_SUP")
+    )
+
+
+def _sessions(conn: Connection, table: Table, f: ActivityFilter) -> Sequence[Row[Any]]:
+    c = table.c
+    clauses = [c.first_seen_at < f.end, c.last_seen_at > f.start]
+    if f.cid is not None:
+        clauses.append(c.cid == f.cid)
+    if f.callsign is not None:
+        wanted = f.callsign.upper()
+        if wanted.endswith("*"):
+            # Callsigns are letters, digits, '_' and '-'; '_' is LIKE's one-character
+            # wildcard, so it is escaped.
+            prefix = wanted[:-1].replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+            clauses.append(func.upper(c.callsign).like(prefix + "%", escape="\\"))
+        else:
+            clauses.append(func.upper(c.callsign) == wanted)
+    return conn.execute(select(table).where(and_(*clauses)).order_by(c.id)).all()
+
+
+def _changes(
+    conn: Connection, ids: Sequence[int]
+) -> dict[int, list[tuple[datetime, str | None, int]]]:
+    """Each session's frequency and facility changes, in time order."""
+    found: dict[int, list[tuple[datetime, str | None, int]]] = defaultdict(list)
+    fr = t.controller_frequencies.c
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = list(ids[start : start + _IN_CHUNK])
+        for row in conn.execute(
+            select(fr.controller_session_id, fr.first_seen_at, fr.frequency, fr.facility)
+            .where(fr.controller_session_id.in_(chunk))
+            .order_by(fr.controller_session_id, fr.first_seen_at, fr.id)
+        ):
+            found[row.controller_session_id].append(
+                (row.first_seen_at, row.frequency, row.facility)
+            )
+    return found
+
+
+def _clip(start: datetime, end: datetime, f: ActivityFilter) -> tuple[datetime, datetime] | None:
+    start, end = max(start, f.start), min(end, f.end)
+    return (start, end) if end > start else None
+
+
+def stretches(conn: Connection, f: ActivityFilter) -> list[Stretch]:
+    """Every stretch on position overlapping the window, clipped to it; the filter's facility
+    applies to each stretch (a controller moving from TWR to APP counts under both)."""
+    out: list[Stretch] = []
+    controllers = _sessions(conn, t.controller_sessions, f)
+    changes = _changes(conn, [row.id for row in controllers])
+    for row in controllers:
+        steps = changes.get(row.id) or [(row.first_seen_at, row.frequency, row.facility)]
+        for index, (at, frequency, facility) in enumerate(steps):
+            until = steps[index + 1][0] if index + 1 < len(steps) else row.last_seen_at
+            window = _clip(row.first_seen_at if index == 0 else at, until, f)
+            if window is None or (f.facility is not None and facility != f.facility):
+                continue
+            if not f.include_observers and _observing(row.callsign, facility, frequency):
+                continue
+            out.append(Stretch(row.id, False, row.cid, row.callsign, facility, frequency, *window))
+    if f.include_atis:
+        for row in _sessions(conn, t.atis_sessions, f):
+            window = _clip(row.first_seen_at, row.last_seen_at, f)
+            if window is None or (f.facility is not None and row.facility != f.facility):
+                continue
+            out.append(
+                Stretch(row.id, True, row.cid, row.callsign, row.facility, row.frequency, *window)
+            )
+    return out
+
+
+def aircraft_handled(conn: Connection, pieces: Sequence[Stretch]) -> list[set[int]]:
+    """For each stretch, the flights in ATC contact with its controller during it (ATIS
+    stretches handle none)."""
+    handled: list[set[int]] = [set() for _ in pieces]
+    by_session: dict[int, list[int]] = defaultdict(list)
+    for index, stretch in enumerate(pieces):
+        if not stretch.atis:
+            by_session[stretch.session_id].append(index)
+    if not by_session:
+        return handled
+    earliest = min(s.start for s in pieces)
+    latest = max(s.end for s in pieces)
+    ci = t.contact_intervals.c
+    ids = sorted(by_session)
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        for row in conn.execute(
+            select(ci.controller_session_id, ci.flight_id, ci.started_at, ci.ended_at).where(
+                ci.controller_session_id.in_(chunk),
+                ci.started_at < latest,
+                or_(ci.ended_at.is_(None), ci.ended_at > earliest),
+            )
+        ):
+            for index in by_session[row.controller_session_id]:
+                stretch = pieces[index]
+                # A contact still open at the end of the data lasts to the stretch's end.
+                ended = row.ended_at or stretch.end
+                if row.started_at < stretch.end and ended > stretch.start:
+                    handled[index].add(int(row.flight_id))
+    return handled
