@@ -33,6 +33,7 @@ from vatsim_collector.api import (
     routes_events,
     routes_flights,
     routes_history,
+    routes_members,
     routes_metrics,
     routes_privacy,
     routes_status,
@@ -194,6 +195,7 @@ def create_app(
     app.include_router(routes_airspace.router)
     app.include_router(routes_controllers.router)
     app.include_router(routes_activity.router)
+    app.include_router(routes_members.router)
     app.include_router(routes_database.router)
     app.include_router(routes_errors.router)
     app.include_router(routes_events.router)
