@@ -52,7 +52,7 @@ def build_day(ingestor: Ingestor, snapshots: int) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database-url", default="sqlite:///bench/results/activity-day.db")
+    parser.add_argument("--database-url", default=f"sqlite:///{RESULTS / 'activity-day.db'}")
     parser.add_argument("--snapshots", type=int, default=5760)
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--reuse", action="store_true", help="use the database as it is")
