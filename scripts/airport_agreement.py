@@ -40,6 +40,8 @@ def main() -> None:
             )
         for callsign, code, placed in rep.unknown_filed:
             print(f"    filed code not in reference: {callsign} filed {code}, placed {placed}")
+        for callsign, code, nm, placed in rep.near_miss:
+            print(f"    filed {code} {nm:.1f} nm away: {callsign} placed {placed}")
         for callsign in rep.slow_unplaced:
             print(f"    slow, no airport within radius: {callsign}")
 

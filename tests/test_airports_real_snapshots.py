@@ -83,3 +83,29 @@ def test_an_override_file_corrects_a_misplaced_reference_airport(tmp_path: Path)
         assert len(after.slow_unplaced) < len(before.slow_unplaced)
         assert after.checked > before.checked
         assert set(after.slow_unplaced) < set(before.slow_unplaced)
+
+
+CORRECTIONS = Path(__file__).resolve().parents[1] / "docs" / "airports-corrections.csv"
+
+
+@pytest.mark.parametrize("path", REAL_FEEDS, ids=lambda p: p.stem)
+def test_with_the_documented_corrections_only_co_located_codes_disagree(path: Path) -> None:
+    """docs/airports-corrections.csv moves Brussels, Melsbroek, Luxembourg and other Belgian
+    fields to where they are; pilots parked there are then checked too. A disagreement left is
+    a pilot placed at another code of the same airfield (Brussels and Melsbroek share one)."""
+    fixed = AirportIndex(AirportReference.load(CORRECTIONS))
+    pilots = decode_snapshot(path.read_bytes()).pilots
+    before = agreement(PACKAGED, pilots, radius_nm=RADIUS)
+    after = agreement(fixed, pilots, radius_nm=RADIUS)
+    assert after.checked >= before.checked
+    assert len(after.slow_unplaced) <= len(before.slow_unplaced)
+    ref = fixed.reference
+    for d in after.disagreements:
+        placed = ref.get(d.placed)
+        assert placed is not None
+        apart = [
+            float(haversine_nm(placed.lat, placed.lon, a.lat, a.lon))
+            for a in (ref.get(code) for code in d.filed_within)
+            if a is not None
+        ]
+        assert min(apart) <= 1.5, d

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from vatsim_collector.airports.reference import AirportReference
+from vatsim_collector.airports.setup import build_airport_index
 from vatsim_collector.config import load_settings
 from vatsim_collector.errors.exceptions import ConfigurationError
 
@@ -101,3 +102,13 @@ def test_settings() -> None:
     assert settings.airport_radius_nm == 5.0
     with pytest.raises(ConfigurationError, match="VATSIM_AIRPORT_RADIUS_NM"):
         load_settings(airport_radius_nm=0)
+
+
+def test_index_from_settings_applies_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "icao,lat,lon,elevation_ft\nZZ02,-45.5,179.98,10\n")
+    index = build_airport_index(load_settings(airports_file=path))
+    got = index.nearest([-45.5], [-179.95], radius_nm=5)  # across the antimeridian
+    assert index.reference.airports[int(got.index[0])].icao == "ZZ02"
+    bad = write(tmp_path, "icao,lat,lon\nZZ02,-45.5,east\n")
+    with pytest.raises(ConfigurationError, match=r"line 2, column 'lon'"):
+        build_airport_index(load_settings(airports_file=bad))

@@ -18,7 +18,10 @@ from vatsim_collector.airports.ground import DEFAULT_RULE, GroundRule, place_on_
 from vatsim_collector.airports.nearest import AirportIndex, haversine_nm
 from vatsim_collector.feed.models import Pilot
 
-__all__ = ["Agreement", "Disagreement", "agreement"]
+__all__ = ["NEAR_MISS_NM", "Agreement", "Disagreement", "agreement"]
+
+# A filed airport this close, though beyond the radius, is listed for a look.
+NEAR_MISS_NM = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,9 @@ class Agreement:
     disagreements: list[Disagreement] = field(default_factory=list)
     # (callsign, filed code, placed code): the filed code is not in the reference.
     unknown_filed: list[tuple[str, str, str]] = field(default_factory=list)
+    # (callsign, filed code, its distance in nm, placed code): a filed airport beyond the radius
+    # but within ``NEAR_MISS_NM`` (a neighbouring field, or the reference misplaces it).
+    near_miss: list[tuple[str, str, float, str]] = field(default_factory=list)
     # Slow pilots (ground speed within the rule) with no airport within the radius.
     slow_unplaced: list[str] = field(default_factory=list)
 
@@ -73,8 +79,12 @@ def agreement(
             known = ref.get(code)
             if known is None:
                 out.unknown_filed.append((pilot.callsign, code, placed))
-            elif haversine_nm(lat[i], lon[i], known.lat, known.lon) <= radius_nm:
+                continue
+            distance = float(haversine_nm(lat[i], lon[i], known.lat, known.lon))
+            if distance <= radius_nm:
                 within.append(code)
+            elif distance <= NEAR_MISS_NM:
+                out.near_miss.append((pilot.callsign, code, distance, placed))
         if not within:
             continue
         out.checked += 1
