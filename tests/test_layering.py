@@ -30,6 +30,7 @@ _ENTRY_POINT = frozenset(
         "feed",
         "simulator",
         "airspace",
+        "airports",
         "events",
         "store",
         "cluster",
@@ -49,8 +50,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "tracking": frozenset({"feed"}),
     "airspace": frozenset({"config", "errors", "feed", "tracking"}),
     "events": frozenset({"config", "errors"}),
+    # The airport reference and the nearest-airport lookup; pipeline, api and store may use it.
+    "airports": frozenset({"config", "errors", "feed"}),
     # The store implements the event and error layers' sinks, so it knows their types.
-    "store": frozenset({"config", "errors", "feed", "tracking", "airspace", "events"}),
+    "store": frozenset({"config", "errors", "feed", "tracking", "airspace", "events", "airports"}),
     # Several nodes: leadership, fencing, the node registry (cluster); one package per message
     # broker (brokers.nats), carrying the event layer's events.
     "cluster": frozenset({"config", "errors", "store"}),
@@ -62,6 +65,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "feed",
             "tracking",
             "airspace",
+            "airports",
             "events",
             "store",
             "cluster",
@@ -75,6 +79,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "feed",
             "tracking",
             "airspace",
+            "airports",
             "events",
             "store",
             "cluster",

@@ -274,6 +274,13 @@ class Settings(BaseSettings):
     # With a boundary: only controllers whose callsign matches one of these patterns (EDDF_*).
     boundary_controllers: str = ""
 
+    # Airports (docs/airports.md): the pinned airportsdata reference, plus an optional CSV file
+    # that adds airports or corrects fields of known ones (header: icao and any of name, lat,
+    # lon, elevation_ft, tz, country).
+    airports_file: Path | None = None
+    # An aircraft is placed at the nearest airport within this distance (nautical miles).
+    airport_radius_nm: float = Field(default=5.0, gt=0, le=50)
+
     # API access (docs/access.md). Keys: comma-separated "role:key" entries, role read or
     # admin; a bare key is an admin key (the format before roles existed). With none
     # configured, keyed endpoints always answer 401.
