@@ -20,34 +20,17 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 from fastapi.testclient import TestClient
 
 from dbsetup import machine
-from endpoints_bench import LARGEST, RESULTS, START, timings
+from endpoints_bench import RESULTS, START, build_day, timings
 from vatsim_collector.airspace.setup import build_airspace
 from vatsim_collector.api import create_app
 from vatsim_collector.config import load_settings
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
-from vatsim_collector.simulator.server import SimulatedNetwork
-from vatsim_collector.simulator.world import load_seed_snapshot
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
-
-
-def build_day(ingestor: Ingestor, snapshots: int) -> float:
-    network = SimulatedNetwork(load_seed_snapshot(LARGEST), seed=11, start=START)
-    started = time.perf_counter()
-    for i in range(snapshots):
-        ingestor.ingest(
-            orjson.dumps(network.data_document()),
-            transceivers_raw=orjson.dumps(network.transceivers_document()),
-        )
-        network.tick()
-        if i % 500 == 0:
-            print(f"  built {i}/{snapshots} snapshots", file=sys.stderr)
-    return time.perf_counter() - started
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings(database_url=args.database_url)
     ingestor = Ingestor(db, IngestConfig(), airspace=build_airspace(settings).engine)
     ingestor.restore()
-    build_s = None if args.reuse else round(build_day(ingestor, args.snapshots), 1)
+    build_s = None if args.reuse else round(build_day(ingestor, args.snapshots, seed=11), 1)
     end = START + timedelta(seconds=15 * args.snapshots)
     app = create_app(ingestor, stale_after=1e9, clock=lambda: end)
     day = {"from": START.isoformat(), "to": end.isoformat()}

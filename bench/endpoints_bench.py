@@ -42,8 +42,9 @@ BENCH_KEY = "endpoints-bench"
 START = datetime(2021, 1, 3, 14, 30, tzinfo=UTC)
 
 
-def build_day(ingestor: Ingestor, snapshots: int) -> float:
-    network = SimulatedNetwork(load_seed_snapshot(LARGEST), seed=7, start=START)
+def build_day(ingestor: Ingestor, snapshots: int, *, seed: int = 7) -> float:
+    """A simulated day (or ``snapshots`` of it) through ``ingestor``; the seconds it took."""
+    network = SimulatedNetwork(load_seed_snapshot(LARGEST), seed=seed, start=START)
     started = time.perf_counter()
     for i in range(snapshots):
         ingestor.ingest(
