@@ -114,11 +114,6 @@ class Flight:
     taxi: list[tuple[float, float]] = field(default_factory=list)
     inbound: bool = False
 
-    @property
-    def here(self) -> Aerodrome:
-        """The airport the aircraft is on or flying to."""
-        return self.origin if self.phase in (Phase.PARKED, Phase.TAXI) else self.destination
-
 
 def approach(a: Aerodrome, perf: Performance, *, go_around_ft: float | None) -> list[Fix]:
     """Final fix on the extended centre line, (a missed-approach point,) the threshold."""
@@ -254,10 +249,9 @@ class FlightModel:
         p = f.pilot
         used = self._roll(p, f.perf.roll_accel_kts, f.perf.rotate_kt, left)
         if p.groundspeed >= f.perf.rotate_kt:
-            airport = f.destination if f.ground_target else f.origin
-            kind: MovementKind = "touch_and_go" if f.ground_target else "takeoff"
-            if kind == "takeoff":
-                self._record(f, kind, at + timedelta(seconds=used), airport.icao)
+            # A touch-and-go was recorded at its touchdown; only a first takeoff is new.
+            if not f.ground_target:
+                self._record(f, "takeoff", at + timedelta(seconds=used), f.origin.icao)
             f.ground_target = 0.0
             f.phase = Phase.AIRBORNE
         return used
