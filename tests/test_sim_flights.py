@@ -8,6 +8,7 @@ an airport is, so a wrong runway or elevation in the model shows up here.
 from __future__ import annotations
 
 import itertools
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -101,6 +102,19 @@ def _bracket(track: list[Sample], at: datetime) -> tuple[int, int]:
 
 def _elevation(icao: str) -> float:
     return float(_AIRPORTS[icao]["elevation"])
+
+
+@cache
+def _by_latitude() -> tuple[list[float], list[str]]:
+    rows = sorted((float(a["lat"]), code) for code, a in _AIRPORTS.items())
+    return [lat for lat, _ in rows], [code for _, code in rows]
+
+
+def _nearest_airport(s: Sample) -> str:
+    """The nearest of every airport in ``airportsdata`` (within 0.5° of latitude)."""
+    lats, codes = _by_latitude()
+    near = codes[bisect_left(lats, s.lat - 0.5) : bisect_right(lats, s.lat + 0.5)]
+    return min(near, key=lambda c: _from_airport(s, c))
 
 
 def _from_airport(s: Sample, icao: str) -> float:
@@ -251,6 +265,8 @@ def test_landings_end_at_the_truth_airport_and_diversions_elsewhere() -> None:
             after = [s for s in track if s.time >= at]
             if after:
                 assert _from_airport(after[0], m["airport"]) < 2.0, m
+                # Unambiguous for detection: no other airport of the data set is nearer.
+                assert _nearest_airport(after[0]) == m["airport"], m
                 # Taxied in and parked (or still taxiing) at the same airport.
                 assert _from_airport(after[-1], m["airport"]) < 2.0, m
         kinds = [m["kind"] for m in movements]
@@ -282,11 +298,11 @@ def test_movements_of_a_flight_come_in_order() -> None:
 def test_truth_endpoint_over_http_matches_the_network() -> None:
     network = _network(seed=2, population=40)
     with running_simulator(network=network) as base, httpx2.Client(base_url=base) as client:
-        for _ in range(240):
+        for _ in range(120):
             assert client.post("/_sim/tick").status_code == 200
         body = client.get("/_sim/truth").json()
     assert body["flights"] == "realistic"
-    assert body["tick"] == 240
+    assert body["tick"] == 120
     assert body["movements"] == [m.as_json() for m in network.truth()]
     assert {m["kind"] for m in body["movements"]} >= {"off_block", "takeoff"}
 
