@@ -201,6 +201,14 @@ def simulate(
         float,
         typer.Option("--fault-timeout", help="Seconds a 'timeout' fault holds the response."),
     ] = 30.0,
+    realistic_flights: Annotated[
+        bool,
+        typer.Option(
+            "--realistic-flights",
+            help="Fly real flights between real airports (takeoffs, landings, circuits, "
+            "go-arounds, diversions) and serve their ground truth at GET /_sim/truth.",
+        ),
+    ] = False,
 ) -> None:
     """Serve a local fake VATSIM feed (status.json, vatsim-data.json, transceivers-data.json).
 
@@ -237,6 +245,7 @@ def simulate(
         seed=seed,
         start=begin or datetime.now(UTC).replace(microsecond=0),
         faults=plan if plan.enabled else None,
+        flights="realistic" if realistic_flights else "random",
     )
 
 

@@ -41,13 +41,19 @@ from vatsim_collector.simulator.faults import (
     truncated_body,
 )
 from vatsim_collector.simulator.geo import TICK
-from vatsim_collector.simulator.world import SimRates, SimulatedNetwork, load_seed_snapshot
+from vatsim_collector.simulator.world import (
+    FlightMode,
+    SimRates,
+    SimulatedNetwork,
+    load_seed_snapshot,
+)
 
 __all__ = [
     "FaultInjector",
     "FaultKind",
     "FaultMode",
     "FaultPlan",
+    "FlightMode",
     "SimRates",
     "SimulatedNetwork",
     "SimulatorControl",
@@ -276,6 +282,18 @@ def create_simulator_app(
         stamp = control.tick()
         return _json({"update_timestamp": stamp, "tick": network.tick_count})
 
+    async def sim_truth(request: Request) -> Response:
+        """Every true movement so far (realistic flights; empty for the random model)."""
+        control.catch_up()
+        return _json(
+            {
+                "flights": network.flights,
+                "tick": network.tick_count,
+                "update_timestamp": network.update_timestamp,
+                "movements": [m.as_json() for m in network.truth()],
+            }
+        )
+
     async def sim_fault(request: Request) -> Response:
         try:
             payload = orjson.loads(await request.body())
@@ -316,6 +334,7 @@ def create_simulator_app(
             Route("/v3/sandbox-servers.json", servers_json, methods=["GET"]),
             Route("/_sim/tick", sim_tick, methods=["POST"]),
             Route("/_sim/fault", sim_fault, methods=["POST"]),
+            Route("/_sim/truth", sim_truth, methods=["GET"]),
             Route("/_sim/faults", sim_faults_get, methods=["GET"]),
             Route("/_sim/faults", sim_faults_post, methods=["POST"]),
         ],
@@ -334,11 +353,14 @@ def serve_simulator(
     seed: int,
     start: datetime | None,
     faults: FaultPlan | None = None,
+    flights: FlightMode = "random",
 ) -> None:
     """Run the simulator with uvicorn until interrupted (blocking)."""
     import uvicorn
 
-    network = SimulatedNetwork(load_seed_snapshot(seed_snapshot), seed=seed, start=start)
+    network = SimulatedNetwork(
+        load_seed_snapshot(seed_snapshot), seed=seed, start=start, flights=flights
+    )
     # A wildcard bind address is not something a client can connect to.
     public_host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     if ":" in public_host:

@@ -46,6 +46,11 @@ class SimRates:
     off_channel_share: float = 0.2
     heading_jitter_deg: float = 1.5
     altitude_jitter_ft: float = 20.0
+    # Realistic flights only (``SimulatedNetwork(flights="realistic")``): shares of new flights.
+    circuit_share: float = 0.15
+    go_around_share: float = 0.08
+    diversion_share: float = 0.06
+    airborne_start_share: float = 0.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,21 +208,10 @@ class Traffic:
         """Apply one tick of movement and churn; ``now`` is the tick's feed time."""
         self._now = now
         r = self.rates
-        for p in self.pilots.values():
-            fly(
-                p,
-                self._rng,
-                departure_chance=r.departure,
-                heading_jitter_deg=r.heading_jitter_deg,
-                altitude_jitter_ft=r.altitude_jitter_ft,
-            )
-            self._maybe_amend(p)
-            p.record["last_updated"] = self._stamp(14.9)
-        self._leave(self.pilots, r.pilot_leave, self._departed)
+        self._move_pilots()
         self._leave(self.controllers, r.controller_leave, None)
         self._leave(self.atis, r.atis_leave, None)
-        for _ in range(self._count(r.pilot_join * self._base[0])):
-            self._join_pilot()
+        self._join_pilots()
         for _ in range(self._count(r.controller_join * self._base[1])):
             self._join_station(atis=False)
         for _ in range(self._count(r.atis_join * self._base[2])):
@@ -229,6 +223,25 @@ class Traffic:
             if self._rng.random() < r.atis_code_change:
                 code = str(station.record.get("atis_code") or "A")[:1]
                 station.record["atis_code"] = chr((ord(code) - ord("A") + 1) % 26 + ord("A"))
+
+    def _move_pilots(self) -> None:
+        """Fly every pilot one tick, then let some disconnect (the draw order is fixed)."""
+        r = self.rates
+        for p in self.pilots.values():
+            fly(
+                p,
+                self._rng,
+                departure_chance=r.departure,
+                heading_jitter_deg=r.heading_jitter_deg,
+                altitude_jitter_ft=r.altitude_jitter_ft,
+            )
+            self._maybe_amend(p)
+            p.record["last_updated"] = self._stamp(14.9)
+        self._leave(self.pilots, r.pilot_leave, self._departed)
+
+    def _join_pilots(self) -> None:
+        for _ in range(self._count(self.rates.pilot_join * self._base[0])):
+            self._join_pilot()
 
     def _count(self, expected: float) -> int:
         whole = int(expected)

@@ -13,7 +13,7 @@ import random
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -30,11 +30,14 @@ from vatsim_collector.simulator.geo import (
     sub_microsecond_digit,
     wrap_longitude,
 )
+from vatsim_collector.simulator.realistic import TruthMovement
+from vatsim_collector.simulator.schedule import RealisticTraffic
 from vatsim_collector.simulator.traffic import SimRates, Station, Traffic
 
 # The time helpers are re-exported because benchmarks import them from here.
 __all__ = [
     "DEFAULT_SEED_PATH",
+    "FlightMode",
     "SimRates",
     "SimulatedNetwork",
     "format_feed_time",
@@ -44,6 +47,11 @@ __all__ = [
 ]
 
 DEFAULT_SEED_PATH = Path(__file__).parent / "seed" / "seed-snapshot.json"
+
+# "random": the seed's pilots drift off in random directions and never land (the default,
+# which existing replays depend on); "realistic": flights between real airports with
+# takeoffs, landings and the rest, and a ground truth of every movement (``truth``).
+FlightMode = Literal["random", "realistic"]
 
 
 def load_seed_snapshot(path: Path | None = None) -> Json:
@@ -61,7 +69,11 @@ class SimulatedNetwork:
         seed: int = 0,
         start: datetime | None = None,
         rates: SimRates | None = None,
+        flights: FlightMode = "random",
+        population: int | None = None,
     ) -> None:
+        """``population`` (realistic flights only) is the number of aircraft the network
+        keeps connected; by default the seed snapshot's pilot count."""
         snap: Mapping[str, Any] = snapshot if snapshot is not None else load_seed_snapshot()
         snap_time = parse_feed_time(str(snap["general"]["update_timestamp"]))
         if start is not None and start.tzinfo is None:
@@ -76,17 +88,38 @@ class SimulatedNetwork:
         derived = {"version", "reload", "update", "update_timestamp"}
         derived |= {"connected_clients", "unique_users"}
         self._extra_general = {k: v for k, v in snap["general"].items() if k not in derived}
-        self._traffic = Traffic(
-            random.Random(seed),
-            rates or SimRates(),
-            self.start,
-            pilots=[self._shifted(p) for p in snap.get("pilots", [])],
-            prefiles=[self._shifted(p) for p in snap.get("prefiles", [])],
-            controllers=[self._shifted(c) for c in snap.get("controllers", [])],
-            atis=[self._shifted(a) for a in snap.get("atis", [])],
-            servers=[str(s["ident"]) for s in snap.get("servers", [])] or ["SIM-1"],
-            pilot_ratings=[int(r["id"]) for r in snap.get("pilot_ratings", [])] or [0],
-        )
+        if flights not in ("random", "realistic"):
+            raise ValueError(f"flights must be 'random' or 'realistic', not {flights!r}")
+        self.flights: FlightMode = flights
+        common: dict[str, Any] = {
+            "prefiles": [self._shifted(p) for p in snap.get("prefiles", [])],
+            "controllers": [self._shifted(c) for c in snap.get("controllers", [])],
+            "atis": [self._shifted(a) for a in snap.get("atis", [])],
+            "servers": [str(s["ident"]) for s in snap.get("servers", [])] or ["SIM-1"],
+            "pilot_ratings": [int(r["id"]) for r in snap.get("pilot_ratings", [])] or [0],
+        }
+        self._traffic: Traffic
+        if flights == "realistic":
+            plans = [r["flight_plan"] for r in snap.get("pilots", []) if r.get("flight_plan")]
+            size = len(snap.get("pilots", [])) if population is None else population
+            if size < 0:
+                raise ValueError("population must be >= 0")
+            self._traffic = RealisticTraffic(
+                random.Random(seed),
+                rates or SimRates(),
+                self.start,
+                population=size,
+                seed_airports=[str(p.get(k)) for p in plans for k in ("departure", "arrival")],
+                **common,
+            )
+        else:
+            self._traffic = Traffic(
+                random.Random(seed),
+                rates or SimRates(),
+                self.start,
+                pilots=[self._shifted(p) for p in snap.get("pilots", [])],
+                **common,
+            )
         self._transceivers_cache: tuple[int, list[Json]] | None = None
 
     @property
@@ -112,6 +145,13 @@ class SimulatedNetwork:
     @property
     def prefiles(self) -> list[Json]:
         return self._traffic.prefiles
+
+    def truth(self) -> list[TruthMovement]:
+        """Every true movement so far, in the order it happened (realistic flights only;
+        the random model has none)."""
+        if isinstance(self._traffic, RealisticTraffic):
+            return sorted(self._traffic.truth, key=lambda m: m.time)
+        return []
 
     # ----- time -------------------------------------------------------------------------
 
