@@ -20,13 +20,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, and_, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    Row,
+    Table,
+    and_,
+    column,
+    func,
+    or_,
+    select,
+    values,
+)
 
 from vatsim_collector.store import schema as t
+from vatsim_collector.store.types import UTCDateTime
 from vatsim_collector.tracking.state import OBSERVER_FREQUENCY
 
 # Chunks of ids per IN list: SQLite allows 32,766 bound parameters per statement.
 _IN_CHUNK = 5000
+# Stretches per VALUES list: four parameters each.
+_STRETCH_CHUNK = 2000
 
 
 @dataclass(frozen=True)
@@ -139,31 +154,44 @@ def stretches(conn: Connection, f: ActivityFilter) -> list[Stretch]:
 
 def aircraft_handled(conn: Connection, pieces: Sequence[Stretch]) -> list[set[int]]:
     """For each stretch, the flights in ATC contact with its controller during it (ATIS
-    stretches handle none)."""
+    stretches handle none).
+
+    The stretches go to the database as a VALUES list and the overlap is tested there, so
+    only (stretch, flight) pairs come back: a day has tens of thousands of contacts, and
+    reading their times into Python cost ten times the query."""
     handled: list[set[int]] = [set() for _ in pieces]
-    by_session: dict[int, list[int]] = defaultdict(list)
-    for index, stretch in enumerate(pieces):
-        if not stretch.atis:
-            by_session[stretch.session_id].append(index)
-    if not by_session:
-        return handled
-    earliest = min(s.start for s in pieces)
-    latest = max(s.end for s in pieces)
+    wanted = [(i, s) for i, s in enumerate(pieces) if not s.atis]
     ci = t.contact_intervals.c
-    ids = sorted(by_session)
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
-        for row in conn.execute(
-            select(ci.controller_session_id, ci.flight_id, ci.started_at, ci.ended_at).where(
-                ci.controller_session_id.in_(chunk),
-                ci.started_at < latest,
-                or_(ci.ended_at.is_(None), ci.ended_at > earliest),
+    for first in range(0, len(wanted), _STRETCH_CHUNK):
+        chunk = wanted[first : first + _STRETCH_CHUNK]
+        listed = (
+            values(
+                column("idx", Integer),
+                column("session_id", BigInteger),
+                column("start", UTCDateTime),
+                column("end", UTCDateTime),
+                name="stretch",
             )
-        ):
-            for index in by_session[row.controller_session_id]:
-                stretch = pieces[index]
-                # A contact still open at the end of the data lasts to the stretch's end.
-                ended = row.ended_at or stretch.end
-                if row.started_at < stretch.end and ended > stretch.start:
-                    handled[index].add(int(row.flight_id))
+            .data([(i, s.session_id, s.start, s.end) for i, s in chunk])
+            # A CTE: SQLite takes no column names after a VALUES subquery's alias.
+            .cte("stretch")
+        )
+        rows = conn.execute(
+            select(listed.c.idx, ci.flight_id)
+            .distinct()
+            .select_from(
+                listed.join(
+                    t.contact_intervals,
+                    and_(
+                        ci.controller_session_id == listed.c.session_id,
+                        ci.started_at < listed.c.end,
+                        # A contact still open at the end of the data lasts to the
+                        # stretch's end.
+                        or_(ci.ended_at.is_(None), ci.ended_at > listed.c.start),
+                    ),
+                )
+            )
+        )
+        for idx, flight_id in rows:
+            handled[idx].add(int(flight_id))
     return handled
