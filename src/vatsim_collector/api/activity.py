@@ -5,7 +5,7 @@ Pure arithmetic over ``store.queries_activity.Stretch``; the route reads the str
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -33,14 +33,14 @@ class Group:
     sessions: set[tuple[bool, int]] = field(default_factory=set)
     first: datetime | None = None
     last: datetime | None = None
-    flights: set[int] = field(default_factory=set)
+    # Distinct flights handled, counted by the store for the group's key.
+    aircraft: int = 0
 
-    def add(self, stretch: Stretch, flights: set[int]) -> None:
+    def add(self, stretch: Stretch) -> None:
         self.seconds += stretch.seconds
         self.sessions.add((stretch.atis, stretch.session_id))
         self.first = stretch.start if self.first is None else min(self.first, stretch.start)
         self.last = stretch.end if self.last is None else max(self.last, stretch.end)
-        self.flights |= flights
 
 
 def by_day(stretch: Stretch) -> Iterator[Stretch]:
@@ -66,11 +66,17 @@ def _group_of(stretch: Stretch, group_by: GroupBy) -> Group:
     return Group(day.isoformat(), day=day)
 
 
-def group(pieces: Sequence[Stretch], flights: Sequence[set[int]], group_by: GroupBy) -> list[Group]:
-    """Groups by ``group_by``, most hours first (then by key). ``flights[i]`` are the
-    flights handled during ``pieces[i]``; with ``day`` the caller cuts pieces at midnight."""
+def key_of(stretch: Stretch, group_by: GroupBy) -> str:
+    return _group_of(stretch, group_by).key
+
+
+def group(pieces: Sequence[Stretch], aircraft: Mapping[str, int], group_by: GroupBy) -> list[Group]:
+    """Groups by ``group_by``, most hours first (then by key); ``aircraft`` is the count of
+    distinct flights handled per group key. With ``day`` the caller cuts pieces at midnight."""
     groups: dict[str, Group] = {}
-    for stretch, handled in zip(pieces, flights, strict=True):
+    for stretch in pieces:
         fresh = _group_of(stretch, group_by)
-        groups.setdefault(fresh.key, fresh).add(stretch, handled)
+        groups.setdefault(fresh.key, fresh).add(stretch)
+    for key, found in groups.items():
+        found.aircraft = aircraft.get(key, 0)
     return sorted(groups.values(), key=lambda g: (-g.seconds, g.key))

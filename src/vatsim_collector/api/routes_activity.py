@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from vatsim_collector.api.activity import FACILITY_NAMES, GroupBy, by_day, group
+from vatsim_collector.api.activity import FACILITY_NAMES, GroupBy, by_day, group, key_of
 from vatsim_collector.api.context import Context
 from vatsim_collector.api.models_activity import (
     ControllerActivityOut,
@@ -113,8 +113,8 @@ def controller_activity(
         pieces = stretches(conn, wanted)
         if grouping is GroupBy.DAY:
             pieces = [piece for stretch in pieces for piece in by_day(stretch)]
-        flights = aircraft_handled(conn, pieces)
-    groups = group(pieces, flights, grouping)
+        aircraft = aircraft_handled(conn, [(key_of(p, grouping), p) for p in pieces])
+    groups = group(pieces, aircraft, grouping)
     rows = [
         ControllerActivityRowOut(
             key=g.key,
@@ -127,7 +127,7 @@ def controller_activity(
             sessions=len(g.sessions),
             first_seen=g.first,
             last_seen=g.last,
-            aircraft_handled=len(g.flights),
+            aircraft_handled=g.aircraft,
         )
         for g in groups
         if g.first is not None and g.last is not None

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, status
 
-from vatsim_collector.api.activity import GroupBy, group
+from vatsim_collector.api.activity import GroupBy, group, key_of
 from vatsim_collector.api.context import Context
 from vatsim_collector.api.models_airspace import Limit, Offset
 from vatsim_collector.api.models_events import PaginationOut
@@ -52,10 +52,10 @@ def member(ctx: Context, cid: Cid) -> MemberOut:
         pilot = q.pilot_totals(conn, cid)
         pieces = stretches(conn, everything)
         station = q.seen_as_station(conn, cid)
-        flights = aircraft_handled(conn, pieces)
+        aircraft = aircraft_handled(conn, [(key_of(p, GroupBy.POSITION), p) for p in pieces])
     if not pilot.sessions and not station:
         raise _unknown(cid)
-    positions = group(pieces, flights, GroupBy.POSITION)
+    positions = group(pieces, aircraft, GroupBy.POSITION)
     sessions = {(p.atis, p.session_id) for p in pieces}
     controller_first = min((p.start for p in pieces), default=None)
     controller_last = max((p.end for p in pieces), default=None)

@@ -23,9 +23,9 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Connection,
-    Integer,
     Row,
     Table,
+    Text,
     and_,
     column,
     func,
@@ -41,7 +41,7 @@ from vatsim_collector.tracking.state import OBSERVER_FREQUENCY
 # Chunks of ids per IN list: SQLite allows 32,766 bound parameters per statement.
 _IN_CHUNK = 5000
 # Stretches per VALUES list: four parameters each.
-_STRETCH_CHUNK = 2000
+_STRETCH_CHUNK = 8000
 
 
 @dataclass(frozen=True)
@@ -152,46 +152,52 @@ def stretches(conn: Connection, f: ActivityFilter) -> list[Stretch]:
     return out
 
 
-def aircraft_handled(conn: Connection, pieces: Sequence[Stretch]) -> list[set[int]]:
-    """For each stretch, the flights in ATC contact with its controller during it (ATIS
-    stretches handle none).
+def aircraft_handled(conn: Connection, keyed: Sequence[tuple[str, Stretch]]) -> dict[str, int]:
+    """Per group key, the distinct flights in ATC contact with the group's controllers during
+    its stretches (ATIS stretches handle none).
 
-    The stretches go to the database as a VALUES list and the overlap is tested there, so
-    only (stretch, flight) pairs come back: a day has tens of thousands of contacts, and
-    reading their times into Python cost ten times the query."""
-    handled: list[set[int]] = [set() for _ in pieces]
-    wanted = [(i, s) for i, s in enumerate(pieces) if not s.atis]
+    The stretches go to the database as a VALUES list and the overlap is tested and counted
+    there: a day has tens of thousands of contacts, and reading them into Python cost several
+    times the query. More stretches than one list holds are matched list by list and their
+    (key, flight) pairs united here, so a flight is still counted once per key."""
+    wanted = [(key, s) for key, s in keyed if not s.atis]
+    chunks = [wanted[i : i + _STRETCH_CHUNK] for i in range(0, len(wanted), _STRETCH_CHUNK)]
+    counts: dict[str, int] = {}
+    pairs: dict[str, set[int]] = defaultdict(set)
     ci = t.contact_intervals.c
-    for first in range(0, len(wanted), _STRETCH_CHUNK):
-        chunk = wanted[first : first + _STRETCH_CHUNK]
+    for chunk in chunks:
         listed = (
             values(
-                column("idx", Integer),
+                column("grp", Text),
                 column("session_id", BigInteger),
                 column("start", UTCDateTime),
                 column("end", UTCDateTime),
                 name="stretch",
             )
-            .data([(i, s.session_id, s.start, s.end) for i, s in chunk])
+            .data([(key, s.session_id, s.start, s.end) for key, s in chunk])
             # A CTE: SQLite takes no column names after a VALUES subquery's alias.
             .cte("stretch")
         )
-        rows = conn.execute(
-            select(listed.c.idx, ci.flight_id)
-            .distinct()
-            .select_from(
-                listed.join(
-                    t.contact_intervals,
-                    and_(
-                        ci.controller_session_id == listed.c.session_id,
-                        ci.started_at < listed.c.end,
-                        # A contact still open at the end of the data lasts to the
-                        # stretch's end.
-                        or_(ci.ended_at.is_(None), ci.ended_at > listed.c.start),
-                    ),
-                )
-            )
+        joined = listed.join(
+            t.contact_intervals,
+            and_(
+                ci.controller_session_id == listed.c.session_id,
+                ci.started_at < listed.c.end,
+                # A contact still open at the end of the data lasts to the stretch's end.
+                or_(ci.ended_at.is_(None), ci.ended_at > listed.c.start),
+            ),
         )
-        for idx, flight_id in rows:
-            handled[idx].add(int(flight_id))
-    return handled
+        if len(chunks) == 1:
+            for key, n in conn.execute(
+                select(listed.c.grp, func.count(ci.flight_id.distinct()))
+                .select_from(joined)
+                .group_by(listed.c.grp)
+            ):
+                counts[key] = int(n)
+        else:
+            for key, flight_id in conn.execute(
+                select(listed.c.grp, ci.flight_id).distinct().select_from(joined)
+            ):
+                pairs[key].add(int(flight_id))
+    counts.update({key: len(flights) for key, flights in pairs.items()})
+    return counts
