@@ -49,11 +49,13 @@ def _unknown(cid: int) -> HTTPException:
 def member(ctx: Context, cid: Cid) -> MemberOut:
     everything = ActivityFilter(FEED_EPOCH, ctx.clock() + timedelta(days=1), cid=cid)
     with ctx.db.read("api.member") as conn:
-        pilot = q.pilot_totals(conn, cid)
-        pieces = stretches(conn, everything)
-        station = q.seen_as_station(conn, cid)
-        aircraft = aircraft_handled(conn, [(key_of(p, GroupBy.POSITION), p) for p in pieces])
-    if not pilot.sessions and not station:
+        known = q.ever_seen(conn, cid)
+        if known:
+            pilot = q.pilot_totals(conn, cid)
+            pieces = stretches(conn, everything)
+            aircraft = aircraft_handled(conn, [(key_of(p, GroupBy.POSITION), p) for p in pieces])
+    # Raised outside the read: an unknown member is no failed database operation.
+    if not known:
         raise _unknown(cid)
     positions = group(pieces, aircraft, GroupBy.POSITION)
     sessions = {(p.atis, p.session_id) for p in pieces}
@@ -98,10 +100,12 @@ def member_flights(
     ctx: Context, cid: Cid, limit: Limit = 50, offset: Offset = 0
 ) -> MemberFlightsOut:
     with ctx.db.read("api.member_flights") as conn:
-        total, rows = q.flights(conn, cid, limit, offset)
-        if not total and not q.seen_as_station(conn, cid):
-            raise _unknown(cid)
-        seconds = q.flight_seconds(conn, [row.id for row in rows])
+        known = q.ever_seen(conn, cid)
+        if known:
+            total, rows = q.flights(conn, cid, limit, offset)
+            seconds = q.flight_seconds(conn, [row.id for row in rows])
+    if not known:
+        raise _unknown(cid)
     return MemberFlightsOut(
         cid=cid,
         flights=[
@@ -131,9 +135,11 @@ def member_controller_sessions(
     ctx: Context, cid: Cid, limit: Limit = 50, offset: Offset = 0
 ) -> MemberStationSessionsOut:
     with ctx.db.read("api.member_controller_sessions") as conn:
-        total, rows = q.controller_sessions(conn, cid, limit, offset)
-        if not total and not q.pilot_totals(conn, cid).sessions:
-            raise _unknown(cid)
+        known = q.ever_seen(conn, cid)
+        if known:
+            total, rows = q.controller_sessions(conn, cid, limit, offset)
+    if not known:
+        raise _unknown(cid)
     return MemberStationSessionsOut(
         cid=cid,
         sessions=[

@@ -178,32 +178,37 @@ class Elector:
         rebuilds the state from the database afterwards, under the claimed epoch."""
         if self.lock is not None and not self.lock.try_acquire():
             return False
-        try:
-            epoch = self._claim()
-        except SQLAlchemyError:
-            if self.lock is not None:
-                self.lock.release()
+        epoch = self._claim_or_let_go()
+        if epoch is None:
             return False
-        self.epoch = epoch
-        self.node.role = Role.LEADER
+        self._lead(epoch)
         self.counters.elections += 1
-        log.info("this node leads", node=self.node.name, epoch=epoch)
         return True
 
-    async def _take_over(self) -> None:
-        started = time.perf_counter()
+    def _claim_or_let_go(self) -> int | None:
+        """With the lock taken: the claimed epoch, or None (and the lock given back) when the
+        database would not take the claim."""
         try:
-            epoch = await asyncio.to_thread(self._claim)
+            return self._claim()
         except SQLAlchemyError as exc:
             log.warning(
                 "leader lock taken but the epoch could not be claimed", error=type(exc).__name__
             )
             if self.lock is not None:
-                await asyncio.to_thread(self.lock.release)
-            return
+                self.lock.release()
+            return None
+
+    def _lead(self, epoch: int) -> None:
         self.epoch = epoch
         self.node.role = Role.LEADER
         log.info("this node leads", node=self.node.name, epoch=epoch)
+
+    async def _take_over(self) -> None:
+        started = time.perf_counter()
+        epoch = await asyncio.to_thread(self._claim_or_let_go)
+        if epoch is None:
+            return
+        self._lead(epoch)
         if self.listener is not None:
             try:
                 await self.listener.promote(epoch)

@@ -38,9 +38,9 @@ def pilot_totals(conn: Connection, cid: int) -> PilotTotals:
     )
 
 
-def seen_as_station(conn: Connection, cid: int) -> bool:
-    """Whether the member ever connected as a controller or an ATIS."""
-    for table in (t.controller_sessions, t.atis_sessions):
+def ever_seen(conn: Connection, cid: int) -> bool:
+    """Whether the member was ever seen, as a pilot, a controller or an ATIS."""
+    for table in (t.pilot_sessions, t.controller_sessions, t.atis_sessions):
         if conn.execute(select(table.c.id).where(table.c.cid == cid).limit(1)).first():
             return True
     return False
@@ -60,8 +60,6 @@ def flights(conn: Connection, cid: int, limit: int, offset: int) -> tuple[int, l
                 f.started_at,
                 f.ended_at,
                 func.count(p.id).label("sessions"),
-                func.min(p.first_seen_at).label("first_seen"),
-                func.max(p.last_seen_at).label("last_seen"),
             )
             .select_from(t.flights.outerjoin(t.pilot_sessions, p.flight_id == f.id))
             .where(f.cid == cid)
