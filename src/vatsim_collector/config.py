@@ -281,6 +281,31 @@ class Settings(BaseSettings):
     # An aircraft is placed at the nearest airport within this distance (nautical miles).
     airport_radius_nm: float = Field(default=5.0, gt=0, le=50)
 
+    # Movement detection (README "Movements"): takeoffs, landings, touch-and-goes, go-arounds,
+    # off- and on-block, per pilot session, from height above the nearest airport's elevation
+    # and ground speed. Off: no movement rows, no flight.* movement events.
+    movements_enabled: bool = True
+    # A sample slower than the taxi limit is on the ground within this height above the field.
+    movement_ground_height_ft: float = Field(default=200.0, ge=0, le=2000)
+    # A faster sample (a take-off or landing roll) is on the ground only within this height.
+    movement_roll_height_ft: float = Field(default=50.0, ge=0, le=2000)
+    # Stopped (parked, holding) at or below this ground speed; taxiing up to the taxi limit.
+    movement_stopped_max_kt: float = Field(default=1.0, ge=0, le=20)
+    movement_taxi_max_kt: float = Field(default=40.0, gt=0, le=100)
+    # Samples a new phase must last before it counts (one noisy sample changes nothing).
+    movement_dwell_samples: int = Field(default=2, ge=1, le=10)
+    # Back in the air within this many seconds of touchdown without stopping: a touch-and-go.
+    movement_touch_and_go_seconds: float = Field(default=90.0, gt=0, le=900)
+    # A single ground sample between two air samples is a touch-and-go only when both are
+    # within this height above the field (otherwise it is noise).
+    movement_touch_and_go_height_ft: float = Field(default=1000.0, gt=0, le=5000)
+    # A go-around: descending below this height near an airport, then climbing by at least
+    # ``movement_go_around_climb_ft`` for the dwell, without touching down.
+    movement_go_around_height_ft: float = Field(default=1000.0, gt=0, le=5000)
+    movement_go_around_climb_ft: float = Field(default=300.0, gt=0, le=5000)
+    # Stopped this long after landing: on block (a shorter stop is a hold on the taxiway).
+    movement_on_block_seconds: float = Field(default=60.0, ge=0, le=3600)
+
     # API access (docs/access.md). Keys: comma-separated "role:key" entries, role read or
     # admin; a bare key is an admin key (the format before roles existed). With none
     # configured, keyed endpoints always answer 401.

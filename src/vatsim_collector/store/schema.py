@@ -459,6 +459,46 @@ event_outbox = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# Movements (issue 13): what a pilot session did at an airport, detected live in the snapshot's
+# transaction and identically by recompute. ``at`` is the estimate, between ``bracket_from`` (the
+# last sample before the movement) and ``bracket_to`` (the first sample after it).
+movements = Table(
+    "movements",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("pilot_session_id", IdType, ForeignKey("pilot_sessions.id"), nullable=False),
+    Column("flight_id", IdType, ForeignKey("flights.id"), nullable=False),
+    Column("snapshot_id", BigInteger, nullable=False),  # the snapshot that confirmed it
+    Column("cid", Integer, nullable=False),
+    Column("callsign", Text, nullable=False),
+    # off_block, takeoff, landing, touch_and_go, go_around, on_block
+    Column("kind", Text, nullable=False),
+    Column("airport", Text),  # ICAO code; NULL: no airport within the radius
+    Column("at", UTCDateTime, nullable=False),
+    Column("bracket_from", UTCDateTime, nullable=False),
+    Column("bracket_to", UTCDateTime, nullable=False),
+    Column("runway_heading", SmallInteger),  # true degrees, 0-359, when the track shows it
+    Column("diversion", Boolean, nullable=False),  # a landing away from the filed arrival
+    Column("filed_arrival", Text),  # the plan's arrival when it was detected
+    Index("ix_movements_airport_at", "airport", "at"),
+    Index("ix_movements_cid_at", "cid", "at"),
+    Index("ix_movements_at", "at"),
+    Index("ix_movements_pilot_session_id", "pilot_session_id"),
+    Index("ix_movements_flight_id", "flight_id"),
+)
+
+# The movement detector's state of each open pilot session, written when it changes (not every
+# snapshot) and deleted when the session ends, so a restart continues detection exactly.
+movement_state = Table(
+    "movement_state",
+    metadata,
+    Column(
+        "pilot_session_id", IdType, ForeignKey("pilot_sessions.id"), primary_key=True
+    ),
+    Column("state", Text, nullable=False),  # JSON, movements/state.py
+    Column("snapshot_id", BigInteger, nullable=False),  # the snapshot that last changed it
+)
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
