@@ -31,6 +31,7 @@ _ENTRY_POINT = frozenset(
         "simulator",
         "airspace",
         "airports",
+        "movements",
         "events",
         "store",
         "cluster",
@@ -52,8 +53,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     "events": frozenset({"config", "errors"}),
     # The airport reference and the nearest-airport lookup; pipeline, api and store may use it.
     "airports": frozenset({"config", "errors", "feed"}),
+    # Movement detection: pure, over samples and the airport index.
+    "movements": frozenset({"config", "errors", "airports"}),
     # The store implements the event and error layers' sinks, so it knows their types.
-    "store": frozenset({"config", "errors", "feed", "tracking", "airspace", "events", "airports"}),
+    "store": frozenset(
+        {"config", "errors", "feed", "tracking", "airspace", "events", "airports", "movements"}
+    ),
     # Several nodes: leadership, fencing, the node registry (cluster); one package per message
     # broker (brokers.nats), carrying the event layer's events.
     "cluster": frozenset({"config", "errors", "store"}),
@@ -66,6 +71,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "tracking",
             "airspace",
             "airports",
+            "movements",
             "events",
             "store",
             "cluster",
@@ -80,6 +86,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "tracking",
             "airspace",
             "airports",
+            "movements",
             "events",
             "store",
             "cluster",
