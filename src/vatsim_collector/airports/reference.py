@@ -53,6 +53,8 @@ class Airport:
     elevation_ft: float
     tz: str
     country: str
+    # The IATA code (three letters), "" when it has none: many ATC callsigns use it.
+    iata: str = ""
 
 
 class AirportReference:
@@ -125,6 +127,7 @@ def _packaged() -> AirportReference:
             elevation_ft=float(row["elevation"]),
             tz=row["tz"],
             country=row["country"],
+            iata=row["iata"] or "",
         )
         for code, row in airportsdata.load("ICAO").items()
     )

@@ -492,9 +492,7 @@ movements = Table(
 movement_state = Table(
     "movement_state",
     metadata,
-    Column(
-        "pilot_session_id", IdType, ForeignKey("pilot_sessions.id"), primary_key=True
-    ),
+    Column("pilot_session_id", IdType, ForeignKey("pilot_sessions.id"), primary_key=True),
     Column("state", Text, nullable=False),  # JSON, movements/state.py
     Column("snapshot_id", BigInteger, nullable=False),  # the snapshot that last changed it
 )
