@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from vatsim_collector.airports.nearest import AirportIndex
 from vatsim_collector.movements.classify import classify
@@ -61,6 +61,8 @@ _MIN_TRACK_NM = 0.2
 _EARTH_NM = 6_371_008.8 / 1852.0
 # On the runway an aircraft's altitude holds within this; a bigger drop is a descent.
 _LEVEL_FT = 15.0
+# Feet per second of descent per knot of ground speed on a 3-degree approach path.
+_GLIDE_FT_PER_S_PER_KT = 1852.0 / 0.3048 / 3600.0 * math.tan(math.radians(3.0))
 
 
 @dataclass
@@ -84,6 +86,32 @@ class RestoredSession:
 
 def _middle(a: datetime, b: datetime) -> datetime:
     return a + (b - a) / 2
+
+
+def _clamped(at: datetime, low: datetime, high: datetime) -> datetime:
+    return min(max(at, low), high)
+
+
+def _touchdown_time(before: Obs, first: Obs) -> datetime:
+    """Between the last sample in the air and the first on the ground: down the usual 3-degree
+    approach path from ``before`` to ``first``'s altitude, the middle when that says nothing."""
+    drop = before.alt - first.alt
+    if drop <= 0 or before.gs <= 0:
+        return _middle(before.at, first.at)
+    seconds = drop / (before.gs * _GLIDE_FT_PER_S_PER_KT)
+    return _clamped(before.at + timedelta(seconds=seconds), before.at, first.at)
+
+
+def _lift_off_time(before: Obs, first: Obs, second: Obs | None) -> datetime:
+    """Between the last sample on the ground and the first in the air: back down the climb the
+    first two samples in the air show, to the ground's altitude; the middle without them."""
+    if second is None or second.at <= first.at:
+        return _middle(before.at, first.at)
+    rate = (second.alt - first.alt) / (second.at - first.at).total_seconds()
+    gained = first.alt - before.alt
+    if rate <= 0 or gained <= 0:
+        return _middle(before.at, first.at)
+    return _clamped(first.at - timedelta(seconds=gained / rate), before.at, first.at)
 
 
 def _track_deg(a: Obs, b: Obs) -> int | None:
@@ -288,7 +316,7 @@ class MovementDetector:
             track,
             "touch_and_go",
             ground.airport,
-            _middle(before.at, ground.at),
+            _touchdown_time(before, ground),
             before.at,
             ground.at,
             heading=_runway_heading(before, ground),
@@ -315,7 +343,7 @@ class MovementDetector:
         st.bracket = None
         st.touchdown = Touchdown(
             airport=first.airport or before.airport,
-            at=_middle(before.at, first.at),
+            at=_touchdown_time(before, first),
             bracket_from=before.at,
             bracket_to=first.at,
             heading=_runway_heading(before, first),
@@ -335,7 +363,7 @@ class MovementDetector:
         st = track.state
         before, first = st.bracket, st.run[0]
         assert before is not None
-        lift_off = _middle(before.at, first.at)
+        lift_off = _lift_off_time(before, first, st.run[1] if len(st.run) > 1 else None)
         touchdown = st.touchdown
         if touchdown is not None and (
             (lift_off - touchdown.at).total_seconds() <= self.rules.touch_and_go_seconds
