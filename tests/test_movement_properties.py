@@ -101,7 +101,9 @@ def flights(draw: st.DrawFn) -> Flight:
     # Lift-off at a drawn moment before the next sample; then a steady climb near the field.
     lift_off = t - POLL * draw(st.floats(0.05, 0.95))
     climb_fps = draw(st.floats(10, 40))
-    for i in range(draw(st.integers(3, 8))):
+    # At least four climbing samples: with one missed, two remain above the first, which may
+    # be too low to tell from the runway.
+    for i in range(draw(st.integers(4, 8))):
         height = climb_fps * (t - lift_off)
         add(*offset(o, 0.0, 1.0 + 0.6 * i), o.elevation_ft + height + noise(i), 160 + 10 * i)
     # Cruise half-way (no airport within the radius there for these pairs).
@@ -154,9 +156,7 @@ def detect(
     for i, p in enumerate(flight.points):
         if i == restart_at:
             detector = MovementDetector(index(), rules)
-            detector.restore(
-                RestoredSession(s, at, saved.get(k)) for k, (s, at) in last.items()
-            )
+            detector.restore(RestoredSession(s, at, saved.get(k)) for k, (s, at) in last.items())
         if i == reconnect_at:
             ended.append(key)
             key = "second"

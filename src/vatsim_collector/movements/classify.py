@@ -15,6 +15,7 @@ One vectorised nearest-airport lookup for the whole snapshot gives each aircraft
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -24,19 +25,65 @@ from vatsim_collector.movements.model import PilotSample
 from vatsim_collector.movements.rules import MovementRules
 from vatsim_collector.movements.state import AIR, ROLL, STOPPED, TAXI, Obs
 
-__all__ = ["classify"]
+__all__ = [
+    "NOT_QUIET",
+    "QUIET_HIGH",
+    "QUIET_LOW",
+    "QUIET_MOVING",
+    "QUIET_ROLL",
+    "QUIET_STOPPED",
+    "Columns",
+    "classify",
+]
+
+# What each sample is, coarsely, for the detector's fast path: stopped or moving on the ground,
+# in the air above the go-around height (or away from airports), in the air below it.
+QUIET_STOPPED = 0
+QUIET_MOVING = 1
+QUIET_HIGH = 2
+QUIET_LOW = 3
+QUIET_ROLL = 4  # never quiet: a roll is a takeoff or a landing under way
+NOT_QUIET = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """One snapshot's samples, classified; ``obs(i)`` is the i-th as the detector sees it."""
+
+    at: datetime
+    samples: Sequence[PilotSample]
+    classes: list[int]
+    airport_index: list[int]
+    height: list[float]
+    codes: tuple[str, ...]
+    kinds: list[int]  # QUIET_*
+
+    def obs(self, i: int) -> Obs:
+        s, a = self.samples[i], self.airport_index[i]
+        return Obs(
+            self.at,
+            s[2],
+            s[3],
+            s[4],
+            s[5],
+            s[6],
+            self.classes[i],
+            self.codes[a] if a >= 0 else None,
+            self.height[i] if a >= 0 else None,
+        )
 
 
 def classify(
     airports: AirportIndex, rules: MovementRules, at: datetime, samples: Sequence[PilotSample]
-) -> list[Obs]:
+) -> Columns:
+    """Every sample's class, airport, height above it and coarse kind (``QUIET_*``)."""
+    codes = airports.reference.codes
     n = len(samples)
     if n == 0:
-        return []
-    lat = np.fromiter((s.latitude for s in samples), dtype=float, count=n)
-    lon = np.fromiter((s.longitude for s in samples), dtype=float, count=n)
-    alt = np.fromiter((s.altitude_ft for s in samples), dtype=float, count=n)
-    gs = np.fromiter((s.groundspeed_kt for s in samples), dtype=float, count=n)
+        return Columns(at, samples, [], [], [], codes, [])
+    # Columns 2-5 of each sample: latitude, longitude, altitude, ground speed.
+    table = np.array([s[2:6] for s in samples], dtype=float).reshape(n, 4)
+    lat, lon, alt, gs = table[:, 0], table[:, 1], table[:, 2], table[:, 3]
     near = airports.nearest(lat, lon, radius_nm=rules.airport_radius_nm)
     found = near.index >= 0
     reference = airports.reference
@@ -47,20 +94,18 @@ def classify(
     cls = np.full(n, AIR, dtype=np.int64)
     cls[ground_slow] = np.where(gs[ground_slow] <= rules.stopped_max_kt, STOPPED, TAXI)
     cls[rolling] = ROLL
-    codes = reference.icao
-    return [
-        Obs(
-            at=at,
-            lat=s.latitude,
-            lon=s.longitude,
-            alt=s.altitude_ft,
-            gs=s.groundspeed_kt,
-            hdg=s.heading_deg,
-            cls=c,
-            airport=str(codes[i]) if i >= 0 else None,
-            height=h if i >= 0 else None,
-        )
-        for s, c, i, h in zip(
-            samples, cls.tolist(), near.index.tolist(), height.tolist(), strict=True
-        )
-    ]
+    high = ~found | (height > rules.go_around_height_ft)
+    kinds = np.select(
+        [cls == STOPPED, cls == TAXI, cls == ROLL, high],
+        [QUIET_STOPPED, QUIET_MOVING, QUIET_ROLL, QUIET_HIGH],
+        QUIET_LOW,
+    )
+    return Columns(
+        at,
+        samples,
+        cls.tolist(),
+        near.index.tolist(),
+        height.tolist(),
+        codes,
+        kinds.tolist(),
+    )
