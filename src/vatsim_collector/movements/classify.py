@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import numpy.typing as npt
 
 from vatsim_collector.airports.nearest import AirportIndex
 from vatsim_collector.movements.model import PilotSample
@@ -73,6 +74,16 @@ class Columns:
         )
 
 
+def _ceiling(elevation_ft: npt.NDArray[np.float64], rules: MovementRules) -> float:
+    highest = float(elevation_ft.max()) if elevation_ft.size else 0.0
+    return highest + max(
+        rules.ground_height_ft,
+        rules.roll_height_ft,
+        rules.go_around_height_ft,
+        rules.touch_and_go_height_ft,
+    )
+
+
 def classify(
     airports: AirportIndex, rules: MovementRules, at: datetime, samples: Sequence[PilotSample]
 ) -> Columns:
@@ -84,10 +95,16 @@ def classify(
     # Columns 2-5 of each sample: latitude, longitude, altitude, ground speed.
     table = np.array([s[2:6] for s in samples], dtype=float).reshape(n, 4)
     lat, lon, alt, gs = table[:, 0], table[:, 1], table[:, 2], table[:, 3]
-    near = airports.nearest(lat, lon, radius_nm=rules.airport_radius_nm)
-    found = near.index >= 0
     reference = airports.reference
-    height = np.where(found, alt - reference.elevation_ft[np.where(found, near.index, 0)], np.nan)
+    # Above the highest airport by more than any height the rules look at, an aircraft is in
+    # the air and high whatever airport is near: only the others are looked up (at cruise,
+    # most of the network).
+    low = alt <= _ceiling(reference.elevation_ft, rules)
+    nearest = np.full(n, -1, dtype=np.int64)
+    if low.any():
+        nearest[low] = airports.nearest(lat[low], lon[low], radius_nm=rules.airport_radius_nm).index
+    found = nearest >= 0
+    height = np.where(found, alt - reference.elevation_ft[np.where(found, nearest, 0)], np.nan)
     slow = gs <= rules.taxi_max_kt
     ground_slow = slow & np.where(found, height <= rules.ground_height_ft, True)
     rolling = found & ~slow & (height <= rules.roll_height_ft)
@@ -104,7 +121,7 @@ def classify(
         at,
         samples,
         cls.tolist(),
-        near.index.tolist(),
+        nearest.tolist(),
         height.tolist(),
         codes,
         kinds.tolist(),
