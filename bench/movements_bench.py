@@ -23,12 +23,12 @@ import json
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from dbsetup import machine, source_fingerprint
+from dbsetup import LARGEST_SNAPSHOT as LARGEST
+from dbsetup import RESULTS, machine, source_fingerprint
 from vatsim_collector.airports.nearest import AirportIndex
 from vatsim_collector.airports.reference import AirportReference
 from vatsim_collector.feed.decode import decode_snapshot
@@ -37,14 +37,6 @@ from vatsim_collector.movements.detector import MovementDetector
 from vatsim_collector.movements.model import PilotSample
 from vatsim_collector.movements.rules import MovementRules
 
-RESULTS = Path(__file__).resolve().parent / "results"
-LARGEST = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "feeds"
-    / "vatsim-data-20210103T142930Z.json"
-)
 TARGET = 1.0
 
 
