@@ -452,14 +452,7 @@ class MovementDetector:
                     (st.still_bracket, st.still_run[0]) if st.still_run else (before, first)
                 )
                 if start_from is not None:
-                    self._emit(
-                        track,
-                        "off_block",
-                        start_from.airport or start.airport,
-                        _middle(start_from.at, start.at),
-                        start_from.at,
-                        start.at,
-                    )
+                    self._off_block(track, start_from, start)
             self._emit(
                 track,
                 "takeoff",
@@ -526,20 +519,19 @@ class MovementDetector:
             st.stop_from = st.stop_since = None
             if st.parked and before is not None:
                 st.parked = False
-                self._emit(
-                    track,
-                    "off_block",
-                    before.airport or first.airport,
-                    _middle(before.at, first.at),
-                    before.at,
-                    first.at,
-                )
+                self._off_block(track, before, first)
             return
         st.still = True
         st.stop_from = before
         st.stop_since = first
         if st.touchdown is not None:  # stopped after touching down: a full-stop landing
             self._land(track, st.touchdown)
+
+    def _off_block(self, track: _Track, stopped: Obs, moving: Obs) -> None:
+        """Off the stand between the last stopped sample and the first moving one."""
+        airport = stopped.airport or moving.airport
+        at = _middle(stopped.at, moving.at)
+        self._emit(track, "off_block", airport, at, stopped.at, moving.at)
 
     def _maybe_on_block(self, track: _Track, now: datetime | None) -> None:
         """On block once stopped long enough after landing; ``now`` None: the session ended,
