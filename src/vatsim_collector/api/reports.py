@@ -1,0 +1,133 @@
+"""The event traffic report from what the store read: movements bucketed by UTC hour and
+quarter hour, ATC contact, position hours and sectors, per airport.
+
+Pure arithmetic over ``store.queries_reports`` and ``store.queries_activity`` rows; the route
+reads them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime, timedelta
+
+from vatsim_collector.airports.reference import Airport
+from vatsim_collector.airports.stations import serves_airport, station_prefixes
+from vatsim_collector.api.models_reports import (
+    AirportReportOut,
+    AtcContactOut,
+    PeakRateOut,
+    PositionHoursOut,
+    ReportHourOut,
+    SectorCountOut,
+)
+from vatsim_collector.store.queries_activity import Stretch
+from vatsim_collector.store.queries_reports import LANDING, TAKEOFF, Movement
+
+HOUR = timedelta(hours=1)
+QUARTER = timedelta(minutes=15)
+BUSIEST_SECTORS = 5
+
+
+def floor_to(moment: datetime, step: timedelta) -> datetime:
+    """``moment`` rounded down to a multiple of ``step`` since midnight (UTC times)."""
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight + ((moment - midnight) // step) * step
+
+
+def hours_of(start: datetime, end: datetime) -> list[datetime]:
+    """The start of every clock hour [start, end) touches."""
+    first = floor_to(start, HOUR)
+    # Counted, not stepped past ``end``: one hour after a window ending in the last hour of
+    # the year 9999 cannot be represented.
+    count = -((first - end) // HOUR)
+    return [first + i * HOUR for i in range(count)]
+
+
+def all_prefixes(airports: Iterable[Airport]) -> tuple[str, ...]:
+    """Callsign prefixes of every position of ``airports`` (``EGLL_``, ``LHR_``)."""
+    return tuple(sorted({p + "_" for a in airports for p in station_prefixes(a)}))
+
+
+def _hour_row(hour: datetime, counts: Counter[tuple[datetime, str]]) -> ReportHourOut:
+    departures, arrivals = counts[(hour, TAKEOFF)], counts[(hour, LANDING)]
+    return ReportHourOut(
+        hour=hour, departures=departures, arrivals=arrivals, total=departures + arrivals
+    )
+
+
+def _peak_hour(rows: Sequence[ReportHourOut]) -> ReportHourOut | None:
+    best = max(rows, key=lambda r: r.total, default=None)  # max keeps the first of equals
+    return best if best is not None and best.total > 0 else None
+
+
+def _peak_quarter(moves: Sequence[Movement]) -> PeakRateOut | None:
+    quarters = Counter(floor_to(m.at, QUARTER) for m in moves)
+    if not quarters:
+        return None
+    start, n = min(quarters.items(), key=lambda item: (-item[1], item[0]))
+    return PeakRateOut(start=start, movements=n, per_hour=n * 4)
+
+
+def _positions(
+    airport: Airport, stretches: Sequence[Stretch]
+) -> tuple[list[PositionHoursOut], float]:
+    """The airport's positions, most hours first, and their hours together (unrounded sum)."""
+    prefixes = station_prefixes(airport)
+    seconds: dict[str, float] = defaultdict(float)
+    sessions: dict[str, set[int]] = defaultdict(set)
+    for stretch in stretches:
+        if stretch.atis or not serves_airport(stretch.callsign, prefixes):
+            continue
+        callsign = stretch.callsign.upper()
+        seconds[callsign] += stretch.seconds
+        sessions[callsign].add(stretch.session_id)
+    rows = [
+        PositionHoursOut(callsign=c, hours=round(s / 3600, 4), sessions=len(sessions[c]))
+        for c, s in seconds.items()
+    ]
+    return sorted(rows, key=lambda r: (-r.hours, r.callsign)), sum(seconds.values()) / 3600
+
+
+def _busiest(sessions: Collection[int], flown: Sequence[tuple[int, str]]) -> list[SectorCountOut]:
+    counts = Counter(sector for session, sector in flown if session in sessions)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:BUSIEST_SECTORS]
+    return [SectorCountOut(sector=name, pilot_sessions=n) for name, n in ranked]
+
+
+def airport_report(
+    airport: Airport,
+    start: datetime,
+    end: datetime,
+    moves: Sequence[Movement],
+    in_contact: Collection[int],
+    flown: Sequence[tuple[int, str]],
+    stretches: Sequence[Stretch],
+) -> AirportReportOut:
+    """One airport's report; ``moves`` are its own movements, the rest may hold others'."""
+    counts = Counter((floor_to(m.at, HOUR), m.kind) for m in moves)
+    hours = [_hour_row(hour, counts) for hour in hours_of(start, end)]
+    flights = {m.flight_id for m in moves}
+    contacted = {m.flight_id for m in moves if m.pilot_session_id in in_contact}
+    positions, position_hours = _positions(airport, stretches)
+    departures = sum(1 for m in moves if m.kind == TAKEOFF)
+    arrivals = sum(1 for m in moves if m.kind == LANDING)
+    return AirportReportOut(
+        icao=airport.icao,
+        name=airport.name,
+        iata=airport.iata or None,
+        departures=departures,
+        arrivals=arrivals,
+        total=departures + arrivals,
+        peak_hour=_peak_hour(hours),
+        peak_15_minutes=_peak_quarter(moves),
+        atc_contact=AtcContactOut(
+            flights=len(flights),
+            in_contact=len(contacted),
+            share=round(len(contacted) / len(flights), 4) if flights else None,
+        ),
+        position_hours=round(position_hours, 4),
+        positions=positions,
+        busiest_sectors=_busiest({m.pilot_session_id for m in moves}, flown),
+        hours=hours,
+    )
