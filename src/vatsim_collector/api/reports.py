@@ -8,7 +8,7 @@ reads them.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from vatsim_collector.airports.reference import Airport
@@ -22,7 +22,7 @@ from vatsim_collector.api.models_reports import (
     SectorCountOut,
 )
 from vatsim_collector.store.queries_activity import Stretch
-from vatsim_collector.store.queries_reports import LANDING, TAKEOFF, Movement
+from vatsim_collector.store.queries_reports import LANDING, TAKEOFF, ContactCount, QuarterCount
 
 HOUR = timedelta(hours=1)
 QUARTER = timedelta(minutes=15)
@@ -61,11 +61,13 @@ def _peak_hour(rows: Sequence[ReportHourOut]) -> ReportHourOut | None:
     return best if best is not None and best.total > 0 else None
 
 
-def _peak_quarter(moves: Sequence[Movement]) -> PeakRateOut | None:
-    quarters = Counter(floor_to(m.at, QUARTER) for m in moves)
-    if not quarters:
+def _peak_quarter(quarters: Sequence[QuarterCount]) -> PeakRateOut | None:
+    both: Counter[datetime] = Counter()
+    for q in quarters:
+        both[q.start] += q.movements
+    if not both:
         return None
-    start, n = min(quarters.items(), key=lambda item: (-item[1], item[0]))
+    start, n = min(both.items(), key=lambda item: (-item[1], item[0]))
     return PeakRateOut(start=start, movements=n, per_hour=n * 4)
 
 
@@ -89,9 +91,8 @@ def _positions(
     return sorted(rows, key=lambda r: (-r.hours, r.callsign)), sum(seconds.values()) / 3600
 
 
-def _busiest(sessions: Collection[int], flown: Sequence[tuple[int, str]]) -> list[SectorCountOut]:
-    counts = Counter(sector for session, sector in flown if session in sessions)
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:BUSIEST_SECTORS]
+def _busiest(sectors: Iterable[tuple[str, int]]) -> list[SectorCountOut]:
+    ranked = sorted(sectors, key=lambda item: (-item[1], item[0]))[:BUSIEST_SECTORS]
     return [SectorCountOut(sector=name, pilot_sessions=n) for name, n in ranked]
 
 
@@ -99,19 +100,21 @@ def airport_report(
     airport: Airport,
     start: datetime,
     end: datetime,
-    moves: Sequence[Movement],
-    in_contact: Collection[int],
-    flown: Sequence[tuple[int, str]],
+    quarters: Sequence[QuarterCount],
+    contact: ContactCount | None,
+    sectors: Iterable[tuple[str, int]],
     stretches: Sequence[Stretch],
 ) -> AirportReportOut:
-    """One airport's report; ``moves`` are its own movements, the rest may hold others'."""
-    counts = Counter((floor_to(m.at, HOUR), m.kind) for m in moves)
+    """One airport's report from its own quarter-hour counts, contact counts (None: no
+    flights) and sector counts; ``stretches`` may hold other airports' positions too."""
+    counts: Counter[tuple[datetime, str]] = Counter()
+    for q in quarters:
+        counts[(floor_to(q.start, HOUR), q.kind)] += q.movements
     hours = [_hour_row(hour, counts) for hour in hours_of(start, end)]
-    flights = {m.flight_id for m in moves}
-    contacted = {m.flight_id for m in moves if m.pilot_session_id in in_contact}
     positions, position_hours = _positions(airport, stretches)
-    departures = sum(1 for m in moves if m.kind == TAKEOFF)
-    arrivals = sum(1 for m in moves if m.kind == LANDING)
+    departures = sum(q.movements for q in quarters if q.kind == TAKEOFF)
+    arrivals = sum(q.movements for q in quarters if q.kind == LANDING)
+    contact = contact or ContactCount(0, 0)
     return AirportReportOut(
         icao=airport.icao,
         name=airport.name,
@@ -120,14 +123,14 @@ def airport_report(
         arrivals=arrivals,
         total=departures + arrivals,
         peak_hour=_peak_hour(hours),
-        peak_15_minutes=_peak_quarter(moves),
+        peak_15_minutes=_peak_quarter(quarters),
         atc_contact=AtcContactOut(
-            flights=len(flights),
-            in_contact=len(contacted),
-            share=round(len(contacted) / len(flights), 4) if flights else None,
+            flights=contact.flights,
+            in_contact=contact.in_contact,
+            share=round(contact.in_contact / contact.flights, 4) if contact.flights else None,
         ),
         position_hours=round(position_hours, 4),
         positions=positions,
-        busiest_sectors=_busiest({m.pilot_session_id for m in moves}, flown),
+        busiest_sectors=_busiest(sectors),
         hours=hours,
     )

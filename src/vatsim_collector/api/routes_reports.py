@@ -19,7 +19,7 @@ from vatsim_collector.api.models_reports import AirportReportOut, TrafficReportO
 from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.api.reports import airport_report, all_prefixes
 from vatsim_collector.store.queries_activity import ActivityFilter, stretches
-from vatsim_collector.store.queries_reports import movements, sectors_flown, sessions_in_contact
+from vatsim_collector.store.queries_reports import contact_counts, quarter_counts, sector_counts
 
 router = APIRouter(tags=["reports"])
 
@@ -158,9 +158,9 @@ def traffic_report(
     chosen = _airports(airports)
     codes = [a.icao for a in chosen]
     with ctx.db.read("api.reports_traffic") as conn:
-        moves = movements(conn, codes, start, end)
-        in_contact = sessions_in_contact(conn, codes, start, end)
-        flown = sectors_flown(conn, codes, start, end)
+        quarters = quarter_counts(conn, codes, start, end)
+        contacts = contact_counts(conn, codes, start, end)
+        sectors = sector_counts(conn, codes, start, end)
         staffed = stretches(conn, ActivityFilter(start, end, prefixes=all_prefixes(chosen)))
     report = TrafficReportOut(
         start=start,
@@ -170,9 +170,9 @@ def traffic_report(
                 airport,
                 start,
                 end,
-                [m for m in moves if m.airport == airport.icao],
-                in_contact,
-                flown,
+                [q for q in quarters if q.airport == airport.icao],
+                contacts.get(airport.icao),
+                [(sector, n) for icao, sector, n in sectors if icao == airport.icao],
                 staffed,
             )
             for airport in chosen
