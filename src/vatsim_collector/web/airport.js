@@ -87,7 +87,10 @@ export class AirportView {
       this.card.dataset.icao = icao;
       setCardError(CARD, null);
     } catch (error) {
-      if (error.status === 404) {
+      if (error.status === 404 && icao === this.icao) {
+        // Not an airport: stop asking for it on every refresh.
+        this.icao = null;
+        this.last = null;
         this.card.dataset.state = "empty";
         byTestId("airport-title").textContent = `No airport ${icao} in the reference.`;
       }
