@@ -1,5 +1,5 @@
-"""The event traffic report from what the store read: movements bucketed by UTC hour and
-quarter hour, ATC contact, position hours and sectors, per airport.
+"""The event traffic report from what the store counted: quarter-hour movement counts summed
+into UTC hours and peaks, ATC contact, position hours and the busiest sectors, per airport.
 
 Pure arithmetic over ``store.queries_reports`` and ``store.queries_activity`` rows; the route
 reads them.
@@ -25,7 +25,6 @@ from vatsim_collector.store.queries_activity import Stretch
 from vatsim_collector.store.queries_reports import LANDING, TAKEOFF, ContactCount, QuarterCount
 
 HOUR = timedelta(hours=1)
-QUARTER = timedelta(minutes=15)
 BUSIEST_SECTORS = 5
 
 
