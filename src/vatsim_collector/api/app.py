@@ -36,6 +36,7 @@ from vatsim_collector.api import (
     routes_members,
     routes_metrics,
     routes_privacy,
+    routes_reports,
     routes_status,
     routes_summaries,
     routes_web,
@@ -195,6 +196,7 @@ def create_app(
     app.include_router(routes_airspace.router)
     app.include_router(routes_controllers.router)
     app.include_router(routes_activity.router)
+    app.include_router(routes_reports.router)
     app.include_router(routes_members.router)
     app.include_router(routes_database.router)
     app.include_router(routes_errors.router)

@@ -72,6 +72,9 @@ class ActivityFilter:
     facility: int | None = None
     include_observers: bool = False
     include_atis: bool = False
+    # Callsign prefixes, any of which may match (case-insensitive, matched literally): the
+    # event report asks for all of its airports' positions (``EGLL_``, ``LHR_``) at once.
+    prefixes: tuple[str, ...] = ()
 
 
 def _observing(callsign: str, facility: int, frequency: str | None) -> bool:
@@ -84,6 +87,13 @@ def _observing(callsign: str, facility: int, frequency: str | None) -> bool:
     )
 
 
+def _like_prefix(prefix: str) -> str:
+    # Callsigns are letters, digits, '_' and '-'; '_' is LIKE's one-character wildcard, so it
+    # is escaped (and so are '%' and the escape character itself).
+    escaped = prefix.upper().replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+    return escaped + "%"
+
+
 def _sessions(conn: Connection, table: Table, f: ActivityFilter) -> Sequence[Row[Any]]:
     c = table.c
     clauses = [c.first_seen_at < f.end, c.last_seen_at > f.start]
@@ -92,12 +102,13 @@ def _sessions(conn: Connection, table: Table, f: ActivityFilter) -> Sequence[Row
     if f.callsign is not None:
         wanted = f.callsign.upper()
         if wanted.endswith("*"):
-            # Callsigns are letters, digits, '_' and '-'; '_' is LIKE's one-character
-            # wildcard, so it is escaped.
-            prefix = wanted[:-1].replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
-            clauses.append(func.upper(c.callsign).like(prefix + "%", escape="\\"))
+            clauses.append(func.upper(c.callsign).like(_like_prefix(wanted[:-1]), escape="\\"))
         else:
             clauses.append(func.upper(c.callsign) == wanted)
+    if f.prefixes:
+        clauses.append(
+            or_(*(func.upper(c.callsign).like(_like_prefix(p), escape="\\") for p in f.prefixes))
+        )
     return conn.execute(select(table).where(and_(*clauses)).order_by(c.id)).all()
 
 
