@@ -201,3 +201,59 @@ def aircraft_handled(conn: Connection, keyed: Sequence[tuple[str, Stretch]]) -> 
                 pairs[key].add(int(flight_id))
     counts.update({key: len(flights) for key, flights in pairs.items()})
     return counts
+
+
+# -- pilots ----------------------------------------------------------------------------------
+
+# The movements that start and end time in the air (go-arounds and blocks do not).
+AIRBORNE_KINDS = ("takeoff", "landing", "touch_and_go")
+
+
+@dataclass(frozen=True)
+class PilotSpan:
+    """A pilot session as seen (not clipped), with its take-offs, landings and touch-and-goes
+    in time order: ``(at, kind, airport)``."""
+
+    session_id: int
+    cid: int
+    flight_id: int
+    first_seen: datetime
+    last_seen: datetime
+    movements: tuple[tuple[datetime, str, str | None], ...]
+
+
+def pilot_spans(
+    conn: Connection, start: datetime, end: datetime, cid: int | None = None
+) -> list[PilotSpan]:
+    """Every pilot session overlapping ``[start, end)`` (of ``cid`` alone when given), with
+    all of its airborne movements, the ones before the window too: a take-off before it starts
+    the time in the air the window counts."""
+    p, m = t.pilot_sessions.c, t.movements.c
+    overlapping = [p.first_seen_at < end, p.last_seen_at > start]
+    if cid is not None:
+        overlapping.append(p.cid == cid)
+    sessions = conn.execute(
+        select(p.id, p.cid, p.flight_id, p.first_seen_at, p.last_seen_at)
+        .where(*overlapping)
+        .order_by(p.id)
+    ).all()
+    moves: dict[int, list[tuple[datetime, str, str | None]]] = defaultdict(list)
+    # One join rather than IN lists of ids: a day holds thousands of sessions.
+    for row in conn.execute(
+        select(m.pilot_session_id, m.at, m.kind, m.airport)
+        .join(t.pilot_sessions, p.id == m.pilot_session_id)
+        .where(*overlapping, m.kind.in_(AIRBORNE_KINDS))
+        .order_by(m.pilot_session_id, m.at, m.id)
+    ):
+        moves[row.pilot_session_id].append((row.at, row.kind, row.airport))
+    return [
+        PilotSpan(
+            row.id,
+            row.cid,
+            row.flight_id,
+            row.first_seen_at,
+            row.last_seen_at,
+            tuple(moves.get(row.id, ())),
+        )
+        for row in sessions
+    ]
