@@ -44,6 +44,7 @@ router = APIRouter(tags=["airports"])
 # A month of one airport's movements is a few tens of thousands of rows at the busiest.
 AIRPORT_MAX = timedelta(days=31)
 RECENT = (timedelta(minutes=30), timedelta(minutes=60))
+TICK = timedelta(microseconds=1)
 
 Icao = Annotated[
     str,
@@ -131,10 +132,9 @@ def airport(ctx: Context, icao: Icao) -> AirportOut:
     view = ctx.collector.live
     at = view.snapshot_at or ctx.clock()
     with ctx.db.read("api.airport") as conn:
-        # (at - window, at]: a movement at the snapshot's own time is recent.
-        recent = [
-            q.counts(conn, found.icao, at - span, at + timedelta(microseconds=1)) for span in RECENT
-        ]
+        # (at - span, at]: a movement at the snapshot's own time is recent, one exactly half
+        # an hour earlier is not. Times are stored to the microsecond.
+        recent = [q.counts(conn, found.icao, at - span + TICK, at + TICK) for span in RECENT]
     radius = ctx.airport_radius_nm
     ground = logic.on_ground(ctx.airports, found, view, radius)
     coming = logic.inbound(ctx.airports, found, view, at, radius)
