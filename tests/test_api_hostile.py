@@ -108,6 +108,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
             "flight_id": str(flight.id),
             "letter_id": str(letter),
             "name": sector,
+            # An airport of the reference: the airport endpoints answer past their 404.
+            "icao": "EGLL",
         }
         yield Hostile(recorded, client, valid)
 
