@@ -13,6 +13,7 @@ check the endpoints against it rather than against the code under test.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -92,9 +93,17 @@ class _Builder:
         return timedelta(seconds=15 * self.rng.randint(low * 4, high * 4))
 
 
-def build(start: datetime, hours: float, flights: int, *, seed: int = 13, pilots: int = 0) -> World:
-    """``flights`` flights connecting at random within ``hours`` after ``start``, flown by
-    ``pilots`` members (0: one member per flight)."""
+def build(
+    start: datetime,
+    hours: float,
+    flights: int,
+    *,
+    seed: int = 13,
+    pilots: int = 0,
+    airports: Sequence[str] = AIRPORTS,
+) -> World:
+    """``flights`` flights between ``airports`` connecting at random within ``hours`` after
+    ``start``, flown by ``pilots`` members (0: one member per flight)."""
     rng = random.Random(seed)
     world = World(start, start + timedelta(hours=hours))
     b = _Builder(world, rng)
@@ -102,7 +111,7 @@ def build(start: datetime, hours: float, flights: int, *, seed: int = 13, pilots
     for n in range(flights):
         cid = 1_200_000 + (n % pilots if pilots else n)
         callsign = f"{rng.choice(['BAW', 'EZY', 'KLM', 'AFR', 'DLH'])}{100 + n}"
-        dep, arr = rng.sample(AIRPORTS, 2)
+        dep, arr = rng.sample(list(airports), 2)
         shape = rng.choice(shapes)
         t0 = start + b.minutes(0, int(hours * 60))
         if shape == "circuits":

@@ -75,8 +75,9 @@ class PilotActivityRowOut(BaseModel):
 
 
 class PilotActivityTotalsOut(BaseModel):
+    """Over every member in the window, not the page (time in the air is per row only)."""
+
     hours_online: float
-    hours_airborne: float
     sessions: int
     flights: int
     pilots: int

@@ -37,6 +37,8 @@ from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.store.queries_activity import (
     ActivityFilter,
     aircraft_handled,
+    pilot_hours,
+    pilot_hours_totals,
     pilot_spans,
     stretches,
 )
@@ -216,9 +218,13 @@ def pilot_activity(
     fmt: Format = None,
 ) -> PilotActivityOut | Response:
     start, end = window(ctx.clock(), start, end, maximum=ACTIVITY_MAX)
-    with ctx.db.read("api.activity_pilots") as conn:
-        spans = pilot_spans(conn, start, end, cid)
-    groups = pilot_groups(spans, start, end)
+    with ctx.db.read_consistent("api.activity_pilots") as conn:
+        # The page is chosen and the totals summed in the database; only the page's members'
+        # sessions and movements are read, for the time in the air and the airports.
+        page = pilot_hours(conn, start, end, cid, limit, offset)
+        totals = pilot_hours_totals(conn, start, end, cid)
+        spans = pilot_spans(conn, start, end, [p.cid for p in page]) if page else []
+    groups = {g.cid: g for g in pilot_groups(spans, start, end)}
     rows = [
         PilotActivityRowOut(
             cid=g.cid,
@@ -231,22 +237,20 @@ def pilot_activity(
             first_seen=g.first,
             last_seen=g.last,
         )
-        for g in groups
+        for g in (groups[p.cid] for p in page)
         if g.first is not None and g.last is not None
     ]
-    page = rows[offset : offset + limit]
     if _wants_csv(request, fmt):
-        return _csv(page, PILOT_CSV_COLUMNS, "pilot-activity.csv")
+        return _csv(rows, PILOT_CSV_COLUMNS, "pilot-activity.csv")
     return PilotActivityOut(
         start=start,
         end=end,
         totals=PilotActivityTotalsOut(
-            hours_online=round(sum(g.online_seconds for g in groups) / 3600, 4),
-            hours_airborne=round(sum(g.airborne_seconds for g in groups) / 3600, 4),
-            sessions=sum(len(g.sessions) for g in groups),
-            flights=len({f for g in groups for f in g.flights}),
-            pilots=len(groups),
+            hours_online=round(totals.seconds / 3600, 4),
+            sessions=totals.sessions,
+            flights=totals.flights,
+            pilots=totals.pilots,
         ),
-        rows=page,
-        pagination=PaginationOut(total=len(rows), limit=limit, offset=offset),
+        rows=rows,
+        pagination=PaginationOut(total=totals.pilots, limit=limit, offset=offset),
     )
