@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -156,6 +156,10 @@ def build(
         on_block = landing + b.minutes(3, 12)
         b.move(s, "on_block", arr, on_block)
         s.last = on_block + b.minutes(1, 5)
+    # Ids in time order, as the collector writes movements when it detects them (and the
+    # table's rows then lie in time order too).
+    ordered = sorted(world.moves, key=lambda m: (m.at, m.session_id, m.kind))
+    world.moves = [replace(m, id=FIRST_ID * 2 + n) for n, m in enumerate(ordered)]
     return world
 
 
