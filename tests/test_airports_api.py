@@ -515,3 +515,32 @@ def test_an_airport_with_nothing_live(live: TestClient) -> None:
     gatwick = get(live, "/api/airports/EGKK")
     assert [p["callsign"] for p in gatwick["on_ground"]] == ["BAW6"]
     assert [c["callsign"] for c in gatwick["atc"]] == ["EGKK_TWR"]
+
+
+@pytest.mark.parametrize("minutes", [5, 60])
+def test_a_window_starting_and_ending_within_a_minute(
+    client: TestClient, world: World, minutes: int
+) -> None:
+    """Movements are counted per minute in the database; a window edge inside a minute must
+    still cut between the movements of that minute."""
+    moves = sorted(
+        (m for m in world.moves if m.airport == "EGLL" and m.kind in COUNTED), key=lambda m: m.at
+    )
+    start = moves[5].at + timedelta(seconds=5)
+    end = moves[-5].at + timedelta(seconds=5)
+    body = get(
+        client,
+        "/api/airports/EGLL/traffic",
+        **{"from": iso(start), "to": iso(end)},
+        bucket_minutes=minutes,
+    )
+    assert body["totals"] == tally(in_window(world, "EGLL", start, end))
+    # moves[5] is just outside, moves[-5] just inside.
+    assert moves[5].at < start <= moves[6].at
+    assert moves[-5].at < end
+    size = minutes * M
+    for bucket in body["buckets"]:
+        low = datetime.fromisoformat(bucket["start"])
+        cut = in_window(world, "EGLL", max(low, start), min(low + size, end))
+        assert only_counts(bucket) == tally(cut)
+    assert body["peak_hour"] == brute_peak(world, "EGLL", start, end, minutes)

@@ -43,12 +43,20 @@ class PeakHour:
     counts: Counts
 
 
-def _count(kinds: Sequence[str]) -> Counts:
+Moves = Sequence[tuple[datetime, str, int]]
+
+
+def _count(moves: Moves) -> Counts:
+    """Counts of ``(time, kind, count)`` rows."""
     return Counts(
-        departures=sum(1 for k in kinds if k == DEPARTURE),
-        arrivals=sum(1 for k in kinds if k == ARRIVAL),
-        touch_and_goes=sum(1 for k in kinds if k == TOUCH_AND_GO),
+        departures=sum(n for _, k, n in moves if k == DEPARTURE),
+        arrivals=sum(n for _, k, n in moves if k == ARRIVAL),
+        touch_and_goes=sum(n for _, k, n in moves if k == TOUCH_AND_GO),
     )
+
+
+def totals(moves: Moves) -> Counts:
+    return _count(moves)
 
 
 def _aligned(at: datetime, step: timedelta) -> datetime:
@@ -57,19 +65,19 @@ def _aligned(at: datetime, step: timedelta) -> datetime:
     return midnight + ((at - midnight) // step) * step
 
 
-def buckets(
-    moves: Sequence[tuple[datetime, str]], start: datetime, end: datetime, minutes: int
-) -> list[Bucket]:
+def buckets(moves: Moves, start: datetime, end: datetime, minutes: int) -> list[Bucket]:
     """Every bucket of ``minutes`` meeting ``[start, end)``, aligned to UTC multiples of
-    ``minutes``, with the movements (all within the window) falling in each."""
+    ``minutes``, with the movements (``(time, kind, count)``, all within the window) falling
+    in each."""
     size = timedelta(minutes=minutes)
     first = _aligned(start, size)
     # Counted, not stepped to: a step past 9999-12-31 cannot be represented.
     count = -((first - end) // size)
-    kinds: list[list[str]] = [[] for _ in range(count)]
-    for at, kind in moves:
-        kinds[(at - first) // size].append(kind)
-    return [Bucket(first + k * size, _count(found)) for k, found in enumerate(kinds)]
+    found: list[list[tuple[datetime, str, int]]] = [[] for _ in range(count)]
+    for move in moves:
+        # A minute never lies before the first bucket: buckets start on whole minutes.
+        found[(move[0] - first) // size].append(move)
+    return [Bucket(first + k * size, _count(rows)) for k, rows in enumerate(found)]
 
 
 def _plus_hour(at: datetime) -> datetime:
@@ -79,20 +87,19 @@ def _plus_hour(at: datetime) -> datetime:
         return datetime.max.replace(tzinfo=UTC)
 
 
-def peak_hour(
-    moves: Sequence[tuple[datetime, str]], start: datetime, end: datetime, minutes: int
-) -> PeakHour | None:
+def peak_hour(moves: Moves, start: datetime, end: datetime, minutes: int) -> PeakHour | None:
     """The 60 minutes ``[s, s + 60 min)`` with the most departures plus arrivals. ``s`` runs
     over the UTC multiples of ``min(minutes, 60)`` minutes from the first bucket's start to
     before ``end``: with 5-minute buckets the hour slides in 5-minute steps, with hourly or
     longer buckets it is a clock hour. Only movements within the window count (an hour at
     either end of it may be partly outside). Ties go to the earliest; None without any
-    departure or arrival. ``moves`` are in time order."""
+    departure or arrival. ``moves`` are ``(time, kind, count)`` in time order; hours start on
+    whole minutes, so times truncated to the minute count the same."""
     step = timedelta(minutes=min(minutes, 60))
-    times = [at for at, _ in moves]
-    dep = [0, *accumulate(1 if k == DEPARTURE else 0 for _, k in moves)]
-    arr = [0, *accumulate(1 if k == ARRIVAL else 0 for _, k in moves)]
-    tng = [0, *accumulate(1 if k == TOUCH_AND_GO else 0 for _, k in moves)]
+    times = [at for at, _, _ in moves]
+    dep = [0, *accumulate(n if k == DEPARTURE else 0 for _, k, n in moves)]
+    arr = [0, *accumulate(n if k == ARRIVAL else 0 for _, k, n in moves)]
+    tng = [0, *accumulate(n if k == TOUCH_AND_GO else 0 for _, k, n in moves)]
     best: tuple[int, datetime, int, int] | None = None
     s = _aligned(start, step)
     while True:

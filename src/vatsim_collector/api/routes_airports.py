@@ -273,13 +273,9 @@ def traffic(
         raise unprocessable("bucket_minutes must divide a day (1440 minutes)")
     start, end = window(ctx.clock(), start, end, maximum=AIRPORT_MAX)
     with ctx.db.read("api.airport_traffic") as conn:
-        moves = q.times(conn, found.icao, start, end)
+        moves = q.per_minute(conn, found.icao, start, end)
     peak = logic.peak_hour(moves, start, end, bucket_minutes)
-    total = Counts(
-        departures=sum(1 for _, k in moves if k == q.DEPARTURE),
-        arrivals=sum(1 for _, k in moves if k == q.ARRIVAL),
-        touch_and_goes=sum(1 for _, k in moves if k == q.TOUCH_AND_GO),
-    )
+    total = logic.totals(moves)
     return TrafficOut(
         icao=found.icao,
         start=start,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Integer, Row, and_, case, func, select
@@ -58,21 +58,34 @@ def counts(conn: Connection, airport: str, start: datetime, end: datetime) -> Co
     return Counts(int(row[0]), int(row[1]), int(row[2]))
 
 
-def times(
+def per_minute(
     conn: Connection, airport: str, start: datetime, end: datetime
-) -> list[tuple[datetime, str]]:
-    """Each departure, arrival and touch-and-go at ``airport`` in ``[start, end)``: its time
-    and kind, oldest first. Bucketed by the caller: UTC buckets are arithmetic on times, which
-    SQLite and PostgreSQL would each spell their own way."""
+) -> list[tuple[datetime, str, int]]:
+    """Departures, arrivals and touch-and-goes at ``airport`` in ``[start, end)`` counted per
+    UTC minute and kind: ``(minute, kind, count)``, oldest first. Buckets and the peak hour
+    start on whole minutes, so the minute is all they need, and a busy day is a few hundred
+    rows rather than thousands. Bucketed by the caller: bucket arithmetic on times is spelt
+    differently by SQLite and PostgreSQL."""
     m = t.movements.c
-    return [
-        (row.at, row.kind)
-        for row in conn.execute(
-            select(m.at, m.kind)
-            .where(m.airport == airport, m.at >= start, m.at < end, m.kind.in_(COUNTED))
-            .order_by(m.at)
-        )
-    ]
+    minute: Any
+    if conn.dialect.name == "postgresql":
+        minute = func.date_trunc("minute", m.at)
+    else:
+        # SQLite keeps times as ISO text: the minute is its first 16 characters.
+        minute = func.substr(m.at, 1, 16)
+    rows = conn.execute(
+        select(minute.label("minute"), m.kind, func.count())
+        .where(m.airport == airport, m.at >= start, m.at < end, m.kind.in_(COUNTED))
+        .group_by(minute, m.kind)
+        .order_by(minute)
+    )
+    return [(_minute(row[0]), str(row[1]), int(row[2])) for row in rows]
+
+
+def _minute(value: datetime | str) -> datetime:
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def page(
