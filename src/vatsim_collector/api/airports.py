@@ -1,5 +1,6 @@
-"""Airport arithmetic: traffic buckets and the peak hour from movement times, and the live
-picture of one airport (aircraft on the ground, inbound flights, ATC) from the live view.
+"""Airport arithmetic: traffic buckets and the peak hour from movements counted per minute,
+and the live picture of one airport (aircraft on the ground, inbound flights, ATC) from the
+live view.
 
 Pure: the routes read the movements and hand over the live view and the airport index.
 """
@@ -46,17 +47,13 @@ class PeakHour:
 Moves = Sequence[tuple[datetime, str, int]]
 
 
-def _count(moves: Moves) -> Counts:
+def totals(moves: Moves) -> Counts:
     """Counts of ``(time, kind, count)`` rows."""
     return Counts(
         departures=sum(n for _, k, n in moves if k == DEPARTURE),
         arrivals=sum(n for _, k, n in moves if k == ARRIVAL),
         touch_and_goes=sum(n for _, k, n in moves if k == TOUCH_AND_GO),
     )
-
-
-def totals(moves: Moves) -> Counts:
-    return _count(moves)
 
 
 def _aligned(at: datetime, step: timedelta) -> datetime:
@@ -77,7 +74,7 @@ def buckets(moves: Moves, start: datetime, end: datetime, minutes: int) -> list[
     for move in moves:
         # A minute never lies before the first bucket: buckets start on whole minutes.
         found[(move[0] - first) // size].append(move)
-    return [Bucket(first + k * size, _count(rows)) for k, rows in enumerate(found)]
+    return [Bucket(first + k * size, totals(rows)) for k, rows in enumerate(found)]
 
 
 def _plus_hour(at: datetime) -> datetime:
