@@ -221,7 +221,8 @@ def movements(
     found = _airport(ctx, icao)
     start, end = window(ctx.clock(), start, end, maximum=AIRPORT_MAX)
     kinds = _kinds(kind)
-    with ctx.db.read("api.airport_movements") as conn:
+    # One snapshot for the count and the page.
+    with ctx.db.read_consistent("api.airport_movements") as conn:
         total, rows = q.page(conn, found.icao, start, end, kinds, limit, offset)
     return MovementsOut(
         icao=found.icao,
