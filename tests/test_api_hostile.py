@@ -110,6 +110,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
             "name": sector,
             # The traffic report's codes: real airports, so the probes meet a 200 otherwise.
             "airports": "EGLL,EHAM",
+            # An airport of the reference: the airport endpoints answer past their 404.
+            "icao": "EGLL",
         }
         yield Hostile(recorded, client, valid)
 

@@ -141,7 +141,7 @@ export class AirportView {
       5,
       "Nobody inbound.",
     );
-    const listed = movements.movements ?? movements.items ?? [];
+    const listed = movements.movements;
     fillRows(
       "airport-movement-rows",
       listed.map((m) =>
@@ -170,7 +170,7 @@ export class AirportView {
     setNumber("airport-traffic-departures", traffic.buckets.reduce((n, b) => n + b.departures, 0));
     setNumber("airport-traffic-arrivals", traffic.buckets.reduce((n, b) => n + b.arrivals, 0));
     const peak = traffic.peak_hour;
-    const peakStart = peak ? (peak.start ?? peak.hour) : null;
+    const peakStart = peak ? peak.start : null;
     const peakNode = byTestId("airport-peak-hour");
     peakNode.textContent = peakStart ? `${fmtTimeUTC(new Date(peakStart), false)} UTC · ${fmtInt(peak.total)}` : "—";
     if (peakStart) peakNode.dataset.value = String(peak.total);
