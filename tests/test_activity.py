@@ -326,6 +326,7 @@ def test_a_simulated_run_matches_an_independent_count_and_sql(engine: Engine) ->
     expected: dict[int, float] = {}
     with engine.connect() as conn:
         sessions = conn.execute(select(t.controller_sessions)).all()
+        counted_stretches: dict[int, list[tuple[int, datetime, datetime]]] = {}
         steps: dict[int, list[Any]] = {}
         for row in conn.execute(
             select(t.controller_frequencies).order_by(t.controller_frequencies.c.first_seen_at)
@@ -343,7 +344,18 @@ def test_a_simulated_run_matches_an_independent_count_and_sql(engine: Engine) ->
                 overlap = (min(until, high) - max(begin, low)).total_seconds()
                 if counted and overlap > 0:
                     expected[s.cid] = expected.get(s.cid, 0.0) + overlap
+                    counted_stretches.setdefault(s.id, []).append(
+                        (s.cid, max(begin, low), min(until, high))
+                    )
                 begin = until
+        # Aircraft handled: distinct flights with a contact overlapping a counted stretch.
+        handled: dict[int, set[int]] = {}
+        for contact in conn.execute(select(t.contact_intervals)):
+            for cid, begin, until in counted_stretches.get(contact.controller_session_id, []):
+                if contact.started_at < until and (
+                    contact.ended_at is None or contact.ended_at > begin
+                ):
+                    handled.setdefault(cid, set()).add(contact.flight_id)
         # Direct SQL, for members who never changed frequency or facility.
         fr = t.controller_frequencies.c
         steady = {
@@ -365,6 +377,10 @@ def test_a_simulated_run_matches_an_independent_count_and_sql(engine: Engine) ->
             ).all()
         )
     got = {r["cid"]: r["hours"] for r in rows}
+    assert any(handled.values()), "the run has contacts"
+    assert {r["cid"]: r["aircraft_handled"] for r in rows} == {
+        cid: len(handled.get(cid, ())) for cid in got
+    }
     assert got.keys() == {cid for cid, seconds in expected.items() if seconds > 0}
     for cid, seconds in expected.items():
         assert got[cid] == pytest.approx(round(seconds / 3600, 4), abs=1e-4)

@@ -36,6 +36,7 @@ from vatsim_collector.api.models_events import PaginationOut
 from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.store.queries_activity import (
     ActivityFilter,
+    SessionKey,
     aircraft_handled,
     pilot_hours,
     pilot_hours_totals,
@@ -45,6 +46,8 @@ from vatsim_collector.store.queries_activity import (
 
 router = APIRouter(tags=["activity"])
 
+# Groupings whose key is a property of the session, so whole sessions are counted directly.
+SESSION_KEYS: dict[GroupBy, SessionKey] = {GroupBy.CID: "cid", GroupBy.POSITION: "callsign"}
 # A quarter: a division's activity requirement is usually checked per month or quarter.
 ACTIVITY_MAX = timedelta(days=92)
 CSV_COLUMNS = (
@@ -158,7 +161,12 @@ def controller_activity(
         pieces = stretches(conn, wanted)
         if grouping is GroupBy.DAY:
             pieces = [piece for stretch in pieces for piece in by_day(stretch)]
-        aircraft = aircraft_handled(conn, [(key_of(p, grouping), p) for p in pieces])
+        aircraft = aircraft_handled(
+            conn,
+            [(key_of(p, grouping), p) for p in pieces],
+            window=(start, end),
+            session_key=SESSION_KEYS.get(grouping),
+        )
     groups = group(pieces, aircraft, grouping)
     rows = [
         ControllerActivityRowOut(

@@ -53,7 +53,12 @@ def member(ctx: Context, cid: Cid) -> MemberOut:
         if known:
             pilot = q.pilot_totals(conn, cid)
             pieces = stretches(conn, everything)
-            aircraft = aircraft_handled(conn, [(key_of(p, GroupBy.POSITION), p) for p in pieces])
+            aircraft = aircraft_handled(
+                conn,
+                [(key_of(p, GroupBy.POSITION), p) for p in pieces],
+                window=(everything.start, everything.end),
+                session_key="callsign",
+            )
     # Raised outside the read: an unknown member is no failed database operation.
     if not known:
         raise _unknown(cid)

@@ -334,7 +334,15 @@ contact_intervals = Table(
     Column("ended_at", UTCDateTime),  # NULL while in contact
     UniqueConstraint("pilot_session_id", "controller_session_id", "started_at"),
     Index("ix_contact_intervals_flight_id", "flight_id"),
-    Index("ix_contact_intervals_controller_session_id", "controller_session_id"),
+    # Covering: a controller's contacts in a window and their flights, read from the index
+    # alone (aircraft handled in controller activity).
+    Index(
+        "ix_contact_intervals_controller_window",
+        "controller_session_id",
+        "started_at",
+        "ended_at",
+        "flight_id",
+    ),
     Index("ix_contact_intervals_started_at", "started_at"),
     Index("ix_contact_intervals_ended_at", "ended_at"),
 )

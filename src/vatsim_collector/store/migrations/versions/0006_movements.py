@@ -6,6 +6,7 @@ Create Date: 2026-12-04
 
 ``movements`` holds what the movement detector found, one row per movement; ``movement_state``
 the detector's state of each open pilot session, so a restart continues where it stopped.
+``contact_intervals`` gets a covering index for a controller's contacts in a window.
 Sessions stored before this revision have no state: detection starts for them at the next
 snapshot, as for a session seen for the first time (``recompute`` fills in their past).
 """
@@ -72,8 +73,25 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("pilot_session_id", name=op.f("pk_movement_state")),
     )
 
+    # Aircraft handled reads a controller's contacts in a window from this index alone; it
+    # leads with the controller session, so it replaces the index on that column.
+    op.create_index(
+        "ix_contact_intervals_controller_window",
+        "contact_intervals",
+        ["controller_session_id", "started_at", "ended_at", "flight_id"],
+        unique=False,
+    )
+    op.drop_index("ix_contact_intervals_controller_session_id", table_name="contact_intervals")
+
 
 def downgrade() -> None:
+    op.create_index(
+        "ix_contact_intervals_controller_session_id",
+        "contact_intervals",
+        ["controller_session_id"],
+        unique=False,
+    )
+    op.drop_index("ix_contact_intervals_controller_window", table_name="contact_intervals")
     op.drop_table("movement_state")
     for index in (
         "ix_movements_flight_id",
