@@ -99,7 +99,7 @@ def _like_prefix(prefix: str) -> str:
     return escaped + "%"
 
 
-def _sessions(conn: Connection, table: Table, f: ActivityFilter) -> Sequence[Row[Any]]:
+def _sessions(conn: Connection, table: Table, f: ActivityFilter) -> Sequence[Any]:
     c = table.c
     clauses = [c.first_seen_at < f.end, c.last_seen_at > f.start]
     if f.cid is not None:
