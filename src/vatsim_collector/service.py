@@ -41,6 +41,7 @@ from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.feed.client import FeedClient, redact_url
 from vatsim_collector.feed.schedule import FixedRateSchedule
 from vatsim_collector.logsetup import uvicorn_log_config
+from vatsim_collector.movements.setup import build_detector
 from vatsim_collector.pipeline.event_layer import EventLayer, build_event_layer
 from vatsim_collector.pipeline.follower import Follower
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
@@ -75,6 +76,7 @@ def open_ingestor(
         IngestConfig.from_settings(settings),
         airspace=airspace.engine,
         boundary=airspace.boundary,
+        movements=build_detector(settings),
     )
     if settings.nats_enabled:
         ingestor.outbox = EventOutbox(settings.nats_subject_prefix)
