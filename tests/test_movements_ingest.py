@@ -17,10 +17,12 @@ from typing import Any
 
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 
 from vatsim_collector.airspace.engine import AirspaceEngine
 from vatsim_collector.airspace.sectors import SectorSet
+from vatsim_collector.api import create_app
 from vatsim_collector.config import load_settings
 from vatsim_collector.events.event import Event, decode_event, encode_payload
 from vatsim_collector.movements.detector import MovementDetector
@@ -443,3 +445,95 @@ def test_recompute_of_ended_sessions_confirms_at_the_same_snapshots(
     assert report.window_end == times[cut - 1]
     assert report.movements_written == report.movements_deleted > 0
     assert (movements(engine), states(engine)) == (live, live_states)
+
+
+def _expected_flight(rows: list[Any]) -> dict[str, Any]:
+    """A flight's movement fields computed here from its raw rows, independently of the SQL."""
+
+    def when(kind: str, pick: Any) -> Any:
+        found = [r for r in rows if r.kind == kind]
+        return pick(found, key=lambda r: (_utc(r.at), r.id)) if found else None
+
+    takeoff, landing = when("takeoff", min), when("landing", max)
+    off, on = when("off_block", min), when("on_block", max)
+
+    def minutes(a: Any, b: Any) -> float | None:
+        if a is None or b is None or _utc(b.at) < _utc(a.at):
+            return None
+        return round((_utc(b.at) - _utc(a.at)).total_seconds() / 60, 2)
+
+    def iso(r: Any) -> str | None:
+        return None if r is None else _utc(r.at).isoformat().replace("+00:00", "Z")
+
+    return {
+        "departure_flown": takeoff.airport if takeoff else None,
+        "arrival_flown": landing.airport if landing else None,
+        "off_block_at": iso(off),
+        "takeoff_at": iso(takeoff),
+        "landing_at": iso(landing),
+        "on_block_at": iso(on),
+        "block_minutes": minutes(off, on),
+        "airborne_minutes": minutes(takeoff, landing),
+        "diverted": bool(landing.diversion) if landing else False,
+    }
+
+
+def _fields(body: dict[str, Any]) -> dict[str, Any]:
+    out = {k: body[k] for k in _expected_flight([])}
+    for k in ("off_block_at", "takeoff_at", "landing_at", "on_block_at"):
+        if out[k] is not None:
+            out[k] = datetime.fromisoformat(out[k]).astimezone(UTC).isoformat()
+            out[k] = out[k].replace("+00:00", "Z")
+    return out
+
+
+def test_flights_show_their_movements(engine: Engine, docs: list[bytes]) -> None:
+    ingestor = _ingestor(engine)
+    _ingest_all(ingestor, docs)
+    with engine.connect() as conn:
+        times = list(
+            conn.execute(
+                select(t.snapshots.c.update_timestamp).order_by(t.snapshots.c.id)
+            ).scalars()
+        )
+        raw = conn.execute(select(t.movements)).all()
+        first_takeoffs = dict(
+            conn.execute(
+                text(
+                    "SELECT flight_id, min(at) FROM movements WHERE kind = 'takeoff'"
+                    " GROUP BY flight_id"
+                )
+            ).all()
+        )
+        flights = conn.execute(select(t.flights.c.id, t.flights.c.cid)).all()
+    # Summaries of the ended flights (the bus handler would write them; recompute does too).
+    _recompute(engine, times[0], times[-1])
+    by_flight: dict[int, list[Any]] = {}
+    for r in raw:
+        by_flight.setdefault(r.flight_id, []).append(r)
+    client = TestClient(create_app(ingestor, stale_after=1e9, clock=lambda: times[-1]))
+    seen = Counter[str]()
+    for flight_id, cid in flights:
+        expected = _expected_flight(by_flight.get(flight_id, []))
+        detail = client.get(f"/api/flights/{flight_id}")
+        assert detail.status_code == 200
+        body = detail.json()
+        assert _fields(body["flight"]) == expected, flight_id
+        if body["summary"] is not None:
+            assert _fields(body["summary"]["movements"]) == expected
+            seen["summary"] += 1
+        if flight_id in first_takeoffs:
+            assert _utc(first_takeoffs[flight_id]) == datetime.fromisoformat(
+                body["flight"]["takeoff_at"]
+            )
+        for key, value in expected.items():
+            seen[key] += value not in (None, False)
+        member = client.get(f"/api/members/{cid}/flights", params={"limit": 200}).json()
+        (mine,) = [f for f in member["flights"] if f["flight_id"] == flight_id]
+        assert _fields(mine) == expected
+    summaries = client.get("/api/flights/summaries", params={"limit": 500}).json()["summaries"]
+    assert len(summaries) == seen["summary"] > 0
+    for s in summaries:
+        assert _fields(s["movements"]) == _expected_flight(by_flight.get(s["flight_id"], []))
+    # Every field is seen filled in for some flight, and a diversion among them.
+    assert all(seen[k] for k in _expected_flight([]))
