@@ -300,26 +300,53 @@ def _their_rows(engine: Engine, cid: int) -> tuple[int, int]:
     return int(moved), int(kept)
 
 
-def test_forget_removes_the_members_movements_and_states(engine: Engine, docs: list[bytes]) -> None:
-    _ingest_all(_ingestor(engine), docs)
-    before = movements(engine)
+def _online_with_movements(engine: Engine) -> list[int]:
+    """Members online at the end with movements and a saved detector state."""
     with engine.connect() as conn:
-        # A member online at the end, with movements and a saved state.
-        cid = conn.execute(
-            text(
-                "SELECT ps.cid FROM movement_state ms JOIN pilot_sessions ps"
-                " ON ps.id = ms.pilot_session_id JOIN movements m"
-                " ON m.pilot_session_id = ps.id ORDER BY ps.cid LIMIT 1"
-            )
-        ).scalar_one()
-    moved, kept = _their_rows(engine, cid)
+        return list(
+            conn.execute(
+                text(
+                    "SELECT DISTINCT ps.cid FROM movement_state ms JOIN pilot_sessions ps"
+                    " ON ps.id = ms.pilot_session_id JOIN movements m"
+                    " ON m.pilot_session_id = ps.id ORDER BY ps.cid"
+                )
+            ).scalars()
+        )
+
+
+def test_forget_removes_the_members_movements_and_states(engine: Engine, docs: list[bytes]) -> None:
+    cut = TICKS - 40
+    ingestor = _ingestor(engine)
+    _ingest_all(ingestor, docs[:cut])
+    before = movements(engine)
+    first, second = _online_with_movements(engine)[:2]
+    moved, kept = _their_rows(engine, first)
     assert moved
     assert kept
-    report = forget_member(DatabaseService.for_engine(engine), cid)
+    report = forget_member(DatabaseService.for_engine(engine), first)
     assert report.deleted["movements"] == moved
     assert report.deleted["movement_state"] == kept
-    assert _their_rows(engine, cid) == (0, 0)
-    assert movements(engine) == [r for r in before if r[0] != cid]
+    assert _their_rows(engine, first) == (0, 0)
+    assert movements(engine) == [r for r in before if r[0] != first]
+    # Through the API, on the collector that is ingesting: it rebuilds its state (the
+    # detector's too) and goes on; the member still online is recorded afresh.
+    admin = "k" * 32
+    client = TestClient(create_app(ingestor, stale_after=1e9, api_keys=[("admin", admin)]))
+    moved, kept = _their_rows(engine, second)
+    response = client.delete(f"/api/members/{second}", headers={"X-API-Key": admin})
+    assert response.status_code == 200
+    assert response.json()["deleted"]["movements"] == moved
+    assert response.json()["deleted"]["movement_state"] == kept
+    assert _their_rows(engine, second) == (0, 0)
+    _ingest_all(ingestor, docs[cut:])
+    with engine.connect() as conn:
+        orphans = conn.execute(
+            text(
+                "SELECT count(*) FROM movement_state ms LEFT JOIN pilot_sessions ps"
+                " ON ps.id = ms.pilot_session_id WHERE ps.id IS NULL OR ps.ended_at IS NOT NULL"
+            )
+        ).scalar_one()
+    assert orphans == 0
 
 
 _EVENT_KINDS = {
