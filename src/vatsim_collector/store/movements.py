@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from vatsim_collector.movements.model import Movement
 from vatsim_collector.store import schema as t
@@ -82,44 +83,25 @@ def insert_movements(
     return len(params)
 
 
-_UPDATE_STATE = (
-    update(_st)
-    .where(_st.c.pilot_session_id == bindparam("k_session"))
-    .values(state=bindparam("state"), snapshot_id=bindparam("snapshot_id"))
-)
-
-
 def save_states(
     conn: Connection, saved: Sequence[tuple[int, str]], dropped: Sequence[int], snapshot_id: int
 ) -> None:
-    """Upsert the states of ``saved`` (session id, state) and delete those of ``dropped``.
-
-    Portable upsert: update the rows that exist (one executemany), insert the others (whose
-    sessions had no saved state yet, e.g. opened with this snapshot)."""
+    """Upsert the states of ``saved`` (session id, state) and delete those of ``dropped``, in
+    one statement each."""
     if dropped:
         delete_states(conn, dropped)
     if not saved:
         return
-    ids = [session_id for session_id, _ in saved]
-    existing: set[int] = set()
-    for chunk in chunks(ids):
-        existing.update(
-            conn.execute(
-                select(_st.c.pilot_session_id).where(_st.c.pilot_session_id.in_(chunk))
-            ).scalars()
-        )
-    changed = [
-        {"k_session": i, "state": s, "snapshot_id": snapshot_id} for i, s in saved if i in existing
-    ]
-    new = [
-        {"pilot_session_id": i, "state": s, "snapshot_id": snapshot_id}
-        for i, s in saved
-        if i not in existing
-    ]
-    if changed:
-        conn.execute(_UPDATE_STATE, changed)
-    if new:
-        conn.execute(insert(_st), new)
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = dialect_insert(_st)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["pilot_session_id"],
+        set_={"state": stmt.excluded.state, "snapshot_id": stmt.excluded.snapshot_id},
+    )
+    conn.execute(
+        upsert,
+        [{"pilot_session_id": i, "state": s, "snapshot_id": snapshot_id} for i, s in saved],
+    )
 
 
 def replace_states(
