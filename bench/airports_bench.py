@@ -24,27 +24,19 @@ import json
 import statistics
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
-from dbsetup import machine, source_fingerprint
+from dbsetup import LARGEST_SNAPSHOT as LARGEST
+from dbsetup import RESULTS, machine, source_fingerprint
 from vatsim_collector.airports.ground import place_on_ground
 from vatsim_collector.airports.nearest import AirportIndex
 from vatsim_collector.airports.reference import AirportReference
 from vatsim_collector.feed.decode import decode_snapshot
 from vatsim_collector.feed.models import Pilot
 
-RESULTS = Path(__file__).resolve().parent / "results"
-LARGEST = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "feeds"
-    / "vatsim-data-20210103T142930Z.json"
-)
 TARGET = 1.0
 
 

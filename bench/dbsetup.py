@@ -22,6 +22,16 @@ from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
 
 SOURCE = Path(__file__).resolve().parent.parent / "src"
+# Where every bench writes its JSON results (gitignored).
+RESULTS = Path(__file__).resolve().parent / "results"
+# The largest shared snapshot (2021-01-03 14:29:30Z, 1,383 pilots): most benches' input.
+LARGEST_SNAPSHOT = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "feeds"
+    / "vatsim-data-20210103T142930Z.json"
+)
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1/postgres"
 BACKENDS = ("sqlite", "postgresql")
 

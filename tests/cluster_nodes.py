@@ -198,12 +198,21 @@ class Feed:
 
     base: str
     served: dict[datetime, tuple[bytes, bytes]] = field(default_factory=dict)
+    # Every document stays up at least this long: a test's "every document served was stored"
+    # only holds for documents the nodes, polling every 0.2 s, had a chance to fetch. (Two
+    # ticks back to back, say the Ticker's last and the next one, would replace one at once.)
+    min_lifetime: float = TICK
+    _last_tick: float = field(default=0.0, repr=False)
 
     @property
     def status_url(self) -> str:
         return f"{self.base}/status.json"
 
     def tick(self) -> datetime:
+        wait = self._last_tick + self.min_lifetime - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._last_tick = time.monotonic()
         httpx2.post(f"{self.base}/_sim/tick", timeout=10).raise_for_status()
         data = httpx2.get(f"{self.base}/v3/vatsim-data.json", timeout=10).content
         transceivers = httpx2.get(f"{self.base}/v3/transceivers-data.json", timeout=10).content

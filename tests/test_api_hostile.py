@@ -108,6 +108,10 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
             "flight_id": str(flight.id),
             "letter_id": str(letter),
             "name": sector,
+            # The traffic report's codes: real airports, so the probes meet a 200 otherwise.
+            "airports": "EGLL,EHAM",
+            # An airport of the reference: the airport endpoints answer past their 404.
+            "icao": "EGLL",
         }
         yield Hostile(recorded, client, valid)
 
@@ -290,6 +294,12 @@ def test_a_window_ending_in_the_last_hour_of_the_calendar_is_answered(hostile: H
     coverage = hostile.client.get("/api/coverage", params={"to": "9999-12-31T23:59:59Z"})
     assert coverage.status_code == 200, coverage.text
     assert coverage.json()["samples"] == 0
+    # The traffic report's hours, the same way.
+    report = hostile.client.get(
+        "/api/reports/traffic", params={"airports": "EGLL", "to": "9999-12-31T23:59:59Z"}
+    )
+    assert report.status_code == 200, report.text
+    assert report.json()["airports"][0]["hours"][-1]["hour"].startswith("9999-12-31T23:00:00")
 
 
 def test_an_event_type_that_is_refused_is_not_repeated(hostile: Hostile) -> None:

@@ -22,6 +22,8 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from vatsim_collector.airports.nearest import AirportIndex
+from vatsim_collector.airports.setup import shared_airport_index
 from vatsim_collector.airspace.setup import Airspace, build_airspace
 from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ErrorLayer
@@ -117,6 +119,8 @@ class Components:
     # while this node leads).
     nats: NatsConnection | None = None
     relay: OutboxRelay | None = None
+    # The airport index of the airport endpoints (the reference with VATSIM_AIRPORTS_FILE).
+    airports: AirportIndex | None = None
 
 
 def build_elector(
@@ -155,6 +159,7 @@ def build_components(
     settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
 ) -> Components:
     airspace = build_airspace(settings)
+    airports = shared_airport_index(settings)
     db = DatabaseService.from_settings(settings)
     # Before the migrations: a second collector on a SQLite file must not even migrate it.
     node, elector, file_lock = build_elector(settings, db)
@@ -223,6 +228,7 @@ def build_components(
         elector,
         file_lock,
         build_node_registry(settings, node, breakers, ingestor.db, errors),
+        airports=airports,
     )
     if settings.nats_enabled:
         wire_relay(c)
@@ -388,6 +394,8 @@ def build_service_app(
         sectors=c.airspace.sectors,
         **api_access(settings),
         node=c.node,
+        airports=c.airports,
+        airport_radius_nm=settings.airport_radius_nm,
     )
     app.state.poller = c.poller
     if c.relay is not None:
@@ -479,6 +487,7 @@ class ApiNode:
     node: Node
     # Its heartbeat in cluster_nodes: its breakers, visible from every node.
     registry: NodeRegistry
+    airports: AirportIndex | None = None
 
 
 def open_shared_database(settings: Settings) -> DatabaseService:
@@ -512,6 +521,7 @@ def build_api_node(settings: Settings) -> ApiNode:
     db = open_shared_database(settings)
     try:
         airspace = build_airspace(settings)
+        airports = shared_airport_index(settings)
     except BaseException:
         db.dispose()
         raise
@@ -539,6 +549,7 @@ def build_api_node(settings: Settings) -> ApiNode:
         events=build_event_layer(settings, db, errors=errors, breakers=breakers),
         node=node,
         registry=registry,
+        airports=airports,
     )
 
 
@@ -590,6 +601,8 @@ def build_api_node_app(n: ApiNode) -> FastAPI:
         sectors=n.airspace.sectors,
         **api_access(settings),
         node=n.node,
+        airports=n.airports,
+        airport_radius_nm=settings.airport_radius_nm,
     )
 
 

@@ -70,6 +70,8 @@ class AirportReference:
             [a.elevation_ft for a in self.airports], dtype=float
         )
         self.icao: npt.NDArray[np.str_] = np.array([a.icao for a in self.airports], dtype=str)
+        # The same codes as Python strings, for picking one per aircraft without a conversion.
+        self.codes: tuple[str, ...] = tuple(a.icao for a in self.airports)
 
     def __len__(self) -> int:
         return len(self.airports)

@@ -8,13 +8,14 @@ meant to correct.
 from __future__ import annotations
 
 import threading
+from functools import cache
 from pathlib import Path
 
 from vatsim_collector.airports.nearest import AirportIndex
 from vatsim_collector.airports.reference import AirportReference
 from vatsim_collector.config import Settings
 
-__all__ = ["build_airport_index", "shared_airport_index"]
+__all__ = ["build_airport_index", "packaged_airport_index", "shared_airport_index"]
 
 
 def build_airport_index(settings: Settings) -> AirportIndex:
@@ -34,3 +35,10 @@ def shared_airport_index(settings: Settings) -> AirportIndex:
         if index is None:
             index = _shared[key] = build_airport_index(settings)
         return index
+
+
+@cache
+def packaged_airport_index() -> AirportIndex:
+    """The index of the packaged reference alone, built once per process: the default of apps
+    built without settings (tests, library users)."""
+    return AirportIndex(AirportReference.packaged())

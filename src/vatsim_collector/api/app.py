@@ -23,9 +23,12 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
+from vatsim_collector.airports.nearest import AirportIndex
+from vatsim_collector.airports.setup import packaged_airport_index
 from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.api import (
     routes_activity,
+    routes_airports,
     routes_airspace,
     routes_controllers,
     routes_database,
@@ -36,6 +39,7 @@ from vatsim_collector.api import (
     routes_members,
     routes_metrics,
     routes_privacy,
+    routes_reports,
     routes_status,
     routes_summaries,
     routes_web,
@@ -116,6 +120,8 @@ def create_app(
     trusted_proxies: TrustedProxies | str = "",
     api_docs: bool = False,
     node: Node | None = None,
+    airports: AirportIndex | None = None,
+    airport_radius_nm: float = 5.0,
 ) -> FastAPI:
     """Build the API for ``ingestor``.
 
@@ -136,6 +142,9 @@ def create_app(
 
     ``node``: this process in the cluster, reported by ``/api/status``; by default a single
     process that collects, hence the leader.
+
+    ``airports``: the airport index of the airport endpoints (by default the packaged
+    reference's), with ``airport_radius_nm`` the radius that places an aircraft at one.
     """
     if stale_after <= 0:
         raise ValueError(f"stale_after must be positive, got {stale_after!r}")
@@ -169,6 +178,8 @@ def create_app(
         events=events,
         sectors=sectors,
         node=node or single_process_node(),
+        airports=airports or packaged_airport_index(),
+        airport_radius_nm=airport_radius_nm,
     )
     ring = KeyRing(api_keys)
     app.state.key_ring = ring
@@ -195,6 +206,9 @@ def create_app(
     app.include_router(routes_airspace.router)
     app.include_router(routes_controllers.router)
     app.include_router(routes_activity.router)
+    app.include_router(routes_reports.router)
+    # Its fixed /api/airports/busiest is declared before /api/airports/{icao}.
+    app.include_router(routes_airports.router)
     app.include_router(routes_members.router)
     app.include_router(routes_database.router)
     app.include_router(routes_errors.router)

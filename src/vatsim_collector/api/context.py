@@ -16,6 +16,8 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, HTTPException, Request, Response, status
 
+from vatsim_collector.airports.nearest import AirportIndex
+from vatsim_collector.airports.setup import packaged_airport_index
 from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.cluster.node import Node, Role
 from vatsim_collector.cluster.registry import NodeRegistry
@@ -86,6 +88,10 @@ class ApiContext:
     health_max_age: float = 30.0
     # This process in the cluster: its name and role (the elector changes the role in place).
     node: Node = field(default_factory=single_process_node)
+    # The airports (reference and nearest-airport lookup) and the radius within which an
+    # aircraft is placed at one, as the collector's settings give them.
+    airports: AirportIndex = field(default_factory=packaged_airport_index)
+    airport_radius_nm: float = 5.0
 
     def health_report(self) -> HealthReport:
         """The monitor's verdict, overruled by a collection loop that has died."""

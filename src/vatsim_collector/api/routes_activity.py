@@ -1,28 +1,47 @@
-"""Controller activity for rosters and activity requirements: hours on position per member,
-position, facility or day, from stored sessions. Public, like the sessions themselves (CIDs
-and callsigns are public on the network; no name is read).
+"""Activity for rosters and activity requirements: controller hours on position per member,
+position, facility or day, and pilot hours online and in the air per member, from stored
+sessions. Public, like the sessions themselves (CIDs and callsigns are public on the network;
+no name is read).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from vatsim_collector.api.activity import FACILITY_NAMES, GroupBy, by_day, group, key_of
+from vatsim_collector.api.activity import (
+    FACILITY_NAMES,
+    GroupBy,
+    by_day,
+    group,
+    key_of,
+    pilot_groups,
+)
 from vatsim_collector.api.context import Context
 from vatsim_collector.api.models_activity import (
     ControllerActivityOut,
     ControllerActivityRowOut,
     ControllerActivityTotalsOut,
+    PilotActivityOut,
+    PilotActivityRowOut,
+    PilotActivityTotalsOut,
 )
 from vatsim_collector.api.models_airspace import From, Limit, Offset, To, window
 from vatsim_collector.api.models_events import PaginationOut
 from vatsim_collector.api.problems import problem_responses
-from vatsim_collector.store.queries_activity import ActivityFilter, aircraft_handled, stretches
+from vatsim_collector.store.queries_activity import (
+    ActivityFilter,
+    aircraft_handled,
+    pilot_hours,
+    pilot_hours_totals,
+    pilot_spans,
+    stretches,
+)
 
 router = APIRouter(tags=["activity"])
 
@@ -49,18 +68,49 @@ def _wants_csv(request: Request, fmt: str | None) -> bool:
     return "text/csv" in request.headers.get("accept", "")
 
 
-def _csv(rows: list[ControllerActivityRowOut]) -> Response:
+PILOT_CSV_COLUMNS = (
+    "cid",
+    "hours_online",
+    "hours_airborne",
+    "flights",
+    "sessions",
+    "departures",
+    "arrivals",
+    "first_seen",
+    "last_seen",
+)
+
+
+def _cell(value: object) -> object:
+    # Lists of airport codes go in one cell, space-separated: codes never hold a space.
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return "" if value is None else value
+
+
+def _csv(
+    rows: Sequence[ControllerActivityRowOut | PilotActivityRowOut],
+    columns: Sequence[str],
+    filename: str,
+) -> Response:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
         data = row.model_dump(mode="json")
-        writer.writerow(["" if data[c] is None else data[c] for c in CSV_COLUMNS])
+        writer.writerow([_cell(data[c]) for c in columns])
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="controller-activity.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+_CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **problem_responses(status.HTTP_422_UNPROCESSABLE_CONTENT, status.HTTP_503_SERVICE_UNAVAILABLE),
+    status.HTTP_200_OK: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+}
+Format = Annotated[Literal["json", "csv"] | None, Query(alias="format")]
 
 
 @router.get(
@@ -72,12 +122,7 @@ def _csv(rows: list[ControllerActivityRowOut]) -> Response:
     " `include_observers` / `include_atis`. A controller who changes frequency or facility"
     " counts under each for the time spent on it. `format=csv` (or `Accept: text/csv`) gives"
     " the page as CSV. The window defaults to the last 24 hours and may span 92 days.",
-    responses={
-        **problem_responses(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, status.HTTP_503_SERVICE_UNAVAILABLE
-        ),
-        status.HTTP_200_OK: {"content": {"text/csv": {"schema": {"type": "string"}}}},
-    },
+    responses=_CSV_RESPONSES,
 )
 def controller_activity(
     ctx: Context,
@@ -104,7 +149,7 @@ def controller_activity(
     include_atis: bool = False,
     limit: Limit = 100,
     offset: Offset = 0,
-    fmt: Annotated[Literal["json", "csv"] | None, Query(alias="format")] = None,
+    fmt: Format = None,
 ) -> ControllerActivityOut | Response:
     start, end = window(ctx.clock(), start, end, maximum=ACTIVITY_MAX)
     grouping = GroupBy(group_by)
@@ -134,7 +179,7 @@ def controller_activity(
     ]
     page = rows[offset : offset + limit]
     if _wants_csv(request, fmt):
-        return _csv(page)
+        return _csv(page, CSV_COLUMNS, "controller-activity.csv")
     return ControllerActivityOut(
         start=start,
         end=end,
@@ -148,4 +193,64 @@ def controller_activity(
         ),
         rows=page,
         pagination=PaginationOut(total=len(rows), limit=limit, offset=offset),
+    )
+
+
+@router.get(
+    "/api/activity/pilots",
+    response_model=PilotActivityOut,
+    summary="Pilot hours online and in the air per member, with flights and airports",
+    description="Sessions overlapping the window count only their overlap; so does time in the"
+    " air, from each take-off to the next landing (see `definition`). Departures and arrivals"
+    " are the airports of the take-offs and landings within the window. Most hours online"
+    " first. `format=csv` (or `Accept: text/csv`) gives the page as CSV, airport lists"
+    " space-separated. The window defaults to the last 24 hours and may span 92 days.",
+    responses=_CSV_RESPONSES,
+)
+def pilot_activity(
+    ctx: Context,
+    request: Request,
+    start: From = None,
+    end: To = None,
+    cid: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="One member.")] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    fmt: Format = None,
+) -> PilotActivityOut | Response:
+    start, end = window(ctx.clock(), start, end, maximum=ACTIVITY_MAX)
+    with ctx.db.read_consistent("api.activity_pilots") as conn:
+        # The page is chosen and the totals summed in the database; only the page's members'
+        # sessions and movements are read, for the time in the air and the airports.
+        page = pilot_hours(conn, start, end, cid, limit, offset)
+        totals = pilot_hours_totals(conn, start, end, cid)
+        spans = pilot_spans(conn, start, end, [p.cid for p in page]) if page else []
+    groups = {g.cid: g for g in pilot_groups(spans, start, end)}
+    rows = [
+        PilotActivityRowOut(
+            cid=g.cid,
+            hours_online=round(g.online_seconds / 3600, 4),
+            hours_airborne=round(g.airborne_seconds / 3600, 4),
+            flights=len(g.flights),
+            sessions=len(g.sessions),
+            departures=[code for _, code in g.departures],
+            arrivals=[code for _, code in g.arrivals],
+            first_seen=g.first,
+            last_seen=g.last,
+        )
+        for g in (groups[p.cid] for p in page)
+        if g.first is not None and g.last is not None
+    ]
+    if _wants_csv(request, fmt):
+        return _csv(rows, PILOT_CSV_COLUMNS, "pilot-activity.csv")
+    return PilotActivityOut(
+        start=start,
+        end=end,
+        totals=PilotActivityTotalsOut(
+            hours_online=round(totals.seconds / 3600, 4),
+            sessions=totals.sessions,
+            flights=totals.flights,
+            pilots=totals.pilots,
+        ),
+        rows=rows,
+        pagination=PaginationOut(total=totals.pilots, limit=limit, offset=offset),
     )

@@ -20,6 +20,9 @@ ASSETS: dict[str, str] = {
     "charts.js": "text/javascript; charset=utf-8",
     "map.js": "text/javascript; charset=utf-8",
     "format.js": "text/javascript; charset=utf-8",
+    "api.js": "text/javascript; charset=utf-8",
+    "airport.js": "text/javascript; charset=utf-8",
+    "activity.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }

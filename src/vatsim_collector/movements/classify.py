@@ -15,52 +15,114 @@ One vectorised nearest-airport lookup for the whole snapshot gives each aircraft
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import numpy.typing as npt
 
 from vatsim_collector.airports.nearest import AirportIndex
 from vatsim_collector.movements.model import PilotSample
 from vatsim_collector.movements.rules import MovementRules
 from vatsim_collector.movements.state import AIR, ROLL, STOPPED, TAXI, Obs
 
-__all__ = ["classify"]
+__all__ = [
+    "NOT_QUIET",
+    "QUIET_HIGH",
+    "QUIET_LOW",
+    "QUIET_MOVING",
+    "QUIET_ROLL",
+    "QUIET_STOPPED",
+    "Columns",
+    "classify",
+]
+
+# What each sample is, coarsely, for the detector's fast path: stopped or moving on the ground,
+# in the air above the go-around height (or away from airports), in the air below it.
+QUIET_STOPPED = 0
+QUIET_MOVING = 1
+QUIET_HIGH = 2
+QUIET_LOW = 3
+QUIET_ROLL = 4  # never quiet: a roll is a takeoff or a landing under way
+NOT_QUIET = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """One snapshot's samples, classified; ``obs(i)`` is the i-th as the detector sees it."""
+
+    at: datetime
+    samples: Sequence[PilotSample]
+    classes: list[int]
+    airport_index: list[int]
+    height: list[float]
+    codes: tuple[str, ...]
+    kinds: list[int]  # QUIET_*
+
+    def obs(self, i: int) -> Obs:
+        s, a = self.samples[i], self.airport_index[i]
+        return Obs(
+            self.at,
+            s[2],
+            s[3],
+            s[4],
+            s[5],
+            s[6],
+            self.classes[i],
+            self.codes[a] if a >= 0 else None,
+            self.height[i] if a >= 0 else None,
+        )
+
+
+def _ceiling(elevation_ft: npt.NDArray[np.float64], rules: MovementRules) -> float:
+    highest = float(elevation_ft.max()) if elevation_ft.size else 0.0
+    return highest + max(
+        rules.ground_height_ft,
+        rules.roll_height_ft,
+        rules.go_around_height_ft,
+        rules.touch_and_go_height_ft,
+    )
 
 
 def classify(
     airports: AirportIndex, rules: MovementRules, at: datetime, samples: Sequence[PilotSample]
-) -> list[Obs]:
+) -> Columns:
+    """Every sample's class, airport, height above it and coarse kind (``QUIET_*``)."""
+    codes = airports.reference.codes
     n = len(samples)
     if n == 0:
-        return []
-    lat = np.fromiter((s.latitude for s in samples), dtype=float, count=n)
-    lon = np.fromiter((s.longitude for s in samples), dtype=float, count=n)
-    alt = np.fromiter((s.altitude_ft for s in samples), dtype=float, count=n)
-    gs = np.fromiter((s.groundspeed_kt for s in samples), dtype=float, count=n)
-    near = airports.nearest(lat, lon, radius_nm=rules.airport_radius_nm)
-    found = near.index >= 0
+        return Columns(at, samples, [], [], [], codes, [])
+    # Columns 2-5 of each sample: latitude, longitude, altitude, ground speed.
+    table = np.array([s[2:6] for s in samples], dtype=float).reshape(n, 4)
+    lat, lon, alt, gs = table[:, 0], table[:, 1], table[:, 2], table[:, 3]
     reference = airports.reference
-    height = np.where(found, alt - reference.elevation_ft[np.where(found, near.index, 0)], np.nan)
+    # Above the highest airport by more than any height the rules look at, an aircraft is in
+    # the air and high whatever airport is near: only the others are looked up (at cruise,
+    # most of the network).
+    low = alt <= _ceiling(reference.elevation_ft, rules)
+    nearest = np.full(n, -1, dtype=np.int64)
+    if low.any():
+        nearest[low] = airports.nearest(lat[low], lon[low], radius_nm=rules.airport_radius_nm).index
+    found = nearest >= 0
+    height = np.where(found, alt - reference.elevation_ft[np.where(found, nearest, 0)], np.nan)
     slow = gs <= rules.taxi_max_kt
     ground_slow = slow & np.where(found, height <= rules.ground_height_ft, True)
     rolling = found & ~slow & (height <= rules.roll_height_ft)
     cls = np.full(n, AIR, dtype=np.int64)
     cls[ground_slow] = np.where(gs[ground_slow] <= rules.stopped_max_kt, STOPPED, TAXI)
     cls[rolling] = ROLL
-    codes = reference.icao
-    return [
-        Obs(
-            at=at,
-            lat=s.latitude,
-            lon=s.longitude,
-            alt=s.altitude_ft,
-            gs=s.groundspeed_kt,
-            hdg=s.heading_deg,
-            cls=c,
-            airport=str(codes[i]) if i >= 0 else None,
-            height=h if i >= 0 else None,
-        )
-        for s, c, i, h in zip(
-            samples, cls.tolist(), near.index.tolist(), height.tolist(), strict=True
-        )
-    ]
+    high = ~found | (height > rules.go_around_height_ft)
+    kinds = np.select(
+        [cls == STOPPED, cls == TAXI, cls == ROLL, high],
+        [QUIET_STOPPED, QUIET_MOVING, QUIET_ROLL, QUIET_HIGH],
+        QUIET_LOW,
+    )
+    return Columns(
+        at,
+        samples,
+        cls.tolist(),
+        nearest.tolist(),
+        height.tolist(),
+        codes,
+        kinds.tolist(),
+    )

@@ -37,7 +37,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from vatsim_collector.airports.nearest import AirportIndex
-from vatsim_collector.movements.classify import classify
+from vatsim_collector.movements.classify import (
+    NOT_QUIET,
+    QUIET_HIGH,
+    QUIET_MOVING,
+    QUIET_STOPPED,
+    Columns,
+    classify,
+)
 from vatsim_collector.movements.model import Movement, MovementKind, PilotSample
 from vatsim_collector.movements.rules import MovementRules
 from vatsim_collector.movements.state import (
@@ -61,6 +68,9 @@ _MIN_TRACK_NM = 0.2
 _EARTH_NM = 6_371_008.8 / 1852.0
 # On the runway an aircraft's altitude holds within this; a bigger drop is a descent.
 _LEVEL_FT = 15.0
+# A fast sample this much higher than the ground sample before it is climbing away (a runway's
+# slope adds less between two snapshots).
+_CLIMB_FT = 30.0
 # Feet per second of descent per knot of ground speed on a 3-degree approach path.
 _GLIDE_FT_PER_S_PER_KT = 1852.0 / 0.3048 / 3600.0 * math.tan(math.radians(3.0))
 
@@ -137,15 +147,50 @@ def _runway_heading(air: Obs, ground: Obs) -> int | None:
 class _Track:
     """One session: its state, its last sample, and what this step found for it."""
 
-    __slots__ = ("dirty", "found", "key", "prev", "ref", "state")
+    __slots__ = ("_prev", "_prev_at", "arrival", "dirty", "found", "key", "quiet", "ref", "state")
 
     def __init__(self, key: Hashable, ref: object, state: TrackState, prev: Obs | None) -> None:
         self.key = key
         self.ref = ref
         self.state = state
-        self.prev = prev
+        self._prev: Obs | Columns | None = prev
+        self._prev_at = 0
+        self.arrival: str | None = None  # the filed arrival at the last sample
         self.dirty = False
         self.found: list[Movement] = []
+        # The kind of sample (classify.QUIET_*) that changes nothing but the last sample.
+        self.quiet = NOT_QUIET
+
+    @property
+    def prev(self) -> Obs | None:
+        """The session's last sample; kept as a row of its snapshot's columns until needed,
+        since most sessions' last samples never are."""
+        prev = self._prev
+        if isinstance(prev, Columns):
+            prev = self._prev = prev.obs(self._prev_at)
+        return prev
+
+    @prev.setter
+    def prev(self, obs: Obs | None) -> None:
+        self._prev = obs
+
+    def seen(self, columns: Columns, i: int) -> None:
+        self._prev = columns
+        self._prev_at = i
+
+
+def _quiet_kind(st: TrackState) -> int:
+    """Which kind of sample leaves this state as it is: most aircraft, cruising or parked, get
+    such a sample snapshot after snapshot, and skip the state machine."""
+    if st.run:
+        return NOT_QUIET
+    if st.phase == AIRBORNE:
+        return QUIET_HIGH if st.ga_low is None and st.was_high else NOT_QUIET
+    if st.phase != GROUND or st.still_run or st.touchdown is not None:
+        return NOT_QUIET
+    if st.still:
+        return NOT_QUIET if st.landed else QUIET_STOPPED
+    return QUIET_MOVING
 
 
 class MovementDetector:
@@ -162,14 +207,20 @@ class MovementDetector:
         """One snapshot at ``at``: every present session's sample, and the keys of sessions
         that ended with it (a pending landing or on-block is decided for them now)."""
         out = DetectorStep()
-        observed = classify(self.airports, self.rules, at, samples)
-        for sample, obs in zip(samples, observed, strict=True):
-            track = self._tracks.get(sample.key)
+        columns = classify(self.airports, self.rules, at, samples)
+        tracks = self._tracks
+        for i, (sample, kind) in enumerate(zip(samples, columns.kinds, strict=True)):
+            track = tracks.get(sample.key)
             if track is None:
                 track = _Track(sample.key, sample.ref, TrackState(), None)
-                self._tracks[sample.key] = track
+                tracks[sample.key] = track
             track.ref = sample.ref
-            self._advance(track, obs, sample.filed_arrival)
+            track.arrival = sample.filed_arrival
+            if track.quiet == kind:
+                track.seen(columns, i)
+                continue
+            self._advance(track, columns.obs(i), sample.filed_arrival)
+            track.quiet = _quiet_kind(track.state)
             self._collect(track, out)
         for key in ended:
             track = self._tracks.pop(key, None)
@@ -190,11 +241,14 @@ class MovementDetector:
         # The last samples are classified as they were when they arrived: same rules, same
         # airports, each at its own time.
         for restored in sessions:
-            (obs,) = classify(self.airports, self.rules, restored.seen_at, [restored.sample])
+            obs = classify(self.airports, self.rules, restored.seen_at, [restored.sample]).obs(0)
             state = decode(restored.state) if restored.state is not None else TrackState()
             prev = obs if state.phase != UNKNOWN else None
             key = restored.sample.key
-            self._tracks[key] = _Track(key, restored.sample.ref, state, prev)
+            track = _Track(key, restored.sample.ref, state, prev)
+            track.arrival = restored.sample.filed_arrival
+            track.quiet = _quiet_kind(state)
+            self._tracks[key] = track
 
     def reset(self) -> None:
         self._tracks.clear()
@@ -255,6 +309,16 @@ class MovementDetector:
             track.prev = obs
             return
         on_ground = obs.cls < AIR
+        prev = track.prev
+        if (
+            obs.cls == ROLL
+            and st.phase == GROUND
+            and prev is not None
+            and prev.cls < AIR
+            and obs.alt > prev.alt + _CLIMB_FT
+        ):
+            # Fast and low, but higher than the ground it was on a moment ago: lifted off.
+            on_ground = False
         if (st.phase == GROUND) == on_ground:
             if st.run:
                 # The other phase did not last: noise, or a touch-and-go seen once.
@@ -381,6 +445,14 @@ class MovementDetector:
         else:
             if touchdown is not None:
                 self._land(track, touchdown)
+            if st.parked and st.still:
+                # Off the stand and airborne before a taxi lasted the dwell (snapshots missed):
+                # it left the stand all the same, at the first sample that moved.
+                start_from, start = (
+                    (st.still_bracket, st.still_run[0]) if st.still_run else (before, first)
+                )
+                if start_from is not None:
+                    self._off_block(track, start_from, start)
             self._emit(
                 track,
                 "takeoff",
@@ -447,20 +519,19 @@ class MovementDetector:
             st.stop_from = st.stop_since = None
             if st.parked and before is not None:
                 st.parked = False
-                self._emit(
-                    track,
-                    "off_block",
-                    before.airport or first.airport,
-                    _middle(before.at, first.at),
-                    before.at,
-                    first.at,
-                )
+                self._off_block(track, before, first)
             return
         st.still = True
         st.stop_from = before
         st.stop_since = first
         if st.touchdown is not None:  # stopped after touching down: a full-stop landing
             self._land(track, st.touchdown)
+
+    def _off_block(self, track: _Track, stopped: Obs, moving: Obs) -> None:
+        """Off the stand between the last stopped sample and the first moving one."""
+        airport = stopped.airport or moving.airport
+        at = _middle(stopped.at, moving.at)
+        self._emit(track, "off_block", airport, at, stopped.at, moving.at)
 
     def _maybe_on_block(self, track: _Track, now: datetime | None) -> None:
         """On block once stopped long enough after landing; ``now`` None: the session ended,
@@ -512,6 +583,13 @@ class MovementDetector:
     def _end(self, track: _Track) -> None:
         """The session ended: what was pending is decided with what was seen."""
         st = track.state
+        if st.run:
+            # The last samples were of the other phase, fewer than the dwell: the session
+            # ended in that phase (a takeoff or touchdown just before disconnecting).
+            if st.phase == GROUND:
+                self._take_off(track)
+            else:
+                self._touch_down(track, track.arrival)
         if st.phase != GROUND:
             return
         if st.still_run and not st.still and st.still_run[-1].cls == STOPPED:

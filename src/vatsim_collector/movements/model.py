@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 __all__ = ["KINDS", "Movement", "MovementKind", "PilotSample"]
 
@@ -20,10 +20,10 @@ KINDS: tuple[MovementKind, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class PilotSample:
+class PilotSample(NamedTuple):
     """One pilot session as one snapshot shows it. ``ref`` is the caller's handle on the
-    session (the live ``PilotSession``, or recompute's own), handed back on its movements."""
+    session (the live ``PilotSession``, or recompute's own), handed back on its movements.
+    A named tuple: one is built per pilot per snapshot, so it must be cheap."""
 
     key: Hashable
     ref: object

@@ -85,16 +85,21 @@ class Follower:
         """Refresh every ``interval`` seconds until ``stop`` is set; a failure is reported
         once per streak and retried at the next interval, serving the last view meanwhile."""
         while not stop.is_set():
-            try:
-                await asyncio.to_thread(self.refresh_once)
-            except Exception as exc:
-                self._failed(exc)
-            else:
-                if self._failing:
-                    self._failing = False
-                    log.info("live view follows the database again", snapshot_id=self.seen)
+            await self.refresh()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)
+
+    async def refresh(self) -> None:
+        """One refresh on a worker thread; a failure is counted and reported once per streak,
+        never raised (the last view stays served)."""
+        try:
+            await asyncio.to_thread(self.refresh_once)
+        except Exception as exc:
+            self._failed(exc)
+        else:
+            if self._failing:
+                self._failing = False
+                log.info("live view follows the database again", snapshot_id=self.seen)
 
     def _failed(self, exc: Exception) -> None:
         self.failures += 1

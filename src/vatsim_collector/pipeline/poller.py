@@ -454,10 +454,6 @@ class Poller:
 
     # -- several nodes: standby, takeover, step-down ------------------------------------------
 
-    @property
-    def leading(self) -> bool:
-        return self._may_write.is_set()
-
     async def promote(self, epoch: int) -> None:
         """Lead: rebuild the state from what the previous leader committed, let go of what
         it already stored, and write the rest (the gap) before anything fetched later."""
@@ -500,11 +496,7 @@ class Poller:
             if not self._may_write.is_set():
                 async with self._restore_lock:
                     if not self._may_write.is_set():
-                        try:
-                            await asyncio.to_thread(follower.refresh_once)
-                        except Exception as exc:
-                            follower.failures += 1
-                            self.last_error = f"follower: {type(exc).__name__}"
+                        await follower.refresh()
             await self._until(asyncio.sleep(follower.interval))
 
     def _release_stored(self, newest: datetime | None, fetched_before: datetime | None) -> int:

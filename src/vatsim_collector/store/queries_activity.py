@@ -23,12 +23,15 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Connection,
+    Float,
     Row,
     Table,
     Text,
     and_,
+    case,
     column,
     func,
+    literal,
     or_,
     select,
     values,
@@ -72,6 +75,9 @@ class ActivityFilter:
     facility: int | None = None
     include_observers: bool = False
     include_atis: bool = False
+    # Callsign prefixes, any of which may match (case-insensitive, matched literally): the
+    # event report asks for all of its airports' positions (``EGLL_``, ``LHR_``) at once.
+    prefixes: tuple[str, ...] = ()
 
 
 def _observing(callsign: str, facility: int, frequency: str | None) -> bool:
@@ -84,6 +90,13 @@ def _observing(callsign: str, facility: int, frequency: str | None) -> bool:
     )
 
 
+def _like_prefix(prefix: str) -> str:
+    # Callsigns are letters, digits, '_' and '-'; '_' is LIKE's one-character wildcard, so it
+    # is escaped (and so are '%' and the escape character itself).
+    escaped = prefix.upper().replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+    return escaped + "%"
+
+
 def _sessions(conn: Connection, table: Table, f: ActivityFilter) -> Sequence[Row[Any]]:
     c = table.c
     clauses = [c.first_seen_at < f.end, c.last_seen_at > f.start]
@@ -92,12 +105,13 @@ def _sessions(conn: Connection, table: Table, f: ActivityFilter) -> Sequence[Row
     if f.callsign is not None:
         wanted = f.callsign.upper()
         if wanted.endswith("*"):
-            # Callsigns are letters, digits, '_' and '-'; '_' is LIKE's one-character
-            # wildcard, so it is escaped.
-            prefix = wanted[:-1].replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
-            clauses.append(func.upper(c.callsign).like(prefix + "%", escape="\\"))
+            clauses.append(func.upper(c.callsign).like(_like_prefix(wanted[:-1]), escape="\\"))
         else:
             clauses.append(func.upper(c.callsign) == wanted)
+    if f.prefixes:
+        clauses.append(
+            or_(*(func.upper(c.callsign).like(_like_prefix(p), escape="\\") for p in f.prefixes))
+        )
     return conn.execute(select(table).where(and_(*clauses)).order_by(c.id)).all()
 
 
@@ -201,3 +215,140 @@ def aircraft_handled(conn: Connection, keyed: Sequence[tuple[str, Stretch]]) -> 
                 pairs[key].add(int(flight_id))
     counts.update({key: len(flights) for key, flights in pairs.items()})
     return counts
+
+
+# -- pilots ----------------------------------------------------------------------------------
+
+# The movements that start and end time in the air (go-arounds and blocks do not).
+AIRBORNE_KINDS = ("takeoff", "landing", "touch_and_go")
+
+
+@dataclass(frozen=True)
+class PilotSpan:
+    """A pilot session as seen (not clipped), with its take-offs, landings and touch-and-goes
+    in time order: ``(at, kind, airport)``."""
+
+    session_id: int
+    cid: int
+    flight_id: int
+    first_seen: datetime
+    last_seen: datetime
+    movements: tuple[tuple[datetime, str, str | None], ...]
+
+
+def _seconds(conn: Connection, later: Any, earlier: Any) -> Any:
+    """Seconds from ``earlier`` to ``later`` in SQL, the way each database spells it. SQLite's
+    Julian days carry about 50 microseconds of rounding at today's dates: far below the 4
+    decimals of an hour the endpoints give."""
+    if conn.dialect.name == "postgresql":
+        return func.extract("epoch", later - earlier).cast(Float)
+    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+def _overlapping(start: datetime, end: datetime, cid: int | None) -> list[Any]:
+    p = t.pilot_sessions.c
+    clauses = [p.first_seen_at < end, p.last_seen_at > start]
+    if cid is not None:
+        clauses.append(p.cid == cid)
+    return clauses
+
+
+@dataclass(frozen=True)
+class PilotHours:
+    cid: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PilotHoursTotals:
+    pilots: int
+    seconds: float
+    sessions: int
+    flights: int
+
+
+def _clipped_seconds(conn: Connection, start: datetime, end: datetime) -> Any:
+    p = t.pilot_sessions.c
+    low = case((p.first_seen_at > start, p.first_seen_at), else_=literal(start, UTCDateTime()))
+    high = case((p.last_seen_at < end, p.last_seen_at), else_=literal(end, UTCDateTime()))
+    return _seconds(conn, high, low)
+
+
+def pilot_hours(
+    conn: Connection, start: datetime, end: datetime, cid: int | None, limit: int, offset: int
+) -> list[PilotHours]:
+    """One page of members by time online in ``[start, end)`` (sessions cut to it), most
+    first, then by CID. Summed in the database: a day holds tens of thousands of sessions,
+    and reading them all cost ten times the target."""
+    p = t.pilot_sessions.c
+    seconds = func.sum(_clipped_seconds(conn, start, end))
+    # Rounded for the order on SQLite, whose sums carry rounding noise: equal times must tie,
+    # and ties go by CID.
+    order = func.round(seconds, 3) if conn.dialect.name == "sqlite" else seconds
+    return [
+        PilotHours(int(row.cid), float(row.seconds))
+        for row in conn.execute(
+            select(p.cid, seconds.label("seconds"))
+            .where(*_overlapping(start, end, cid))
+            .group_by(p.cid)
+            .order_by(order.desc(), p.cid)
+            .limit(limit)
+            .offset(offset)
+        )
+    ]
+
+
+def pilot_hours_totals(
+    conn: Connection, start: datetime, end: datetime, cid: int | None
+) -> PilotHoursTotals:
+    p = t.pilot_sessions.c
+    row = conn.execute(
+        select(
+            func.count(p.cid.distinct()),
+            func.coalesce(func.sum(_clipped_seconds(conn, start, end)), 0.0),
+            func.count(),
+            func.count(p.flight_id.distinct()),
+        ).where(*_overlapping(start, end, cid))
+    ).one()
+    return PilotHoursTotals(int(row[0]), float(row[1]), int(row[2]), int(row[3]))
+
+
+def pilot_spans(
+    conn: Connection, start: datetime, end: datetime, cids: Sequence[int]
+) -> list[PilotSpan]:
+    """The pilot sessions of ``cids`` overlapping ``[start, end)``, with all of their airborne
+    movements, the ones outside the window too: a take-off before it starts the time in the
+    air the window counts, and a session's first movement says whether it was first seen in
+    the air. Meant for a page of members: the movements are read by session id."""
+    p, m = t.pilot_sessions.c, t.movements.c
+    sessions: list[Row[Any]] = []
+    for first in range(0, len(cids), _IN_CHUNK):
+        chunk = list(cids[first : first + _IN_CHUNK])
+        sessions.extend(
+            conn.execute(
+                select(p.id, p.cid, p.flight_id, p.first_seen_at, p.last_seen_at).where(
+                    *_overlapping(start, end, None), p.cid.in_(chunk)
+                )
+            )
+        )
+    ids = sorted(row.id for row in sessions)
+    moves: dict[int, list[tuple[datetime, str, str | None]]] = defaultdict(list)
+    for first in range(0, len(ids), _IN_CHUNK):
+        for row in conn.execute(
+            select(m.pilot_session_id, m.at, m.kind, m.airport)
+            .where(m.pilot_session_id.in_(ids[first : first + _IN_CHUNK]))
+            .where(m.kind.in_(AIRBORNE_KINDS))
+            .order_by(m.pilot_session_id, m.at, m.id)
+        ):
+            moves[row.pilot_session_id].append((row.at, row.kind, row.airport))
+    return [
+        PilotSpan(
+            row.id,
+            row.cid,
+            row.flight_id,
+            row.first_seen_at,
+            row.last_seen_at,
+            tuple(moves.get(row.id, ())),
+        )
+        for row in sorted(sessions, key=lambda row: row.id)
+    ]

@@ -232,3 +232,51 @@ export function drawHourlyBars(container, { bars }) {
   });
   container.replaceChildren(root);
 }
+
+/**
+ * Counts per time bucket as pairs of bars (departures, arrivals) over [start, end] (epoch ms).
+ * ``buckets``: [{t, bucketMs, values: [n, n], title}]; ``classes`` names each bar's class.
+ */
+export function drawPairedBars(container, { start, end, buckets, classes, label }) {
+  const { width, height } = size(container, 220);
+  const m = { top: 12, right: 12, bottom: 28, left: 40 };
+  const w = width - m.left - m.right;
+  const h = height - m.top - m.bottom;
+  const x = (t) => m.left + ((t - start) / (end - start)) * w;
+  const n = intervals(Math.max(1, ...buckets.flatMap((b) => b.values)));
+  const step = niceCeil(Math.max(1, ...buckets.flatMap((b) => b.values)) / n);
+  const top = step * n;
+  const y = (v) => m.top + h - (v / top) * h;
+
+  const root = svg("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": label });
+  const grid = svg("g", { class: "grid" });
+  for (let i = 0; i <= n; i += 1) {
+    const yy = y(step * i);
+    grid.append(svg("line", { x1: m.left, x2: m.left + w, y1: yy, y2: yy }));
+    grid.append(svg("text", { x: m.left - 8, y: yy, dy: "0.32em", "text-anchor": "end", class: "tick" }, [fmtInt(step * i)]));
+  }
+  for (const t of hourTicks(start, end, hourStep(end - start, w))) {
+    const xx = x(t);
+    grid.append(svg("line", { class: "vtick", x1: xx, x2: xx, y1: m.top + h, y2: m.top + h + 4 }));
+    grid.append(svg("text", { x: xx, y: m.top + h + 18, "text-anchor": "middle", class: "tick" }, [fmtTimeUTC(new Date(t), false)]));
+  }
+  root.append(grid);
+  for (const bucket of buckets) {
+    const x0 = x(bucket.t);
+    const band = Math.max(1, x(bucket.t + bucket.bucketMs) - x0);
+    const bar = (band * 0.8) / bucket.values.length;
+    bucket.values.forEach((value, k) => {
+      if (value <= 0) return;
+      root.append(
+        svg("rect", {
+          class: `bar ${classes[k]}`,
+          x: x0 + band * 0.1 + k * bar,
+          y: y(value),
+          width: Math.max(1, bar - 0.5),
+          height: Math.max(1, y(0) - y(value)),
+        }, [svg("title", {}, [bucket.title])]),
+      );
+    });
+  }
+  container.replaceChildren(root);
+}

@@ -1,8 +1,11 @@
 // The dashboard: reads the collector's own public API every 15 s and draws it. Every request
 // goes to this origin (the page's Content-Security-Policy refuses anything else).
 
+import { ActivityView } from "./activity.js";
+import { AirportView } from "./airport.js";
+import { getJSON } from "./api.js";
 import { drawHourlyBars, drawTimeSeries } from "./charts.js";
-import { fmtAge, fmtDateTimeUTC, fmtInt, fmtPercent, fmtTimeUTC, html } from "./format.js";
+import { byTestId, fmtAge, fmtDateTimeUTC, fmtInt, fmtPercent, fmtTimeUTC, html, setCardError, setNumber } from "./format.js";
 import { TrafficMap } from "./map.js";
 
 const REFRESH_MS = 15_000;
@@ -16,43 +19,12 @@ const AIRBORNE_KT = 50;
 // hardly moves in 15 s, so it is read every 5 minutes.
 const COVERAGE_EVERY_MS = 300_000;
 
-const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
-
-async function getJSON(path) {
-  const response = await fetch(path, { headers: { Accept: "application/json" }, cache: "no-store" });
-  if (!response.ok) {
-    let detail = `HTTP ${response.status}`;
-    try {
-      detail = (await response.json()).detail ?? detail;
-    } catch {
-      // Not JSON: the status code says enough.
-    }
-    throw new Error(detail);
-  }
-  return response.json();
-}
-
-/** Show a number: formatted text for people, the raw value in data-value for scripts. */
-function setNumber(id, value, format = fmtInt) {
-  const node = byTestId(id);
-  if (!node) return;
-  node.textContent = format(value);
-  if (value === null || value === undefined) delete node.dataset.value;
-  else node.dataset.value = String(value);
-}
-
 function setState(id, state, text) {
   const node = byTestId(id);
   node.dataset.state = state;
   node.textContent = text;
 }
 
-/** A card whose source failed keeps its last drawing, dimmed, with the reason. */
-function setCardError(card, error) {
-  const section = document.getElementById(card);
-  section.classList.toggle("failed", Boolean(error));
-  section.querySelector(".card-error").textContent = error ? `Not updated: ${error.message}` : "";
-}
 
 const ui = {
   map: null,
@@ -60,6 +32,8 @@ const ui = {
   history: null,
   coverage: null,
   coverageAt: -Infinity,
+  airport: null,
+  activity: null,
   age: null, // { seconds, at }: the status's age and when it was read, to count on locally
   staleAfter: 120,
 };
@@ -274,6 +248,8 @@ async function refresh() {
   }
   apply("card-busiest", busiest, (value) => renderBusiest(value.sectors));
   apply("card-service", service, renderService);
+  // The airport view (when one is shown) follows the same refresh; it reports its own errors.
+  await ui.airport.refresh();
   const now = new Date();
   const updated = byTestId("updated-at");
   updated.textContent = `${fmtTimeUTC(now)} UTC`;
@@ -307,14 +283,19 @@ function redrawOnResize() {
       pending = false;
       drawHistory();
       drawCoverage();
+      ui.airport.redraw();
     });
   });
   observer.observe(document.getElementById("history-chart"));
   observer.observe(document.getElementById("coverage-chart"));
+  observer.observe(document.getElementById("airport-chart"));
 }
 
 function start() {
   ui.map = new TrafficMap(document.getElementById("map"));
+  ui.airport = new AirportView();
+  ui.activity = new ActivityView();
+  ui.activity.load();
   setInterval(tickAge, 1000);
   redrawOnResize();
   document.addEventListener("visibilitychange", () => {

@@ -76,3 +76,33 @@ export function niceTicks(max, count = 4) {
   if (ticks[ticks.length - 1] < top) ticks.push(ticks[ticks.length - 1] + whole);
   return ticks;
 }
+
+export const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
+
+/** Show a number: formatted text for people, the raw value in data-value for scripts. */
+export function setNumber(id, value, format = fmtInt) {
+  const node = byTestId(id);
+  if (!node) return;
+  node.textContent = format(value);
+  if (value === null || value === undefined) delete node.dataset.value;
+  else node.dataset.value = String(value);
+}
+
+/** A UTC time as the value of a datetime-local input (which has no zone: the page says UTC). */
+export function toInputUTC(date) {
+  return date.toISOString().slice(0, 16);
+}
+
+/** A datetime-local input's value read as UTC; null when empty or not a time. */
+export function fromInputUTC(value) {
+  if (!value) return null;
+  const time = Date.parse(`${value.length === 16 ? `${value}:00` : value}Z`);
+  return Number.isNaN(time) ? null : new Date(time);
+}
+
+/** A card whose source failed keeps its last drawing, dimmed, with the reason. */
+export function setCardError(card, error) {
+  const section = document.getElementById(card);
+  section.classList.toggle("failed", Boolean(error));
+  section.querySelector(".card-error").textContent = error ? `Not updated: ${error.message}` : "";
+}
