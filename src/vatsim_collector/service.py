@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from vatsim_collector.airports.nearest import AirportIndex
-from vatsim_collector.airports.setup import build_airport_index
+from vatsim_collector.airports.setup import shared_airport_index
 from vatsim_collector.airspace.setup import Airspace, build_airspace
 from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ErrorLayer
@@ -43,6 +43,7 @@ from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.feed.client import FeedClient, redact_url
 from vatsim_collector.feed.schedule import FixedRateSchedule
 from vatsim_collector.logsetup import uvicorn_log_config
+from vatsim_collector.movements.setup import build_detector
 from vatsim_collector.pipeline.event_layer import EventLayer, build_event_layer
 from vatsim_collector.pipeline.follower import Follower
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
@@ -77,6 +78,7 @@ def open_ingestor(
         IngestConfig.from_settings(settings),
         airspace=airspace.engine,
         boundary=airspace.boundary,
+        movements=build_detector(settings),
     )
     if settings.nats_enabled:
         ingestor.outbox = EventOutbox(settings.nats_subject_prefix)
@@ -157,7 +159,7 @@ def build_components(
     settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
 ) -> Components:
     airspace = build_airspace(settings)
-    airports = build_airport_index(settings)
+    airports = shared_airport_index(settings)
     db = DatabaseService.from_settings(settings)
     # Before the migrations: a second collector on a SQLite file must not even migrate it.
     node, elector, file_lock = build_elector(settings, db)
@@ -519,7 +521,7 @@ def build_api_node(settings: Settings) -> ApiNode:
     db = open_shared_database(settings)
     try:
         airspace = build_airspace(settings)
-        airports = build_airport_index(settings)
+        airports = shared_airport_index(settings)
     except BaseException:
         db.dispose()
         raise

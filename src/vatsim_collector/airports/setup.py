@@ -7,17 +7,34 @@ meant to correct.
 
 from __future__ import annotations
 
+import threading
 from functools import cache
+from pathlib import Path
 
 from vatsim_collector.airports.nearest import AirportIndex
 from vatsim_collector.airports.reference import AirportReference
 from vatsim_collector.config import Settings
 
-__all__ = ["build_airport_index", "packaged_airport_index"]
+__all__ = ["build_airport_index", "packaged_airport_index", "shared_airport_index"]
 
 
 def build_airport_index(settings: Settings) -> AirportIndex:
     return AirportIndex(AirportReference.load(settings.airports_file))
+
+
+_shared: dict[Path | None, AirportIndex] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_airport_index(settings: Settings) -> AirportIndex:
+    """One index per process and airports file: building it takes about a second, and the
+    ingestor and every recompute of a process read the same reference."""
+    key = settings.airports_file
+    with _shared_lock:
+        index = _shared.get(key)
+        if index is None:
+            index = _shared[key] = build_airport_index(settings)
+        return index
 
 
 @cache

@@ -14,6 +14,7 @@ from fastapi import HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from vatsim_collector.api.models_events import PaginationOut
+from vatsim_collector.api.models_movements import FlightMovementsOut
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -267,6 +268,11 @@ class FlightSummaryOut(BaseModel):
     controllers: list[ControllerWorkedOut]
     sectors: list[SectorMinutesOut]
     computed_at: datetime
+    movements: FlightMovementsOut = Field(
+        description="The flight's takeoffs, landings and block times as detected (movements);"
+        " its airborne_minutes run from takeoff to landing, the summary's own count positions"
+        " faster than 50 kt."
+    )
 
 
 class FlightSummariesOut(BaseModel):
@@ -274,7 +280,9 @@ class FlightSummariesOut(BaseModel):
     pagination: PaginationOut
 
 
-class FlightRecordOut(BaseModel):
+class FlightRecordOut(FlightMovementsOut):
+    """The flight as recorded, with its movements summed up (fields of FlightMovementsOut)."""
+
     id: int
     cid: int
     callsign: str

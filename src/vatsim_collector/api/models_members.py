@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from vatsim_collector.api.models_events import PaginationOut
+from vatsim_collector.api.models_movements import FlightMovementsOut
 
 
 class PilotTotalsOut(BaseModel):
@@ -39,7 +40,9 @@ class MemberOut(BaseModel):
     controller: ControllerTotalsOut
 
 
-class MemberFlightOut(BaseModel):
+class MemberFlightOut(FlightMovementsOut):
+    """One flight, with its movements summed up (fields of FlightMovementsOut)."""
+
     flight_id: int
     callsign: str
     departure: str | None = Field(description="As filed.")

@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 
 from vatsim_collector.api.activity import GroupBy, group, key_of
 from vatsim_collector.api.context import Context
+from vatsim_collector.api.flight_movements import movement_fields
 from vatsim_collector.api.models_airspace import Limit, Offset
 from vatsim_collector.api.models_events import PaginationOut
 from vatsim_collector.api.models_members import (
@@ -27,6 +28,7 @@ from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.feed.limits import FEED_EPOCH
 from vatsim_collector.store import queries_members as q
 from vatsim_collector.store.queries_activity import ActivityFilter, aircraft_handled, stretches
+from vatsim_collector.store.queries_movements import flight_movements
 
 router = APIRouter(tags=["members"])
 
@@ -109,6 +111,7 @@ def member_flights(
         if known:
             total, rows = q.flights(conn, cid, limit, offset)
             seconds = q.flight_seconds(conn, [row.id for row in rows])
+            moved = flight_movements(conn, [row.id for row in rows])
     if not known:
         raise _unknown(cid)
     return MemberFlightsOut(
@@ -123,6 +126,7 @@ def member_flights(
                 ended_at=row.ended_at,
                 sessions=row.sessions,
                 hours=round(seconds.get(row.id, 0.0) / 3600, 4),
+                **movement_fields(moved.get(row.id)),
             )
             for row in rows
         ],

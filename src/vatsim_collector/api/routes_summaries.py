@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from vatsim_collector.api.context import Context
+from vatsim_collector.api.flight_movements import movement_fields, movements_out
 from vatsim_collector.api.models_airspace import (
     NAME_PATTERN,
     ContactOut,
@@ -35,6 +36,7 @@ from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.api.routes_airspace import occupancy_out
 from vatsim_collector.api.routes_flights import MAX_ID
 from vatsim_collector.store import queries_airspace as q
+from vatsim_collector.store.queries_movements import FlightMovements, flight_movements
 
 router = APIRouter(tags=["summaries"])
 
@@ -61,9 +63,10 @@ def _upper(value: str | None) -> str | None:
     return None if value is None else value.upper()
 
 
-def _flight_summary_out(row: dict[str, Any]) -> FlightSummaryOut:
+def _flight_summary_out(row: dict[str, Any], moved: FlightMovements | None) -> FlightSummaryOut:
     decoded = {**row, "controllers": json.loads(row["controllers"])}
     decoded["sectors"] = json.loads(row["sectors"])
+    decoded["movements"] = movements_out(moved)
     return FlightSummaryOut.model_validate(decoded)
 
 
@@ -107,8 +110,9 @@ def flight_summaries(
             limit=limit,
             offset=offset,
         )
+        moved = flight_movements(conn, [row["flight_id"] for row in page.rows])
     return FlightSummariesOut(
-        summaries=[_flight_summary_out(row) for row in page.rows],
+        summaries=[_flight_summary_out(row, moved.get(row["flight_id"])) for row in page.rows],
         pagination=PaginationOut(total=page.total, limit=limit, offset=offset),
     )
 
@@ -131,10 +135,11 @@ def flight_detail(ctx: Context, flight_id: FlightId) -> FlightDetailOut:
         summary = None if flight["ended_at"] is None else q.flight_summary(conn, flight_id)
         contacts = q.flight_contacts(conn, flight_id)
         sectors = q.flight_occupancy(conn, flight_id)
+        moved = flight_movements(conn, [flight_id]).get(flight_id)
     return FlightDetailOut(
-        flight=FlightRecordOut.model_validate(flight),
+        flight=FlightRecordOut.model_validate({**flight, **movement_fields(moved)}),
         sessions=[PilotSessionOut.model_validate(s) for s in sessions],
-        summary=None if summary is None else _flight_summary_out(summary),
+        summary=None if summary is None else _flight_summary_out(summary, moved),
         contacts=[
             ContactOut.model_validate({**c, "frequency": mhz(c["frequency_hz"])}) for c in contacts
         ],

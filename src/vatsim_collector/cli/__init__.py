@@ -289,11 +289,12 @@ def recompute(
     end: Annotated[datetime, typer.Option("--to", help="UTC end of the range.")],
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Rebuild sector occupancy, ATC contacts and summaries of every pilot session overlapping
-    the range, from stored positions and transceivers; prints a JSON report.
+    """Rebuild sector occupancy, ATC contacts, movements and summaries of every pilot session
+    overlapping the range, from stored positions and transceivers; prints a JSON report.
 
-    Uses the configured sector file and contact ranges: the same ones as live collection, or
-    the results differ from what was stored live."""
+    Uses the configured sector file, contact ranges, airports and movement settings: the same
+    ones as live collection, or the results differ from what was stored live. With
+    VATSIM_MOVEMENTS_ENABLED off, stored movements are left as they are."""
     settings = settings_or_exit(database_url=database_url)
     _configure_logging("WARNING", settings.log_format)
     start, end = (d if d.tzinfo else d.replace(tzinfo=UTC) for d in (start, end))
@@ -302,12 +303,15 @@ def recompute(
         raise typer.Exit(2)
     from vatsim_collector.airspace.engine import AirspaceEngine
     from vatsim_collector.airspace.setup import build_airspace
+    from vatsim_collector.movements.setup import build_detector
     from vatsim_collector.pipeline.recompute import recompute as run_recompute
     from vatsim_collector.store.database import DatabaseService
     from vatsim_collector.store.migrate import upgrade
 
     with configuration_errors():
         airspace = build_airspace(settings)
+        # A bad airports file stops here, before the recompute's transaction starts.
+        build_detector(settings)
     engine = airspace.engine
     if engine is None:
         typer.echo("error: airspace analytics are disabled (VATSIM_AIRSPACE_ENABLED)", err=True)
@@ -323,6 +327,7 @@ def recompute(
             start=start,
             end=end,
             missed_to_end=settings.missed_snapshots_to_end,
+            detector_factory=lambda: build_detector(settings),
         )
     finally:
         db.dispose()

@@ -19,6 +19,11 @@ __all__ = [
     "ControllerDisconnected",
     "EventLogGap",
     "EventType",
+    "FlightDeparted",
+    "FlightDiverted",
+    "FlightGoAround",
+    "FlightLanded",
+    "FlightTouchAndGo",
     "FlightplanAmended",
     "FlightplanFiled",
     "Payload",
@@ -43,6 +48,11 @@ class EventType(StrEnum):
     SECTOR_EXITED = "sector.exited"
     CONTACT_STARTED = "contact.started"
     CONTACT_ENDED = "contact.ended"
+    FLIGHT_DEPARTED = "flight.departed"
+    FLIGHT_LANDED = "flight.landed"
+    FLIGHT_TOUCH_AND_GO = "flight.touch_and_go"
+    FLIGHT_GO_AROUND = "flight.go_around"
+    FLIGHT_DIVERTED = "flight.diverted"
     EVENTLOG_GAP = "eventlog.gap"
 
 
@@ -205,6 +215,43 @@ class ContactEnded(_Payload, frozen=True, tag=EventType.CONTACT_ENDED.value):
     ended_at: datetime
 
 
+class _Movement(_Payload, frozen=True):
+    """A movement of a pilot session (movements/): ``airport`` is the nearest airport within
+    the radius (null: none), ``at`` the estimated moment, ``runway_heading`` the true track in
+    whole degrees when the samples show it, ``filed_arrival`` the plan's arrival then, and
+    ``diversion`` whether a landing was away from it."""
+
+    session_id: int
+    flight_id: int
+    cid: int
+    callsign: str
+    airport: str | None
+    at: datetime
+    runway_heading: int | None
+    filed_arrival: str | None
+    diversion: bool
+
+
+class FlightDeparted(_Movement, frozen=True, tag=EventType.FLIGHT_DEPARTED.value):
+    """A takeoff."""
+
+
+class FlightLanded(_Movement, frozen=True, tag=EventType.FLIGHT_LANDED.value):
+    """A landing (a full stop, or the aircraft left the runway's speed behind)."""
+
+
+class FlightTouchAndGo(_Movement, frozen=True, tag=EventType.FLIGHT_TOUCH_AND_GO.value):
+    """Touched down and took off again without stopping."""
+
+
+class FlightGoAround(_Movement, frozen=True, tag=EventType.FLIGHT_GO_AROUND.value):
+    """Descended low near an airport and climbed away without touching down."""
+
+
+class FlightDiverted(_Movement, frozen=True, tag=EventType.FLIGHT_DIVERTED.value):
+    """A landing away from the filed arrival; published after its ``flight.landed``."""
+
+
 class EventLogGap(_Payload, frozen=True, tag=EventType.EVENTLOG_GAP.value):
     """Events missing from the event log from here: its queue was full when they were
     published, so they were shed. Written by the log itself (never published on the bus) with
@@ -232,5 +279,10 @@ Payload = (
     | SectorExited
     | ContactStarted
     | ContactEnded
+    | FlightDeparted
+    | FlightLanded
+    | FlightTouchAndGo
+    | FlightGoAround
+    | FlightDiverted
     | EventLogGap
 )

@@ -9,6 +9,7 @@ and ATIS.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from vatsim_collector.airspace.engine import AirspaceChanges
@@ -20,8 +21,13 @@ from vatsim_collector.events.payloads import (
     ContactStarted,
     ControllerConnected,
     ControllerDisconnected,
+    FlightDeparted,
+    FlightDiverted,
+    FlightGoAround,
+    FlightLanded,
     FlightplanAmended,
     FlightplanFiled,
+    FlightTouchAndGo,
     Payload,
     PilotConnected,
     PilotDisconnected,
@@ -30,6 +36,7 @@ from vatsim_collector.events.payloads import (
     SnapshotReceived,
 )
 from vatsim_collector.feed.models import FlightPlan, Snapshot
+from vatsim_collector.movements.model import Movement
 from vatsim_collector.tracking.changes import Changeset
 from vatsim_collector.tracking.state import ControllerSession, PilotSession
 
@@ -229,12 +236,55 @@ def _airspace(changes: AirspaceChanges) -> list[Payload]:
     return out
 
 
+_MOVEMENT_EVENTS: dict[
+    str, type[FlightDeparted | FlightLanded | FlightTouchAndGo | FlightGoAround]
+] = {
+    "takeoff": FlightDeparted,
+    "landing": FlightLanded,
+    "touch_and_go": FlightTouchAndGo,
+    "go_around": FlightGoAround,
+}
+
+
+def _movements(movements: Sequence[Movement]) -> list[Payload]:
+    """``flight.*`` events of the movements that have one (off- and on-block have none), in
+    the detector's order; a diverted landing is followed by its ``flight.diverted``."""
+    out: list[Payload] = []
+    for m in movements:
+        kind = _MOVEMENT_EVENTS.get(m.kind)
+        if kind is None:
+            continue
+        session = m.ref
+        if not isinstance(session, PilotSession):
+            raise TypeError("a live movement's ref is its PilotSession")
+        fields = {
+            "session_id": _stored(session.id, "pilot session"),
+            "flight_id": _stored(session.flight.id, "flight"),
+            "cid": session.cid,
+            "callsign": session.callsign,
+            "airport": m.airport,
+            "at": m.at,
+            "runway_heading": m.runway_heading,
+            "filed_arrival": m.filed_arrival,
+            "diversion": m.diversion,
+        }
+        out.append(kind(**fields))  # type: ignore[arg-type]
+        if m.kind == "landing" and m.diversion:
+            out.append(FlightDiverted(**fields))  # type: ignore[arg-type]
+    return out
+
+
 def domain_events(
-    changes: Changeset, airspace: LiveChanges | None = None, *, correlation_id: str | None
+    changes: Changeset,
+    airspace: LiveChanges | None = None,
+    movements: Sequence[Movement] = (),
+    *,
+    correlation_id: str | None,
 ) -> list[Event]:
-    """The events of one committed snapshot's changes, airspace analytics' included."""
+    """The events of one committed snapshot's changes, airspace analytics' and movements'
+    included."""
     at: datetime = changes.at
     return [
         Event.create(p, time=at, source=TRACKING_SOURCE, correlation_id=correlation_id)
-        for p in _payloads(changes, airspace)
+        for p in [*_payloads(changes, airspace), *_movements(movements)]
     ]

@@ -33,7 +33,9 @@ from vatsim_collector.feed.limits import FEED_EPOCH
 from vatsim_collector.feed.models import Snapshot, StationTransceivers
 from vatsim_collector.feed.report import RecordReport
 from vatsim_collector.feed.sanity import SanityGate
+from vatsim_collector.movements.detector import MovementDetector
 from vatsim_collector.pipeline.domain_events import domain_events, snapshot_received
+from vatsim_collector.pipeline.live_movements import LiveMovements
 from vatsim_collector.store import held
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.airspace_restore import restore_airspace
@@ -210,6 +212,7 @@ class Ingestor:
         *,
         airspace: AirspaceEngine | None = None,
         boundary: BoundaryFilter | None = None,
+        movements: MovementDetector | None = None,
     ) -> None:
         self.db = db if isinstance(db, DatabaseService) else DatabaseService.for_engine(db)
         self.engine = self.db.engine
@@ -228,6 +231,8 @@ class Ingestor:
         self.airspace = LiveAirspace(airspace) if airspace is not None else None
         # Record only one region's traffic, when configured (off by default).
         self.boundary = boundary
+        # Takeoffs, landings and the rest, when enabled (movements/; the service enables it).
+        self.movements = LiveMovements(movements) if movements is not None else None
         # What readers on other threads may look at; see tracking.live.
         self.live = LiveView.empty()
         self.last_snapshot: Snapshot | None = None
@@ -274,6 +279,8 @@ class Ingestor:
             )
             if self.airspace is not None:
                 restore_airspace(conn, self.airspace, self.state)
+            if self.movements is not None:
+                self.movements.restore(conn, self.state)
             transceivers = load_latest_transceivers(conn)
         self.tracker = self._tracker(self.state)
         self.last_transceivers = transceivers
@@ -466,6 +473,7 @@ class Ingestor:
             if self.airspace is not None
             else None
         )
+        moved = self.movements.step(changes, self.state) if self.movements is not None else None
         with self.db.write("ingest.snapshot") as conn:
             epoch = self.fence(conn) if self.fence is not None else None
             snapshot_id = self.writer.write(
@@ -476,6 +484,8 @@ class Ingestor:
                 airspace=airspace,
                 leader_epoch=epoch,
             )
+            if moved is not None:
+                LiveMovements.write(conn, moved, snapshot_id)
             self._hold_records(conn, records, snapshot_id, source, fetched_at)
             # Built in the transaction (every row has its id by now), so that the outbox
             # commits them with the snapshot or not at all; the bus still gets them only
@@ -486,7 +496,15 @@ class Ingestor:
                 outcome=Outcome.INGESTED.value,
                 transceivers=changes.transceiver_count if transceivers is not None else None,
             )
-            events = [received, *domain_events(changes, airspace, correlation_id=received.id)]
+            events = [
+                received,
+                *domain_events(
+                    changes,
+                    airspace,
+                    moved.movements if moved is not None else (),
+                    correlation_id=received.id,
+                ),
+            ]
             if self.outbox is not None:
                 self.outbox.write(conn, events, snapshot_id=snapshot_id)
         return changes, airspace, snapshot_id, events

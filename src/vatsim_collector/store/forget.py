@@ -4,9 +4,10 @@ Why: names are personal data (docs/architecture.md, "Invariants").
 
 What goes, per table:
 
-- their pilot sessions with positions, flight plans, sector occupancy, their contacts and
-  transceivers; their flights with flight summaries; their controller and ATIS sessions with
-  frequencies, contacts, controller summaries, ATIS revisions and transceivers; their prefiles;
+- their pilot sessions with positions, flight plans, sector occupancy, movements and the
+  movement detector's saved state, their contacts and transceivers; their flights with flight
+  summaries; their controller and ATIS sessions with frequencies, contacts, controller
+  summaries, ATIS revisions and transceivers; their prefiles;
 - transceivers of their callsigns linked to no session, within their sessions' time ranges
   (a station the feed carried whose session was never recorded);
 - logged events, dead letters and events waiting in the outbox about them (their cid,
@@ -58,6 +59,8 @@ _TABLES = (
     "flight_summaries",
     "sector_occupancy",
     "contact_intervals",
+    "movements",
+    "movement_state",
     "controller_sessions",
     "controller_frequencies",
     "controller_summaries",
@@ -314,6 +317,7 @@ def forget_member(db: DatabaseService, cid: int) -> ForgetReport:
                 t.contact_intervals.c.pilot_session_id,
                 t.contact_intervals.c.flight_id,
             ),
+            (t.movements, t.movements.c.pilot_session_id, t.movements.c.flight_id),
         ):
             gone[table.name] += _delete_in(conn, by_session, ps_ids) + _delete_in(
                 conn, by_flight, fl
@@ -329,6 +333,7 @@ def forget_member(db: DatabaseService, cid: int) -> ForgetReport:
         gone["controller_summaries"] += _delete_in(
             conn, t.controller_summaries.c.controller_session_id, cs_ids
         )
+        gone["movement_state"] += _delete_in(conn, t.movement_state.c.pilot_session_id, ps_ids)
         gone["pilot_sessions"] += _delete_in(conn, t.pilot_sessions.c.id, ps_ids)
         gone["flights"] += _delete_in(conn, t.flights.c.id, fl)
         gone["controller_sessions"] += _delete_in(conn, t.controller_sessions.c.id, cs_ids)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, select
 
 from vatsim_collector.store import schema as t
 
@@ -108,8 +108,65 @@ def snapshot_positions(conn: Connection, snapshot_id: int) -> list[Any]:
     pos = t.positions
     return list(
         conn.execute(
-            select(pos.c.pilot_session_id, pos.c.latitude, pos.c.longitude, pos.c.altitude)
+            select(
+                pos.c.pilot_session_id,
+                pos.c.latitude,
+                pos.c.longitude,
+                pos.c.altitude,
+                pos.c.groundspeed,
+                pos.c.heading,
+            )
             .where(pos.c.snapshot_id == snapshot_id)
             .order_by(pos.c.pilot_session_id)
         )
     )
+
+
+def snapshots_after(conn: Connection, high: datetime, limit: int) -> Sequence[Any]:
+    """The first ``limit`` accepted snapshots after ``high``, oldest first: those that end,
+    by the missed-snapshot rule, the sessions last seen by then."""
+    snap = t.snapshots
+    return conn.execute(
+        select(snap.c.id, snap.c.update_timestamp)
+        .where(snap.c.status == "accepted", snap.c.update_timestamp > high)
+        .order_by(snap.c.id)
+        .limit(limit)
+    ).all()
+
+
+def filed_arrivals(
+    conn: Connection, pilot_ids: Sequence[int]
+) -> dict[int, list[tuple[datetime, str | None]]]:
+    """Each pilot session's plan revisions as (first seen, arrival as filed), oldest first."""
+    fp = t.flight_plans
+    out: dict[int, list[tuple[datetime, str | None]]] = {}
+    for chunk in chunks(pilot_ids):
+        for r in conn.execute(
+            select(fp.c.pilot_session_id, fp.c.first_seen_at, fp.c.arrival)
+            .where(fp.c.pilot_session_id.in_(chunk))
+            .order_by(fp.c.id)
+        ):
+            out.setdefault(r.pilot_session_id, []).append((r.first_seen_at, r.arrival))
+    return out
+
+
+def replaced_at(conn: Connection, pilot_ids: Sequence[int]) -> dict[int, datetime]:
+    """For each of these sessions, when a later session of the same cid and callsign was
+    first seen (a new logon ends the old session at once), if there was one."""
+    ps = t.pilot_sessions
+    later = ps.alias("later")
+    out: dict[int, datetime] = {}
+    for chunk in chunks(pilot_ids):
+        for r in conn.execute(
+            select(ps.c.id, func.min(later.c.first_seen_at).label("at"))
+            .join(
+                later,
+                (later.c.cid == ps.c.cid)
+                & (later.c.callsign == ps.c.callsign)
+                & (later.c.first_seen_at > ps.c.last_seen_at),
+            )
+            .where(ps.c.id.in_(chunk))
+            .group_by(ps.c.id)
+        ):
+            out[r.id] = r.at
+    return out

@@ -124,7 +124,7 @@ class Member:
             return session in self.controller_sessions
         if kind.startswith("atis."):
             return session in self.atis_sessions
-        return kind.startswith(("pilot.", "flightplan.", "sector.")) and (
+        return kind.startswith(("pilot.", "flightplan.", "sector.", "flight.")) and (
             session in self.pilot_sessions
         )
 
