@@ -61,7 +61,21 @@ class LiveMovements:
         """Advance the detector by one snapshot whose changes the tracker just made."""
         for session, plan in changes.pilots.plan_revisions:
             self._filed[session.key] = plan.arrival
-        samples = [_sample(s, self._filed.get(s.key)) for s in changes.pilots.present]
+        filed = self._filed
+        # Built positionally, inline: one per pilot per snapshot, the cost counts.
+        samples = [
+            PilotSample(
+                s.key,
+                s,
+                (p := s.latest).latitude,
+                p.longitude,
+                p.altitude,
+                p.groundspeed,
+                p.heading,
+                filed.get(s.key),
+            )
+            for s in changes.pilots.present
+        ]
         ended: list[Hashable] = [s.key for s in changes.pilots.closed]
         step = self.detector.step(changes.at, samples, ended)
         if changes.pilots.closed:
