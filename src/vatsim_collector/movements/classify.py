@@ -61,13 +61,15 @@ class Columns:
 
     def obs(self, i: int) -> Obs:
         s, a = self.samples[i], self.airport_index[i]
+        # As floats whatever the caller passed (the feed's altitude, speed and heading are
+        # whole numbers): a state saved live and one recomputed must encode alike.
         return Obs(
             self.at,
-            s[2],
-            s[3],
-            s[4],
-            s[5],
-            s[6],
+            float(s[2]),
+            float(s[3]),
+            float(s[4]),
+            float(s[5]),
+            float(s[6]),
             self.classes[i],
             self.codes[a] if a >= 0 else None,
             self.height[i] if a >= 0 else None,
