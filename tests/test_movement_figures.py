@@ -1,14 +1,14 @@
-"""Issue 13, acceptance: the airport and pilot figures against the stored positions.
+"""Issue 13, acceptance: the airport, report and pilot figures against the stored positions.
 
 A realistic simulated network is ingested by the real ``Ingestor`` with its movement detector.
-Then the airport endpoints and pilot activity are checked three ways: against direct SQL on
-``movements``, and against an independent reading of the stored positions that shares no code
-with the detector: each session's positions become runs of "on the ground at an airport"
-(within 60 ft of its elevation, within 5 nm) and "in the air" (more than 300 ft above the field
-or away from airports), in between ignored; a ground run between air runs is a touch-and-go
-when the aircraft never stopped in it and left within 90 s, else a landing then a takeoff. The
-simulator's elevations are exact and its aircraft never hover, so on its data the two readings
-must agree exactly in counts, and in times within one poll interval per flight.
+Then the airport endpoints, the event report and pilot activity are checked three ways:
+against direct SQL on ``movements``, and against an independent reading of the stored positions
+that shares no code with the detector: each session's positions become runs of "on the ground
+at an airport" (within 60 ft of its elevation, within 5 nm) and "in the air" (more than 300 ft
+above the field or away from airports), in between ignored; a ground run between air runs is a
+touch-and-go when the aircraft never stopped in it and left within 90 s, else a landing then a
+takeoff. The simulator's elevations are exact and its aircraft never hover, so on its data the
+two readings must agree exactly in counts, and in times within one poll interval per flight.
 """
 
 from __future__ import annotations
@@ -203,6 +203,15 @@ def test_airport_figures_agree_with_sql_and_with_the_positions(
                 == reading.touch_and_goes[icao]
             ), icao
         assert sum(b["total"] for b in traffic["buckets"]) == traffic["totals"]["total"]
+    # The event report over the five busiest airports counts the same takeoffs and landings.
+    top = sorted(listed, key=lambda code: (-listed[code]["total"], code))[:5]
+    answer = client.get("/api/reports/traffic", params={**window, "airports": ",".join(top)})
+    assert answer.status_code == 200, answer.text
+    for report in answer.json()["airports"]:
+        icao = report["icao"]
+        assert report["departures"] == reading.departures[icao], icao
+        assert report["arrivals"] == reading.arrivals[icao], icao
+        assert sum(h["total"] for h in report["hours"]) == report["total"]
 
 
 def test_pilot_airborne_hours_agree_with_the_positions(
