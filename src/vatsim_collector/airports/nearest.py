@@ -1,21 +1,22 @@
 """The nearest airport to many positions at once, within a radius, without a loop per position.
 
-An STRtree over the airports' points answers one bounding-box query per position; the exact
-great-circle distance (haversine) is computed for the candidate pairs only, and the nearest per
-position is picked with a sort. The boxes are exact bounds of the spherical cap of the radius:
-half a latitude span of ``delta`` (the radius as an angle) and a longitude half-width of
-``asin(sin(delta) / cos(lat))``, the widest the cap gets (a cap that reaches a pole spans every
-longitude). The tree holds every airport three times, at its longitude and shifted by ±360°,
-so a box that crosses the antimeridian finds the airports on the other side without splitting.
+A KD-tree (scipy's ``cKDTree``) holds every airport as a point on the unit sphere in three
+dimensions; the straight-line (chord) distance between two such points grows with the
+great-circle distance, so the nearest by chord is the nearest along the surface, and the poles
+and the antimeridian need no special case. One query for all positions returns the few nearest
+airports within the chord of the radius; the exact great-circle distance (haversine) is then
+computed for those candidates only, and the nearest per position is picked with a sort (ties to
+the airport first in the reference's order).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import shapely
+from scipy.spatial import cKDTree
 
 from vatsim_collector.airports.reference import AirportReference
 
@@ -23,8 +24,11 @@ __all__ = ["EARTH_RADIUS_NM", "AirportIndex", "Nearest", "haversine_nm"]
 
 # The mean Earth radius (IUGG, 6,371.0088 km) in nautical miles of 1,852 m.
 EARTH_RADIUS_NM = 6_371_008.8 / 1852.0
-# Boxes are widened by this many degrees so that rounding never loses a pair on the edge.
-_SLACK_DEG = 1e-9
+# The chord bound is widened by this much so that rounding never loses an airport on the edge
+# (the exact haversine decides afterwards).
+_SLACK_CHORD = 1e-9
+# Nearest airports asked of the tree per position: the nearest, and any near-ties.
+_CANDIDATES = 4
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -53,12 +57,8 @@ class Nearest:
 class AirportIndex:
     def __init__(self, reference: AirportReference) -> None:
         self.reference = reference
-        n = len(reference)
-        lon = np.concatenate([reference.lon, reference.lon - 360.0, reference.lon + 360.0])
-        lat = np.tile(reference.lat, 3)
-        points: npt.NDArray[np.object_] = np.asarray(shapely.points(lon, lat))
-        self._tree = shapely.STRtree(points)
-        self._count = n
+        self._count = len(reference)
+        self._tree = cKDTree(_unit_vectors(reference.lat, reference.lon))
 
     def nearest(self, lat: npt.ArrayLike, lon: npt.ArrayLike, *, radius_nm: float) -> Nearest:
         """The nearest airport within ``radius_nm`` of each (lat, lon); ties go to the airport
@@ -74,30 +74,31 @@ class AirportIndex:
         distance = np.full(size, np.nan)
         if size == 0 or self._count == 0:
             return Nearest(index, distance)
-        delta = radius_nm / EARTH_RADIUS_NM  # radians
-        delta_deg = np.degrees(delta)
-        cos_lat = np.cos(np.radians(lat_a))
-        ratio = np.sin(delta) / np.maximum(cos_lat, 1e-300)
-        polar = (np.abs(lat_a) + delta_deg >= 90.0) | (ratio >= 1.0)
-        half = np.where(polar, 180.0, np.degrees(np.arcsin(np.minimum(ratio, 1.0))))
-        half = half + _SLACK_DEG
-        lat_lo = np.maximum(lat_a - delta_deg - _SLACK_DEG, -90.0)
-        lat_hi = np.minimum(lat_a + delta_deg + _SLACK_DEG, 90.0)
-        boxes = shapely.box(lon_a - half, lat_lo, lon_a + half, lat_hi)
-        pos, hit = self._tree.query(boxes)
+        angle = min(math.pi, radius_nm / EARTH_RADIUS_NM)
+        chord = 2.0 * math.sin(angle / 2.0) + _SLACK_CHORD
+        k = min(_CANDIDATES, self._count)
+        _, found = self._tree.query(_unit_vectors(lat_a, lon_a), k=k, distance_upper_bound=chord)
+        found = np.asarray(found).reshape(size, k)
+        pos, slot = np.nonzero(found < self._count)  # a miss is reported as the count
         if pos.size == 0:
             return Nearest(index, distance)
-        airport = (hit % self._count).astype(np.int64)
+        airport = found[pos, slot].astype(np.int64)
         ref = self.reference
         dist = haversine_nm(lat_a[pos], lon_a[pos], ref.lat[airport], ref.lon[airport])
         keep = dist <= radius_nm
         pos, airport, dist = pos[keep], airport[keep], dist[keep]
         if pos.size == 0:
             return Nearest(index, distance)
-        # A polar box spans 360° of a tree that holds every airport three times: drop copies.
         order = np.lexsort((airport, dist, pos))
         pos, airport, dist = pos[order], airport[order], dist[order]
         first = np.flatnonzero(np.r_[True, pos[1:] != pos[:-1]])
         index[pos[first]] = airport[first]
         distance[pos[first]] = dist[first]
         return Nearest(index, distance)
+
+
+def _unit_vectors(lat: npt.ArrayLike, lon: npt.ArrayLike) -> FloatArray:
+    """Points on the unit sphere, one row (x, y, z) per (lat, lon) in degrees."""
+    phi, lam = np.radians(lat), np.radians(lon)
+    cos_phi = np.cos(phi)
+    return np.column_stack([cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)])

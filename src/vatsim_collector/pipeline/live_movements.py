@@ -62,17 +62,21 @@ class LiveMovements:
         for session, plan in changes.pilots.plan_revisions:
             self._filed[session.key] = plan.arrival
         filed = self._filed
-        # Built positionally, inline: one per pilot per snapshot, the cost counts.
-        samples = [
-            PilotSample(
-                s.key,
-                s,
-                (p := s.latest).latitude,
-                p.longitude,
-                p.altitude,
-                p.groundspeed,
-                p.heading,
-                filed.get(s.key),
+        # One per pilot per snapshot, so made without the named tuple's Python-level __new__.
+        make = tuple.__new__
+        samples: list[PilotSample] = [
+            make(
+                PilotSample,
+                (
+                    (key := s.key),
+                    s,
+                    (p := s.latest).latitude,
+                    p.longitude,
+                    p.altitude,
+                    p.groundspeed,
+                    p.heading,
+                    filed.get(key),
+                ),
             )
             for s in changes.pilots.present
         ]

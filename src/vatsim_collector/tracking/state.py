@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 
 from vatsim_collector.feed.models import Atis, Controller, FlightPlan, Pilot
 
@@ -53,8 +54,10 @@ class PilotSession:
     id: int | None = None
     missed: int = 0
 
-    @property
+    @cached_property
     def key(self) -> SessionKey:
+        # Made once: asked for every pilot at every snapshot, and a session's identity never
+        # changes.
         return (self.cid, self.callsign, self.logon_time)
 
 
