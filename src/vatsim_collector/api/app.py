@@ -12,9 +12,10 @@ roles are in ``api/auth.py``, body size and rate limits in ``api/limits.py``.
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 
 import structlog
@@ -101,6 +102,27 @@ class _ProblemCORSMiddleware(CORSMiddleware):
         await super().__call__(scope, receive, send)
 
 
+def _freezing_startup(
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan, after ``gc.freeze()``: what was built before serving (the airport
+    reference, the sectors, the restored state, the modules) lives as long as the process, and
+    the cyclic collector need not walk it again. Without this, a full collection, which a few
+    requests that allocate much set off every so often, took about 60 ms on a day's database
+    and was the whole of the activity endpoint's p99 (BENCHMARKS.md)."""
+
+    @asynccontextmanager
+    async def startup(app: FastAPI) -> AsyncIterator[None]:
+        gc.freeze()
+        if lifespan is None:
+            yield
+            return
+        async with lifespan(app):
+            yield
+
+    return startup
+
+
 def create_app(
     ingestor: Ingestor,
     *,
@@ -152,7 +174,7 @@ def create_app(
         title="vatsim-collector",
         version="0.1.0",
         description="Live VATSIM state and recorded history. Names are never returned.",
-        lifespan=lifespan,
+        lifespan=_freezing_startup(lifespan),
         # FastAPI's own pages load Swagger UI and ReDoc from a CDN: never used (routes_docs).
         docs_url=None,
         redoc_url=None,
