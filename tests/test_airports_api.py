@@ -409,7 +409,7 @@ LIVE_PILOTS = [
     pilot(2005, "BAW5", EGLL[0] + 8, EGLL[1], 35000, 400, "BIKF", "egll"),  # 480 nm: 72 min
     pilot(2006, "BAW6", EGKK[0], EGKK[1], 210, 0, "EGKK", "EGLL"),  # on the ground at EGKK
     pilot(2007, "BAW7", 51.4706, -0.40, 600, 150, "EGLL", "EHAM"),  # climbing out: airborne
-    pilot(2008, "BAW8", 51.4710, -0.4500, 95, 2, None, None),  # no plan, stopped
+    pilot(2008, "BAW8", 51.4710, -0.4500, 95, 1, None, None),  # no plan, stopped (1 kt: the edge)
 ]
 LIVE_CONTROLLERS = [
     controller(3001, "EGLL_TWR", 4, "118.500"),
@@ -474,7 +474,7 @@ def test_the_airport_now_from_the_live_view_and_the_recent_movements(
             "aircraft": None,
             "departure": None,
             "arrival": None,
-            "groundspeed": 2,
+            "groundspeed": 1,
             "state": "stopped",
         },
     ]

@@ -396,6 +396,7 @@ def build_service_app(
         node=c.node,
         airports=c.airports,
         airport_radius_nm=settings.airport_radius_nm,
+        stopped_max_kt=settings.movement_stopped_max_kt,
     )
     app.state.poller = c.poller
     if c.relay is not None:
@@ -603,6 +604,7 @@ def build_api_node_app(n: ApiNode) -> FastAPI:
         node=n.node,
         airports=n.airports,
         airport_radius_nm=settings.airport_radius_nm,
+        stopped_max_kt=settings.movement_stopped_max_kt,
     )
 
 

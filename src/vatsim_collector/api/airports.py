@@ -24,9 +24,6 @@ from vatsim_collector.tracking.live import LiveView
 from vatsim_collector.tracking.state import ControllerSession, PilotSession
 
 HOUR = timedelta(hours=1)
-# Below this ground speed (knots) an aircraft on the ground counts as stopped: parked
-# aircraft report 0 to 2 kt of jitter.
-STOPPED_BELOW_KT = 3
 # Inbound flights due within this long are listed.
 INBOUND_HORIZON = HOUR
 

@@ -144,6 +144,7 @@ def create_app(
     node: Node | None = None,
     airports: AirportIndex | None = None,
     airport_radius_nm: float = 5.0,
+    stopped_max_kt: float = 1.0,
 ) -> FastAPI:
     """Build the API for ``ingestor``.
 
@@ -166,7 +167,8 @@ def create_app(
     process that collects, hence the leader.
 
     ``airports``: the airport index of the airport endpoints (by default the packaged
-    reference's), with ``airport_radius_nm`` the radius that places an aircraft at one.
+    reference's), with ``airport_radius_nm`` the radius that places an aircraft at one and
+    ``stopped_max_kt`` the ground speed at or below which one on the ground is stopped.
     """
     if stale_after <= 0:
         raise ValueError(f"stale_after must be positive, got {stale_after!r}")
@@ -202,6 +204,7 @@ def create_app(
         node=node or single_process_node(),
         airports=airports or packaged_airport_index(),
         airport_radius_nm=airport_radius_nm,
+        stopped_max_kt=stopped_max_kt,
     )
     ring = KeyRing(api_keys)
     app.state.key_ring = ring

@@ -92,6 +92,9 @@ class ApiContext:
     # aircraft is placed at one, as the collector's settings give them.
     airports: AirportIndex = field(default_factory=packaged_airport_index)
     airport_radius_nm: float = 5.0
+    # At or below this ground speed an aircraft on the ground is stopped: the movement
+    # detector's threshold (VATSIM_MOVEMENT_STOPPED_MAX_KT), so "stopped" means one thing.
+    stopped_max_kt: float = 1.0
 
     def health_report(self) -> HealthReport:
         """The monitor's verdict, overruled by a collection loop that has died."""

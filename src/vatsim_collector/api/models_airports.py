@@ -28,7 +28,8 @@ class OnGroundOut(BaseModel):
     arrival: str | None
     groundspeed: int
     state: Literal["stopped", "taxiing"] = Field(
-        description="`stopped` below 3 kt of ground speed, `taxiing` otherwise."
+        description="`stopped` at or below VATSIM_MOVEMENT_STOPPED_MAX_KT (1 kt) of ground"
+        " speed, the movement detector's threshold; `taxiing` otherwise."
     )
 
 

@@ -156,7 +156,7 @@ def airport(ctx: Context, icao: Icao) -> AirportOut:
                 departure=_blank(p.plan.departure) if p.plan else None,
                 arrival=_blank(p.plan.arrival) if p.plan else None,
                 groundspeed=p.latest.groundspeed,
-                state="stopped" if p.latest.groundspeed < logic.STOPPED_BELOW_KT else "taxiing",
+                state="stopped" if p.latest.groundspeed <= ctx.stopped_max_kt else "taxiing",
             )
             for p in ground
         ],
