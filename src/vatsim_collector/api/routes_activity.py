@@ -6,8 +6,6 @@ no name is read).
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -23,6 +21,7 @@ from vatsim_collector.api.activity import (
     pilot_groups,
 )
 from vatsim_collector.api.context import Context
+from vatsim_collector.api.csv_response import csv_response, wants_csv
 from vatsim_collector.api.models_activity import (
     ControllerActivityOut,
     ControllerActivityRowOut,
@@ -65,12 +64,6 @@ CSV_COLUMNS = (
 )
 
 
-def _wants_csv(request: Request, fmt: str | None) -> bool:
-    if fmt is not None:
-        return fmt == "csv"
-    return "text/csv" in request.headers.get("accept", "")
-
-
 PILOT_CSV_COLUMNS = (
     "cid",
     "hours_online",
@@ -96,17 +89,8 @@ def _csv(
     columns: Sequence[str],
     filename: str,
 ) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(columns)
-    for row in rows:
-        data = row.model_dump(mode="json")
-        writer.writerow([_cell(data[c]) for c in columns])
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    data = (row.model_dump(mode="json") for row in rows)
+    return csv_response(columns, ([_cell(d[c]) for c in columns] for d in data), filename)
 
 
 _CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -186,7 +170,7 @@ def controller_activity(
         if g.first is not None and g.last is not None
     ]
     page = rows[offset : offset + limit]
-    if _wants_csv(request, fmt):
+    if wants_csv(request, fmt):
         return _csv(page, CSV_COLUMNS, "controller-activity.csv")
     return ControllerActivityOut(
         start=start,
@@ -248,7 +232,7 @@ def pilot_activity(
         for g in (groups[p.cid] for p in page)
         if g.first is not None and g.last is not None
     ]
-    if _wants_csv(request, fmt):
+    if wants_csv(request, fmt):
         return _csv(rows, PILOT_CSV_COLUMNS, "pilot-activity.csv")
     return PilotActivityOut(
         start=start,

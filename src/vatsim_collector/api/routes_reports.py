@@ -5,8 +5,6 @@ event team publishes afterwards. Public, like the movements and sessions it coun
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -14,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from vatsim_collector.airports.reference import Airport, AirportReference
 from vatsim_collector.api.context import Context
+from vatsim_collector.api.csv_response import csv_response, wants_csv
 from vatsim_collector.api.models_airspace import From, To, unprocessable, window
 from vatsim_collector.api.models_reports import AirportReportOut, TrafficReportOut
 from vatsim_collector.api.problems import problem_responses
@@ -72,12 +71,6 @@ def _airports(codes: str) -> list[Airport]:
     return [airport for airport in found.values() if airport is not None]
 
 
-def _wants_csv(request: Request, fmt: str | None) -> bool:
-    if fmt is not None:
-        return fmt == "csv"
-    return "text/csv" in request.headers.get("accept", "")
-
-
 def _csv_cells(report: AirportReportOut) -> dict[str, object]:
     """The per-airport figures, repeated on each of its hour lines."""
     peak, quarter, contact = report.peak_hour, report.peak_15_minutes, report.atc_contact
@@ -104,26 +97,19 @@ def _csv_cells(report: AirportReportOut) -> dict[str, object]:
 
 
 def _csv(report: TrafficReportOut) -> Response:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
+    lines: list[list[object]] = []
     for airport in report.airports:
         cells = _csv_cells(airport)
         for row in airport.hours:
-            writer.writerow(
-                {
-                    **cells,
-                    "hour": row.hour.isoformat().replace("+00:00", "Z"),
-                    "departures": row.departures,
-                    "arrivals": row.arrivals,
-                    "total": row.total,
-                }
-            )
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="traffic-report.csv"'},
-    )
+            line = {
+                **cells,
+                "hour": row.hour.isoformat().replace("+00:00", "Z"),
+                "departures": row.departures,
+                "arrivals": row.arrivals,
+                "total": row.total,
+            }
+            lines.append([line[c] for c in CSV_COLUMNS])
+    return csv_response(CSV_COLUMNS, lines, "traffic-report.csv")
 
 
 @router.get(
@@ -178,6 +164,6 @@ def traffic_report(
             for airport in chosen
         ],
     )
-    if _wants_csv(request, fmt):
+    if wants_csv(request, fmt):
         return _csv(report)
     return report
