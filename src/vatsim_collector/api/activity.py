@@ -55,21 +55,26 @@ def by_day(stretch: Stretch) -> Iterator[Stretch]:
         start = end
 
 
-def _group_of(stretch: Stretch, group_by: GroupBy) -> Group:
-    if group_by is GroupBy.CID:
-        return Group(str(stretch.cid), cid=stretch.cid)
-    if group_by is GroupBy.POSITION:
-        callsign = stretch.callsign.upper()
-        return Group(callsign, callsign=callsign)
-    if group_by is GroupBy.FACILITY:
-        name = FACILITY_NAMES.get(stretch.facility, str(stretch.facility))
-        return Group(name, facility=stretch.facility)
-    day = stretch.start.astimezone(UTC).date()
-    return Group(day.isoformat(), day=day)
-
-
 def key_of(stretch: Stretch, group_by: GroupBy) -> str:
-    return _group_of(stretch, group_by).key
+    """The key of the group ``stretch`` falls in."""
+    if group_by is GroupBy.CID:
+        return str(stretch.cid)
+    if group_by is GroupBy.POSITION:
+        return stretch.callsign.upper()
+    if group_by is GroupBy.FACILITY:
+        return FACILITY_NAMES.get(stretch.facility, str(stretch.facility))
+    return stretch.start.astimezone(UTC).date().isoformat()
+
+
+def _group_of(stretch: Stretch, group_by: GroupBy, key: str) -> Group:
+    """A fresh group with ``key`` and what it stands for."""
+    if group_by is GroupBy.CID:
+        return Group(key, cid=stretch.cid)
+    if group_by is GroupBy.POSITION:
+        return Group(key, callsign=key)
+    if group_by is GroupBy.FACILITY:
+        return Group(key, facility=stretch.facility)
+    return Group(key, day=stretch.start.astimezone(UTC).date())
 
 
 def group(pieces: Sequence[Stretch], aircraft: Mapping[str, int], group_by: GroupBy) -> list[Group]:
@@ -77,8 +82,11 @@ def group(pieces: Sequence[Stretch], aircraft: Mapping[str, int], group_by: Grou
     distinct flights handled per group key. With ``day`` the caller cuts pieces at midnight."""
     groups: dict[str, Group] = {}
     for stretch in pieces:
-        fresh = _group_of(stretch, group_by)
-        groups.setdefault(fresh.key, fresh).add(stretch)
+        key = key_of(stretch, group_by)
+        found = groups.get(key)
+        if found is None:
+            found = groups[key] = _group_of(stretch, group_by, key)
+        found.add(stretch)
     for key, found in groups.items():
         found.aircraft = aircraft.get(key, 0)
     return sorted(groups.values(), key=lambda g: (-g.seconds, g.key))
