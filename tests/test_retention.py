@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -370,6 +371,42 @@ def test_postgresql_retention_creates_partitions_ahead(engine: Engine) -> None:
         for day in (date(2026, 3, 10), date(2026, 3, 11), date(2026, 3, 12)):
             assert partition_exists(engine, partition_name(table, day))
         assert not partition_exists(engine, partition_name(table, date(2026, 3, 13)))
+
+
+def test_postgresql_partitions_of_one_day_created_at_once_by_many_callers(
+    engine: Engine,
+) -> None:
+    """Retention's look-ahead and the first snapshot of a day (each with its own manager, on
+    their own threads) may create the same partitions at the same moment: CREATE TABLE IF NOT
+    EXISTS alone is not safe against that on PostgreSQL, and the loser's snapshot was held as
+    failed. Every caller must return with the partitions there."""
+    require_postgresql(engine)
+    day = date(2031, 7, 1)
+    start, _ = day_bounds(day)
+    callers = 8
+    barrier = threading.Barrier(callers, timeout=30)
+    failures: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            barrier.wait()
+            PartitionManager().ensure_for(engine, start)
+        except BaseException as exc:  # reported below, with its type
+            failures.append(exc)
+
+    for _attempt in range(5):
+        threads = [threading.Thread(target=create) for _ in range(callers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not failures, [f"{type(e).__name__}: {e}"[:300] for e in failures]
+        for table in ("positions", "transceivers"):
+            assert partition_exists(engine, partition_name(table, day))
+        with engine.begin() as conn:
+            for table in ("positions", "transceivers"):
+                conn.execute(text(f"DROP TABLE {partition_name(table, day)}"))
+        barrier.reset()
 
 
 def test_postgresql_skips_a_partition_whose_lock_is_busy(engine: Engine) -> None:

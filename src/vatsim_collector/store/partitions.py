@@ -18,6 +18,11 @@ from vatsim_collector.store.database import DatabaseService
 PARTITIONED_TABLES = ("positions", "transceivers")
 DAY_MS = 86_400_000
 _EPOCH_DAY = date(1970, 1, 1)
+# A transaction-level advisory lock taken before creating partitions (any fixed 64-bit number,
+# distinct from the leader lock's). CREATE TABLE IF NOT EXISTS is not safe against a concurrent
+# CREATE of the same table: the loser fails with "already exists". Retention's look-ahead and
+# the first snapshot of a day do create the same day's partitions at the same moment.
+PARTITION_LOCK_KEY = 0x7661_7473_7061_7274
 
 
 def day_of(snapshot_id: int) -> date:
@@ -76,6 +81,7 @@ class PartitionManager:
     def create(conn: Connection, day: date) -> None:
         start, end = day_bounds(day)
         quote = conn.dialect.identifier_preparer.quote
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PARTITION_LOCK_KEY})
         for table in PARTITIONED_TABLES:
             conn.execute(
                 text(
