@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -407,3 +409,53 @@ def test_export_refuses_a_bad_window_or_table_and_writes_nothing(
         assert result.stderr.strip()
     assert list(work.iterdir()) == []
     assert not (tmp_path / "missing").exists()
+
+
+# ----- the documented DuckDB examples (docs/analysts.md) -----------------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "analysts.md"
+
+
+def _doc_block(marker: str, language: str) -> str:
+    pattern = rf"<!-- {re.escape(marker)} -->\s*```{language}\n(.*?)```"
+    [block] = re.findall(pattern, DOCS.read_text(encoding="utf-8"), flags=re.DOTALL)
+    return str(block)
+
+
+def test_the_documented_archive_queries_run_and_give_the_whole_track(
+    engine: Engine, tmp_path: Path
+) -> None:
+    filled = fill_two_days(engine)
+    lo, hi = day_bounds(DAY1)[0], day_bounds(DAY2)[1]
+    everything = database_rows(engine, "positions", lo, hi)
+    callsign = everything[0][3]
+    track = sorted((r[0], r[5], r[6], r[7], r[8]) for r in everything if r[3] == callsign)
+    archive = DayArchive(tmp_path / "archive")
+    report = archive_job(engine, archive, filled).run_once()
+    assert report.archive_failed == []
+    glob = str(tmp_path / "archive" / "positions" / "*.parquet")
+    in_day1 = [row for row in track if row[0] < day_bounds(DAY2)[0]]
+    assert 0 < len(in_day1) < len(track)  # the track spans the archive and the database
+
+    query = (
+        _doc_block("archive-query", "sql")
+        .replace("archive/positions/*.parquet", glob)
+        .replace("BAW123", callsign)
+        .replace("2025-06-01", "2026-01-01")
+        .replace("2025-06-02", "2026-01-02")
+    )
+    with duckdb.connect() as conn:
+        rows = conn.execute(query).fetchall()
+    assert [(row[1], row[2], row[3], row[4]) for row in rows] == [
+        (Decimal(str(r[1])), Decimal(str(r[2])), r[3], r[4]) for r in in_day1
+    ]
+
+    script = (
+        _doc_block("archive-with-live", "python")
+        .replace('"sqlite:///data/vatsim.db"', repr(_url(engine)))
+        .replace('"archive/positions/*.parquet"', repr(glob))
+        .replace('"BAW123"', repr(callsign))
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(script, str(DOCS), "exec"), namespace)
+    assert namespace["track"] == track

@@ -119,7 +119,7 @@ def _write(
             result = conn.execution_options(stream_results=True, yield_per=FETCH_ROWS).execute(
                 layout.query(start_id, end_id)
             )
-            sink = _open_sink(stream, layout, file_format, compression_level, coordinates)
+            sink = open_sink(stream, layout, file_format, compression_level, coordinates)
             rows = 0
             try:
                 for page in result.partitions():
@@ -162,7 +162,7 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-def _open_sink(
+def open_sink(
     stream: BinaryIO,
     layout: Layout,
     file_format: FileFormat,
