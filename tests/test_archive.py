@@ -31,6 +31,7 @@ from test_retention import (
     require_postgresql,
     volume_by_day,
 )
+from vatsim_collector.config import load_settings
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.archive import DayArchive
 from vatsim_collector.store.database import DatabaseService
@@ -155,6 +156,7 @@ def test_a_day_archived_reads_back_with_duckdb_equal_to_the_dropped_rows(
         assert len(before[table]) == filled.day1[table]
         # Nothing of the current day, and no temporary file left beside it.
         assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    assert archive.path_for("positions", DAY1).stat().st_mode & 0o777 == 0o644
     schema = pq.read_schema(archive.path_for("positions", DAY1))
     assert schema.field("latitude").type == pa.decimal32(9, 6)
     assert schema.field("time").type == pa.timestamp("ms", tz="UTC")
@@ -184,6 +186,15 @@ def test_coordinates_finer_than_a_micro_degree_are_kept_as_doubles(
     assert pq.read_schema(path).field("latitude").type == pa.float64()
     assert archived_rows(path, "positions") == before["positions"]
     assert any(row[5] == 12.345678912345 for row in before["positions"])
+
+
+def test_the_archive_is_on_exactly_when_a_directory_is_set(tmp_path: Path) -> None:
+    assert DayArchive.from_settings(load_settings()) is None
+    archive = DayArchive.from_settings(
+        load_settings(archive_dir=tmp_path, archive_compression_level=3)
+    )
+    assert archive is not None
+    assert (archive.directory, archive.compression_level) == (tmp_path, 3)
 
 
 def test_without_an_archive_directory_retention_deletes_as_before(

@@ -11,6 +11,8 @@ directory (``positions/positions-2026-01-01.parquet``). A day already archived i
 rewritten when the file holds every row the database still has for that day (a drop that was
 interrupted, or a run that archived and then could not drop); it is rewritten when the database
 holds every row of the file and more; any other difference is an error, and the day stays.
+That happens only if snapshots of a day already archived and dropped are ingested later (a
+replay of files never ingested before): merge them by hand, e.g. with ``export`` and DuckDB.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ FileFormat = Literal["parquet", "csv"]
 FETCH_ROWS = 50_000
 ROW_GROUP_ROWS = 500_000
 DEFAULT_COMPRESSION_LEVEL = 9
+FILE_MODE = 0o644
 
 
 class ArchiveError(RuntimeError):
@@ -144,6 +147,8 @@ def _atomic_file(path: Path) -> Iterator[tuple[Path, BinaryIO]]:
     descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     temporary = Path(name)
     try:
+        # mkstemp makes it private; an archive is for analysts to read.
+        os.fchmod(descriptor, FILE_MODE)
         with os.fdopen(descriptor, "wb") as stream:
             yield temporary, stream
         os.replace(temporary, path)
@@ -306,7 +311,8 @@ class DayArchive:
         except Exception as exc:
             raise ArchiveError(f"{path}: an existing archive file cannot be read: {exc}") from exc
         # Snapshot times compare as snapshot ids (milliseconds).
-        in_file = in_file.set_column(0, "time", in_file.column("time").cast(pa.int64()))
+        at = in_file.schema.get_field_index("time")
+        in_file = in_file.set_column(at, "time", in_file.column(at).cast(pa.int64()))
         with db.read(f"archive.{layout.table}.keys") as conn:
             rows = conn.execute(layout.key_query(start_id, end_id)).all()
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(layout.key)
