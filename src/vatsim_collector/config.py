@@ -185,6 +185,10 @@ class Settings(BaseSettings):
     retention_interval: float = Field(default=3600.0, gt=0)
     retention_chunk_rows: int = Field(default=5000, ge=100)
     partitions_ahead_days: int = Field(default=2, ge=1, le=60)
+    # Unset: expired positions and transceivers are deleted. Set: each expired UTC day of them
+    # is first written to DIR/TABLE/TABLE-YYYY-MM-DD.parquet (zstd at this level).
+    archive_dir: Path | None = None
+    archive_compression_level: int = Field(default=9, ge=1, le=22)
 
     # Error layer: breakers per dependency, retries of transient failures, error records.
     breaker_failure_threshold: int = Field(default=5, ge=1, le=1000)

@@ -52,6 +52,7 @@ from vatsim_collector.pipeline.spool import SnapshotSpool
 from vatsim_collector.pipeline.worker import consumer_reader
 from vatsim_collector.simulator.server import SimulatedNetwork
 from vatsim_collector.simulator.thread import running_simulator
+from vatsim_collector.store.archive import DayArchive
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.engine import sqlite_path
 from vatsim_collector.store.error_records import ErrorRecordStore
@@ -285,6 +286,7 @@ async def run_components(c: Components, app: FastAPI) -> AsyncIterator[None]:
         # The ingestor's own manager, so a dropped day is known to need recreating.
         partitions=c.ingestor.partitions,
         ahead_days=settings.partitions_ahead_days,
+        archive=DayArchive.from_settings(settings),
     )
     background = [
         asyncio.create_task(

@@ -15,6 +15,7 @@ import typer
 
 from vatsim_collector.cli._common import DatabaseUrl, configuration_errors, settings_or_exit
 from vatsim_collector.cli.events import events_app
+from vatsim_collector.cli.export import export
 from vatsim_collector.cli.privacy import forget
 from vatsim_collector.cli.worker import worker
 from vatsim_collector.logsetup import LogFormat
@@ -29,6 +30,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.command("forget")(forget)
 app.command("worker")(worker)
+app.command("export")(export)
 
 
 def _configure_logging(level: str, log_format: LogFormat = "auto") -> None:

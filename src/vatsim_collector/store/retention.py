@@ -11,6 +11,12 @@ most ``lock_timeout`` for readers; if it cannot get its lock it is skipped and r
 Everywhere else (SQLite, and the small tables on PostgreSQL) rows are deleted in chunks of at
 most ``chunk_rows`` rows, each chunk its own short transaction, walking the primary key (or the
 time index) from its oldest end, so the ingest never waits long for the write lock.
+
+With an archive (``VATSIM_ARCHIVE_DIR``), positions and transceivers are written to Parquet
+(``store.archive``) before they go, one file per UTC day and table, and only whole expired days
+go: a partition is archived and then dropped; on SQLite a day's rows are archived and then
+deleted in chunks. A day whose archive fails is kept, the error is reported, and the next run
+tries again. The drop (or delete) happens only if the day still has exactly the rows archived.
 """
 
 from __future__ import annotations
@@ -24,12 +30,18 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Column, Engine, Table, delete, select, text, tuple_
+from sqlalchemy import Column, Engine, Table, delete, func, select, text, tuple_
 from sqlalchemy.exc import OperationalError
 
 from vatsim_collector.store import schema as t
+from vatsim_collector.store.archive import ArchivedDay, DayArchive
 from vatsim_collector.store.database import DatabaseService
-from vatsim_collector.store.partitions import PARTITIONED_TABLES, PartitionManager, day_bounds
+from vatsim_collector.store.partitions import (
+    PARTITIONED_TABLES,
+    PartitionManager,
+    day_bounds,
+    day_of,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -83,12 +95,20 @@ class RetentionReport:
     chunks: int = 0
     seconds: float = 0.0
     cutoffs: dict[str, datetime] = field(default_factory=dict)
+    # Days written to (or found complete in) the archive, and days kept because archiving
+    # them failed ("positions 2026-01-01: reason").
+    archived: list[ArchivedDay] = field(default_factory=list)
+    archive_failed: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
             **{f"{name}_deleted": count for name, count in self.deleted.items()},
             "partitions_dropped": list(self.partitions_dropped),
             "partitions_skipped": list(self.partitions_skipped),
+            "archived": [f"{a.table} {a.day.isoformat()}" for a in self.archived],
+            "archived_rows": sum(a.rows for a in self.archived),
+            "archived_bytes": sum(a.bytes for a in self.archived),
+            "archive_failed": list(self.archive_failed),
             "chunks": self.chunks,
             "seconds": round(self.seconds, 3),
         }
@@ -110,12 +130,14 @@ class RetentionJob:
         ahead_days: int = 2,
         lock_timeout: float = 5.0,
         chunk_pause: float = 0.005,
+        archive: DayArchive | None = None,
     ) -> None:
         """``partitions`` should be the ingestor's manager, so a dropped day is forgotten.
 
         ``ahead_days`` is ``partitions_ahead_days``: each run makes sure today's partitions and
         that many following days' exist. ``chunk_pause`` (seconds) is slept between chunks so a
-        waiting writer gets the lock in between.
+        waiting writer gets the lock in between. With an ``archive``, positions and
+        transceivers are archived a whole day at a time before they go.
         """
         if chunk_rows < 1:
             raise ValueError("chunk_rows must be at least 1")
@@ -130,6 +152,7 @@ class RetentionJob:
         self.ahead_days = ahead_days
         self.lock_timeout = lock_timeout
         self.chunk_pause = chunk_pause
+        self.archive = archive
 
     def run_once(self) -> RetentionReport:
         started = time.monotonic()
@@ -150,8 +173,10 @@ class RetentionJob:
             if name in PARTITIONED_TABLES:
                 if partitioned:
                     self._drop_partitions(name, cutoff, report)
+                elif self.archive is not None:
+                    self._archive_and_delete_days(name, self.archive, cutoff, report)
                 else:
-                    self._delete_volume(name, cutoff, report)
+                    self._delete_volume(name, t.snapshot_id_for(cutoff), report)
             else:
                 self._delete_by_time(name, cutoff, report)
         report.seconds = time.monotonic() - started
@@ -168,10 +193,28 @@ class RetentionJob:
         quote = self.engine.dialect.identifier_preparer.quote
         timeout_ms = max(1, round(self.lock_timeout * 1000))
         for partition in expired:
+            archived = None
+            if self.archive is not None:
+                archived = self._archive(self.archive, table, partition.day, report)
+                if archived is None:
+                    continue
             try:
                 with self.db.write(f"retention.{table}.drop") as conn:
                     conn.execute(text(f"SET LOCAL lock_timeout = '{timeout_ms}ms'"))
+                    if archived is not None:
+                        # Locked first, so no row can arrive between this count and the drop.
+                        conn.execute(
+                            text(f"LOCK TABLE {quote(partition.name)} IN ACCESS EXCLUSIVE MODE")
+                        )
+                        rows = conn.execute(
+                            text(f"SELECT count(*) FROM {quote(partition.name)}")
+                        ).scalar_one()
+                        if rows != archived.rows:
+                            raise _ChangedSinceArchived(table, partition.day, rows, archived)
                     conn.execute(text(f"DROP TABLE IF EXISTS {quote(partition.name)}"))
+            except _ChangedSinceArchived as exc:
+                self._archive_failed(report, table, partition.day, str(exc))
+                continue
             except OperationalError as exc:
                 if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
                     raise
@@ -183,8 +226,65 @@ class RetentionJob:
 
     # ----- chunked deletes ---------------------------------------------------------------
 
-    def _delete_volume(self, name: str, cutoff: datetime, report: RetentionReport) -> None:
-        """Walk the primary key (snapshot id first) from its oldest end, ``chunk_rows`` at a time.
+    def _archive(
+        self, archive: DayArchive, table: str, day: date, report: RetentionReport
+    ) -> ArchivedDay | None:
+        """The day archived, or None if that failed (reported: the day must stay)."""
+        try:
+            archived = archive.archive_day(self.db, table, day)
+        except Exception as exc:
+            self._archive_failed(report, table, day, f"{type(exc).__name__}: {exc}")
+            return None
+        report.archived.append(archived)
+        return archived
+
+    @staticmethod
+    def _archive_failed(report: RetentionReport, table: str, day: date, reason: str) -> None:
+        log.error("archive failed; the day is kept", table=table, day=day.isoformat(), error=reason)
+        report.archive_failed.append(f"{table} {day.isoformat()}: {reason}")
+
+    def _archive_and_delete_days(
+        self, name: str, archive: DayArchive, cutoff: datetime, report: RetentionReport
+    ) -> None:
+        """Archive, then delete, each whole UTC day of ``name`` that ends by ``cutoff``, oldest
+        first; the day holding the cutoff waits until all of it has expired."""
+        table = t.metadata.tables[name]
+        cutoff_id = t.snapshot_id_for(cutoff)
+        lower = 0
+        while True:
+            with self.db.read(f"retention.{name}.next_day") as conn:
+                first = conn.execute(
+                    select(func.min(table.c.snapshot_id)).where(table.c.snapshot_id >= lower)
+                ).scalar()
+            if first is None:
+                return
+            day = day_of(first)
+            start_id, end_id = day_bounds(day)
+            if end_id > cutoff_id:
+                return
+            lower = end_id
+            archived = self._archive(archive, name, day, report)
+            if archived is None:
+                continue
+            with self.db.read(f"retention.{name}.count") as conn:
+                rows = conn.execute(
+                    select(func.count())
+                    .select_from(table)
+                    .where(table.c.snapshot_id >= start_id, table.c.snapshot_id < end_id)
+                ).scalar_one()
+            # Rows are only added to an expired day by replaying old files at this very moment;
+            # such a day is archived again next run, before it is deleted.
+            if rows != archived.rows:
+                changed = _ChangedSinceArchived(name, day, rows, archived)
+                self._archive_failed(report, name, day, str(changed))
+                continue
+            self._delete_volume(name, end_id, report, lower_id=start_id)
+
+    def _delete_volume(
+        self, name: str, upper_id: int, report: RetentionReport, *, lower_id: int | None = None
+    ) -> None:
+        """Walk the primary key (snapshot id first) from its oldest end, ``chunk_rows`` at a time,
+        deleting snapshot ids below ``upper_id`` (and from ``lower_id``, if given).
 
         Each chunk is the key range up to the ``chunk_rows``-th oldest expired key: a seek and a
         bounded range scan of the primary key, then one bounded delete.
@@ -192,7 +292,9 @@ class RetentionJob:
         table = t.metadata.tables[name]
         key = list(table.primary_key.columns)
         first = key[0]
-        expired = first < t.snapshot_id_for(cutoff)
+        expired = first < upper_id
+        if lower_id is not None:
+            expired = expired & (first >= lower_id)
         nth_key = select(*key).where(expired).order_by(*key).offset(self.chunk_rows - 1).limit(1)
         last_key = select(*key).where(expired).order_by(*(c.desc() for c in key)).limit(1)
 
@@ -242,6 +344,14 @@ class RetentionJob:
                 return
             if self.chunk_pause > 0:
                 time.sleep(self.chunk_pause)
+
+
+class _ChangedSinceArchived(Exception):
+    def __init__(self, table: str, day: date, rows: int, archived: ArchivedDay) -> None:
+        super().__init__(
+            f"{table} {day.isoformat()} has {rows} rows, {archived.rows} were archived;"
+            " archived again next run"
+        )
 
 
 def _ends_by(day: date, cutoff_id: int) -> bool:
