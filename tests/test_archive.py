@@ -335,12 +335,15 @@ def test_partition_is_archived_before_it_is_dropped_on_postgresql(
 # ----- export ------------------------------------------------------------------------------
 
 
-def cli(*args: str, database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VATSIM_")}
-    env["VATSIM_DATABASE_URL"] = database_url
+def cli(
+    *args: str, database_url: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("VATSIM_")}
+    environment.update(env or {})
+    environment["VATSIM_DATABASE_URL"] = database_url
     return subprocess.run(
         [sys.executable, "-m", "vatsim_collector", *args],
-        env=env,
+        env=environment,
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -470,3 +473,49 @@ def test_the_documented_archive_queries_run_and_give_the_whole_track(
     namespace: dict[str, Any] = {}
     exec(compile(script, str(DOCS), "exec"), namespace)
     assert namespace["track"] == track
+
+
+# ----- forgetting a member reaches the archive ---------------------------------------------
+
+
+def test_forget_removes_the_member_from_the_archive_files_and_nothing_else(
+    engine: Engine, tmp_path: Path
+) -> None:
+    filled = fill_two_days(engine)
+    before = day1_rows(engine)
+    archive = DayArchive(tmp_path / "archive")
+    assert archive_job(engine, archive, filled).run_once().archive_failed == []
+    # A member with positions and transceivers in the archived day.
+    cid = next(row[2] for row in before["positions"])
+    theirs = {
+        "positions": [r for r in before["positions"] if r[2] == cid],
+        "transceivers": [r for r in before["transceivers"] if r[11] == cid],
+    }
+    assert theirs["positions"]
+    assert theirs["transceivers"]
+    untouched = tmp_path / "archive" / "positions" / "positions-2025-12-31.parquet"
+    pq.write_table(pa.table({"cid": pa.array([cid + 1], pa.int32())}), untouched)
+    untouched_stamp = untouched.stat().st_mtime_ns
+
+    env_dir = {"VATSIM_ARCHIVE_DIR": str(tmp_path / "archive")}
+    done = cli("forget", str(cid), "--yes", database_url=_url(engine), cwd=tmp_path, env=env_dir)
+
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["archive"] == {
+        "rows_removed": {name: len(rows) for name, rows in theirs.items()},
+        "files_rewritten": 2,
+    }
+    for table in ("positions", "transceivers"):
+        path = archive.path_for(table, DAY1)
+        expected = [r for r in before[table] if r not in theirs[table]]
+        assert archived_rows(path, table) == expected
+        assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith(".")) == []
+    assert pq.read_schema(archive.path_for("positions", DAY1)).field(
+        "latitude"
+    ).type == pa.decimal32(9, 6)
+    # A file without the member is not rewritten.
+    assert untouched.stat().st_mtime_ns == untouched_stamp
+    # Again: nothing left to remove.
+    again = cli("forget", str(cid), "--yes", database_url=_url(engine), cwd=tmp_path, env=env_dir)
+    assert json.loads(again.stdout)["archive"]["files_rewritten"] == 0

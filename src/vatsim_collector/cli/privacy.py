@@ -24,7 +24,8 @@ def forget(
 ) -> None:
     """Delete or anonymise everything stored about member CID, in one transaction: sessions,
     flights, positions, plans, radio, airspace rows, summaries, events, dead letters, their
-    records in held documents; error records stay, their cid, callsigns and names replaced."""
+    records in held documents; error records stay, their cid, callsigns and names replaced.
+    With VATSIM_ARCHIVE_DIR set, the member's rows are then removed from the archive files."""
     from vatsim_collector.logsetup import configure_logging
     from vatsim_collector.store.database import DatabaseService
     from vatsim_collector.store.forget import forget_member
@@ -41,7 +42,13 @@ def forget(
     db = DatabaseService.from_settings(settings)
     try:
         upgrade(db.engine)
-        report = forget_member(db, cid)
+        report = forget_member(db, cid).as_dict()
     finally:
         db.dispose()
-    typer.echo(json.dumps(report.as_dict(), sort_keys=True))
+    if settings.archive_dir is not None:
+        from vatsim_collector.store.archive_forget import forget_in_archive
+
+        report["archive"] = forget_in_archive(
+            settings.archive_dir, cid, compression_level=settings.archive_compression_level
+        ).as_dict()
+    typer.echo(json.dumps(report, sort_keys=True))

@@ -116,7 +116,7 @@ def _write(
     compression_level: int,
     coordinates: Coordinates,
 ) -> Written:
-    with _atomic_file(path) as (temporary, stream):
+    with atomic_file(path) as (temporary, stream):
         with db.read_consistent(f"archive.{layout.table}.read") as conn:
             expected = int(conn.execute(layout.count(start_id, end_id)).scalar_one())
             result = conn.execution_options(stream_results=True, yield_per=FETCH_ROWS).execute(
@@ -135,14 +135,14 @@ def _write(
             raise ArchiveError(f"{layout.table}: read {rows} rows, the database counted {expected}")
         stream.flush()
         os.fsync(stream.fileno())
-        stored = _rows_in_file(temporary, file_format)
+        stored = rows_in_file(temporary, file_format)
         if stored != rows:
             raise ArchiveError(f"{temporary.name}: the file holds {stored} rows, wrote {rows}")
     return Written(path, rows, path.stat().st_size)
 
 
 @contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[tuple[Path, BinaryIO]]:
+def atomic_file(path: Path) -> Iterator[tuple[Path, BinaryIO]]:
     """A temporary file beside ``path``, renamed to it if the block succeeds, else removed."""
     descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     temporary = Path(name)
@@ -237,7 +237,7 @@ class _ParquetSink:
         self.writer.close()
 
 
-def _rows_in_file(path: Path, file_format: FileFormat) -> int:
+def rows_in_file(path: Path, file_format: FileFormat) -> int:
     if file_format == "parquet":
         import pyarrow.parquet as pq
 
