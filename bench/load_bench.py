@@ -10,6 +10,10 @@
 3. Runs ``wrk`` (Debian's package) against ``/api/flights`` and then ``/api/status`` with
    ``--latency``, and reports requests/s, p50/p90/p99 latency and every error wrk counted
    (socket errors and non-2xx answers), plus how many snapshots the collector stored meanwhile.
+   Without wrk, ``bench/httpload.py`` (the same closed loop, in Python) does the load.
+4. Counts, per endpoint, the simulator's ticks that fell in the load window and were not
+   stored: a gap of more than one tick between consecutive stored snapshots (the simulator
+   skips the ticks nobody fetched), so "every tick stored" reads as ``ticks_missed: 0``.
 
 The rate limit is switched off for the run (``VATSIM_RATE_LIMIT_PER_MINUTE=0``): it is there to
 stop abuse, and this measures the service. Results go to ``bench/results/``.
@@ -28,6 +32,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +41,7 @@ import orjson
 from sqlalchemy import func, select
 
 from dbsetup import machine
+from httpload import run_load
 from vatsim_collector.airspace.setup import build_airspace
 from vatsim_collector.config import Settings
 from vatsim_collector.events.payloads import ControllerDisconnected, PilotDisconnected
@@ -121,6 +127,40 @@ def snapshots_stored(url: str) -> int:
         engine.dispose()
 
 
+def stored_times(url: str, after: datetime | None) -> list[datetime]:
+    """Update times of the snapshots stored after ``after``, in order."""
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as conn:
+            query = select(t.snapshots.c.update_timestamp).order_by(t.snapshots.c.update_timestamp)
+            if after is not None:
+                query = query.where(t.snapshots.c.update_timestamp > after)
+            return [row[0] for row in conn.execute(query)]
+    finally:
+        engine.dispose()
+
+
+def ticks_missed(times: list[datetime]) -> int:
+    """Simulator ticks between the first and last of ``times`` that no snapshot holds."""
+    return sum(round((b - a) / TICK) - 1 for a, b in pairwise(times))
+
+
+def load(base: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One endpoint under load: wrk when installed, else bench/httpload.py."""
+    if shutil.which("wrk") is None:
+        return run_load(
+            base + path, threads=2, connections=args.connections, duration=args.duration
+        )
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--latency", base + path],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    print(out)
+    return parse_wrk(out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", default=f"sqlite:///{RESULTS}/load-day.db")
@@ -131,8 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
-        return 2
+        print("wrk is not installed: bench/httpload.py does the load", file=sys.stderr)
     RESULTS.mkdir(exist_ok=True)
     url = args.database_url
     if args.reuse:
@@ -193,21 +232,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     pass
                 time.sleep(0.2)
             for path in ("/api/flights", "/api/status"):
-                out = subprocess.run(
-                    [
-                        "wrk",
-                        "-t2",
-                        f"-c{args.connections}",
-                        f"-d{args.duration}s",
-                        "--latency",
-                        base + path,
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-                report[path] = parse_wrk(out)
-                print(out)
+                # Wait for a snapshot stored after the start: the window is then measured
+                # from a tick the collector did store.
+                last = stored_times(url, None)[-1]
+                for _ in range(100):
+                    if stored_times(url, last):
+                        break
+                    time.sleep(0.2)
+                start = stored_times(url, None)[-1]
+                report[path] = load(base, path, args)
+                time.sleep(3)  # the tick due at the end of the window, fetched and stored
+                times = [start, *stored_times(url, start)]
+                report[path]["snapshots_stored"] = len(times) - 1
+                report[path]["ticks_missed"] = ticks_missed(times)
+                print(path, json.dumps(report[path]), file=sys.stderr)
         finally:
             proc.terminate()
             # A clean stop drains the event handlers (30 s) after the poller (30 s).
