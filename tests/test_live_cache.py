@@ -165,6 +165,22 @@ def test_a_variant_is_rendered_once_per_snapshot(feed: Feed) -> None:
         assert cache.renders == 2
 
 
+def test_the_fast_path_and_the_route_give_the_same_answer(feed: Feed) -> None:
+    """A plain GET is answered before routing (``LiveFastPath``), one with a query string by
+    the route: the same bytes and tag, from the one cached variant."""
+    app = create_app(feed.ingestor, stale_after=1e9)
+    cache = _cache(app)
+    with serving(app) as client:
+        for path in ("/api/flights", "/api/controllers"):
+            fast = client.get(path)
+            routed = client.get(f"{path}?via=route")
+            assert fast.content == routed.content, path
+            assert fast.headers["etag"] == routed.headers["etag"], path
+            assert client.post(path).status_code == 405, path
+            assert client.get(f"{path}/").status_code == 307, path
+        assert cache.renders == 2
+
+
 def test_a_matching_if_none_match_gets_304_without_a_body(feed: Feed) -> None:
     app = create_app(feed.ingestor, stale_after=1e9)
     with serving(app) as client:

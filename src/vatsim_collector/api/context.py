@@ -142,7 +142,9 @@ class ApiContext:
         return (self.clock() - last).total_seconds()
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
+    # async: FastAPI runs a plain-def dependency on its thread pool, and that hop (a queue, a
+    # thread switch, the GIL handed over twice) cost more than a cached answer (live_cache).
     context = request.app.state.api_context
     assert isinstance(context, ApiContext)
     return context

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from vatsim_collector.api.context import Context
+from vatsim_collector.api.context import ApiContext, Context
 from vatsim_collector.api.models import ControllerOut, ControllersOut
 from vatsim_collector.tracking.live import LiveView
 from vatsim_collector.tracking.state import ControllerSession, Kind
@@ -39,6 +39,11 @@ def _controller_out(session: ControllerSession) -> ControllerOut:
     " centroid of the station's transceivers and null when none were reported.",
 )
 async def list_controllers(ctx: Context, request: Request) -> Response:
+    return controllers_answer(ctx, request)
+
+
+def controllers_answer(ctx: ApiContext, request: Request) -> Response:
+    """``/api/controllers`` from the live cache (the route's, and ``LiveFastPath``'s)."""
     sources = ctx.live_sources()
     return ctx.live_cache.respond(
         request, sources, "controllers", lambda: controllers_out(sources[0])

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from sqlalchemy import Connection
 
-from vatsim_collector.api.context import Context
+from vatsim_collector.api.context import ApiContext, Context
 from vatsim_collector.api.models import (
     FlightOut,
     FlightsOut,
@@ -74,6 +74,11 @@ def _flight_out(session: PilotSession) -> FlightOut:
     summary="Pilots in the latest accepted snapshot, sorted by callsign",
 )
 async def list_flights(ctx: Context, request: Request) -> Response:
+    return flights_answer(ctx, request)
+
+
+def flights_answer(ctx: ApiContext, request: Request) -> Response:
+    """``/api/flights`` from the live cache (the route's, and ``LiveFastPath``'s)."""
     sources = ctx.live_sources()
     return ctx.live_cache.respond(request, sources, "flights", lambda: flights_out(sources[0]))
 
