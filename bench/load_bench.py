@@ -1,7 +1,8 @@
 """HTTP load on the running service while it ingests: wrk against /api/flights and /api/status.
 
     .venv/bin/python bench/load_bench.py [--database-url URL] [--snapshots 5760] [--reuse]
-                                         [--duration 30] [--connections 16]
+                                         [--duration 30] [--connections 16] [--warmup 45]
+                                         [--gzip]
 
 1. Builds (unless ``--reuse``) a day of simulated traffic -- 5,760 snapshots at 15 s, with
    transceivers, sector occupancy, ATC contact and summaries -- through the real ingest path.
@@ -11,9 +12,10 @@
    ``--latency``, and reports requests/s, p50/p90/p99 latency and every error wrk counted
    (socket errors and non-2xx answers), plus how many snapshots the collector stored meanwhile.
    Without wrk, ``bench/httpload.py`` (the same closed loop, in Python) does the load.
-4. Counts, per endpoint, the simulator's ticks that fell in the load window and were not
-   stored: a gap of more than one tick between consecutive stored snapshots (the simulator
-   skips the ticks nobody fetched), so "every tick stored" reads as ``ticks_missed: 0``.
+4. Counts, per endpoint and for an idle window as long, the simulator's ticks that fell in
+   the window and were not stored: a gap of more than one tick between consecutive stored
+   snapshots (the simulator skips the ticks nobody fetched), so "every tick stored" reads as
+   ``ticks_missed: 0``; the idle window shows what the machine alone costs.
 
 The rate limit is switched off for the run (``VATSIM_RATE_LIMIT_PER_MINUTE=0``): it is there to
 stop abuse, and this measures the service. Results go to ``bench/results/``.
@@ -147,12 +149,25 @@ def ticks_missed(times: list[datetime]) -> int:
 
 def load(base: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
     """One endpoint under load: wrk when installed, else bench/httpload.py."""
+    headers = ["Accept-Encoding: gzip"] if args.gzip else []
     if shutil.which("wrk") is None:
         return run_load(
-            base + path, threads=2, connections=args.connections, duration=args.duration
+            base + path,
+            threads=2,
+            connections=args.connections,
+            duration=args.duration,
+            headers=headers,
         )
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--latency", base + path],
+        [
+            "wrk",
+            "-t2",
+            f"-c{args.connections}",
+            f"-d{args.duration}s",
+            "--latency",
+            *(arg for header in headers for arg in ("-H", header)),
+            base + path,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -169,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--build-only", action="store_true", help="build the day and stop")
     parser.add_argument("--duration", type=int, default=30)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--gzip", action="store_true", help="ask for gzip (Accept-Encoding), as browsers do"
+    )
     parser.add_argument(
         "--warmup",
         type=int,
@@ -214,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "day_snapshots": before,
         "duration_s": args.duration,
         "connections": args.connections,
+        "accept_gzip": args.gzip,
     }
     with running_simulator(network=network, speed=15.0) as sim:
         proc = subprocess.Popen(
@@ -241,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     pass
                 time.sleep(0.2)
             time.sleep(args.warmup)
-            for path in ("/api/flights", "/api/status"):
+            # "idle": the same window without load, for the ticks the machine alone costs.
+            for path in ("idle", "/api/flights", "/api/status"):
                 # Wait for a snapshot stored after the start: the window is then measured
                 # from a tick the collector did store.
                 last = stored_times(url, None)[-1]
@@ -250,7 +270,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         break
                     time.sleep(0.2)
                 start = stored_times(url, None)[-1]
-                report[path] = load(base, path, args)
+                if path == "idle":
+                    time.sleep(args.duration)
+                    report[path] = {}
+                else:
+                    report[path] = load(base, path, args)
                 time.sleep(3)  # the tick due at the end of the window, fetched and stored
                 times = [start, *stored_times(url, start)]
                 report[path]["snapshots_stored"] = len(times) - 1

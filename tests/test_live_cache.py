@@ -7,7 +7,9 @@ Runs on SQLite and, with ``VATSIM_TEST_DATABASE_URL``, on PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import httpx2
 import orjson
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
@@ -28,6 +30,7 @@ from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ApiContext
 from vatsim_collector.api.live_cache import CACHE_CONTROL, LiveCache, accepts_gzip
+from vatsim_collector.api.models_events import PaginationOut
 from vatsim_collector.api.routes_airports import airport_out
 from vatsim_collector.api.routes_airspace import busiest_sectors_out, transceivers_out
 from vatsim_collector.api.routes_controllers import controllers_out
@@ -306,6 +309,28 @@ def test_the_cache_is_bounded() -> None:
     assert cache.get((view,), 0, lambda: b"rendered again").body == b"rendered again"
     cache.get((object(),), 0, lambda: b"new view")
     assert len(cache) == 1
+
+
+def test_an_async_caller_renders_off_the_event_loop() -> None:
+    """The event loop (other requests, the collector's poll) never runs a rendering."""
+    cache = LiveCache()
+    threads: list[threading.Thread] = []
+
+    def render() -> BaseModel:
+        threads.append(threading.current_thread())
+        return PaginationOut(total=1, limit=1, offset=0)
+
+    async def answer() -> tuple[threading.Thread, list[int]]:
+        request = Request({"type": "http", "method": "GET", "headers": [], "path": "/"})
+        view = object()
+        codes = [(await cache.respond_async(request, (view,), "k", render)).status_code]
+        codes.append((await cache.respond_async(request, (view,), "k", render)).status_code)
+        return threading.current_thread(), codes
+
+    loop_thread, codes = asyncio.run(answer())
+    assert codes == [200, 200]
+    assert len(threads) == 1  # the second answer was the stored one
+    assert threads[0] is not loop_thread
 
 
 def test_a_closed_api_refuses_cached_answers_without_a_key(feed: Feed) -> None:

@@ -18,8 +18,10 @@ from, whichever path published the new one, and no hook can be forgotten. Only t
 the current view are kept, at most ``max_variants`` of them, least recently used first out.
 
 One caller renders a missing variant while the others wait for it (a new snapshot meeting
-sixteen concurrent clients costs one rendering, not sixteen). Access rules run before a route,
-so a request refused by them never reaches these bytes.
+sixteen concurrent clients costs one rendering, not sixteen), on the thread pool for ``async``
+routes, so that the event loop (other requests, the collector's poll) never waits for a
+rendering. Access rules run before a route, so a request refused by them never reaches these
+bytes.
 
 ``Cache-Control: public, max-age=0, must-revalidate``: the view changes at a moment the API
 does not know in advance (the poll's phase, the follower's lag), so any positive max-age would
@@ -34,12 +36,13 @@ import gzip
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request, Response, status
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 CACHE_CONTROL = "public, max-age=0, must-revalidate"
@@ -125,6 +128,10 @@ class Rendered:
                 self._gzipped = gzip.compress(self.body, compresslevel=GZIP_LEVEL, mtime=0)
             return self._gzipped
 
+    def needs_gzip(self, request: Request) -> bool:
+        """Whether answering ``request`` will compress the body first."""
+        return self._gzipped is None and accepts_gzip(request.headers.get("accept-encoding", ""))
+
     def response(self, request: Request) -> Response:
         """200 with the body (gzipped when accepted), or 304 when the client holds it."""
         use_gzip = accepts_gzip(request.headers.get("accept-encoding", ""))
@@ -202,6 +209,16 @@ class LiveCache:
             pending.done.set()
         return rendered
 
+    def peek(self, sources: tuple[object, ...], key: Hashable) -> Rendered | None:
+        """The variant ``key`` of the view made of ``sources`` if it is held; never waits."""
+        with self._lock:
+            self._follow(sources)
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+            return found
+
     def respond(
         self,
         request: Request,
@@ -209,8 +226,28 @@ class LiveCache:
         key: Hashable,
         render: Callable[[], BaseModel],
     ) -> Response:
-        """The route's answer: the cached variant ``key``, rendered from ``render``'s model."""
+        """A plain-``def`` route's answer (it runs on the thread pool, where it may wait): the
+        cached variant ``key``, rendered from ``render``'s model."""
         return self.get(sources, key, lambda: render_json(render())).response(request)
+
+    async def respond_async(
+        self,
+        request: Request,
+        sources: tuple[object, ...],
+        key: Hashable,
+        render: Callable[[], BaseModel],
+    ) -> Response:
+        """An ``async`` route's answer. A variant not held yet is rendered (or waited for) on
+        the thread pool, as is its first gzip copy: on the event loop, 2,000 pilots' rendering
+        would stall every other request, and the collector's own poll, for tens of ms."""
+        rendered = self.peek(sources, key)
+        if rendered is None:
+            rendered = await run_in_threadpool(
+                self.get, sources, key, lambda: render_json(render())
+            )
+        if rendered.needs_gzip(request):
+            await run_in_threadpool(rendered.gzipped)
+        return rendered.response(request)
 
     def _same(self, sources: tuple[object, ...]) -> bool:
         current = self._sources
@@ -245,7 +282,10 @@ class LiveFastPath:
     """
 
     def __init__(
-        self, app: ASGIApp, *, answers: Mapping[str, Callable[[Any, Request], Response]]
+        self,
+        app: ASGIApp,
+        *,
+        answers: Mapping[str, Callable[[Any, Request], Awaitable[Response]]],
     ) -> None:
         self.app = app
         self.answers = dict(answers)
@@ -256,5 +296,5 @@ class LiveFastPath:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-        response = answer(request.app.state.api_context, request)
+        response = await answer(request.app.state.api_context, request)
         await response(scope, receive, send)

@@ -312,7 +312,7 @@ async def list_transceivers(
 ) -> Response:
     sources = ctx.live_sources()
     view, document = sources
-    return ctx.live_cache.respond(
+    return await ctx.live_cache.respond_async(
         request,
         sources,
         ("transceivers", callsign, limit, offset),

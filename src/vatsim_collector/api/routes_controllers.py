@@ -39,13 +39,13 @@ def _controller_out(session: ControllerSession) -> ControllerOut:
     " centroid of the station's transceivers and null when none were reported.",
 )
 async def list_controllers(ctx: Context, request: Request) -> Response:
-    return controllers_answer(ctx, request)
+    return await controllers_answer(ctx, request)
 
 
-def controllers_answer(ctx: ApiContext, request: Request) -> Response:
+async def controllers_answer(ctx: ApiContext, request: Request) -> Response:
     """``/api/controllers`` from the live cache (the route's, and ``LiveFastPath``'s)."""
     sources = ctx.live_sources()
-    return ctx.live_cache.respond(
+    return await ctx.live_cache.respond_async(
         request, sources, "controllers", lambda: controllers_out(sources[0])
     )
 

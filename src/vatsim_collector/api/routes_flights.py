@@ -74,13 +74,15 @@ def _flight_out(session: PilotSession) -> FlightOut:
     summary="Pilots in the latest accepted snapshot, sorted by callsign",
 )
 async def list_flights(ctx: Context, request: Request) -> Response:
-    return flights_answer(ctx, request)
+    return await flights_answer(ctx, request)
 
 
-def flights_answer(ctx: ApiContext, request: Request) -> Response:
+async def flights_answer(ctx: ApiContext, request: Request) -> Response:
     """``/api/flights`` from the live cache (the route's, and ``LiveFastPath``'s)."""
     sources = ctx.live_sources()
-    return ctx.live_cache.respond(request, sources, "flights", lambda: flights_out(sources[0]))
+    return await ctx.live_cache.respond_async(
+        request, sources, "flights", lambda: flights_out(sources[0])
+    )
 
 
 def flights_out(view: LiveView) -> FlightsOut:
