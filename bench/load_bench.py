@@ -1,7 +1,8 @@
 """HTTP load on the running service while it ingests: wrk against /api/flights and /api/status.
 
     .venv/bin/python bench/load_bench.py [--database-url URL] [--snapshots 5760] [--reuse]
-                                         [--duration 30] [--connections 16]
+                                         [--duration 30] [--connections 16] [--warmup 45]
+                                         [--gzip]
 
 1. Builds (unless ``--reuse``) a day of simulated traffic -- 5,760 snapshots at 15 s, with
    transceivers, sector occupancy, ATC contact and summaries -- through the real ingest path.
@@ -10,6 +11,11 @@
 3. Runs ``wrk`` (Debian's package) against ``/api/flights`` and then ``/api/status`` with
    ``--latency``, and reports requests/s, p50/p90/p99 latency and every error wrk counted
    (socket errors and non-2xx answers), plus how many snapshots the collector stored meanwhile.
+   Without wrk, ``bench/httpload.py`` (the same closed loop, in Python) does the load.
+4. Counts, per endpoint and for an idle window as long, the simulator's ticks that fell in
+   the window and were not stored: a gap of more than one tick between consecutive stored
+   snapshots (the simulator skips the ticks nobody fetched), so "every tick stored" reads as
+   ``ticks_missed: 0``; the idle window shows what the machine alone costs.
 
 The rate limit is switched off for the run (``VATSIM_RATE_LIMIT_PER_MINUTE=0``): it is there to
 stop abuse, and this measures the service. Results go to ``bench/results/``.
@@ -28,6 +34,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +43,7 @@ import orjson
 from sqlalchemy import func, select
 
 from dbsetup import machine
+from httpload import run_load
 from vatsim_collector.airspace.setup import build_airspace
 from vatsim_collector.config import Settings
 from vatsim_collector.events.payloads import ControllerDisconnected, PilotDisconnected
@@ -121,6 +129,53 @@ def snapshots_stored(url: str) -> int:
         engine.dispose()
 
 
+def stored_times(url: str, after: datetime | None) -> list[datetime]:
+    """Update times of the snapshots stored after ``after``, in order."""
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as conn:
+            query = select(t.snapshots.c.update_timestamp).order_by(t.snapshots.c.update_timestamp)
+            if after is not None:
+                query = query.where(t.snapshots.c.update_timestamp > after)
+            return [row[0] for row in conn.execute(query)]
+    finally:
+        engine.dispose()
+
+
+def ticks_missed(times: list[datetime]) -> int:
+    """Simulator ticks between the first and last of ``times`` that no snapshot holds."""
+    return sum(round((b - a) / TICK) - 1 for a, b in pairwise(times))
+
+
+def load(base: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One endpoint under load: wrk when installed, else bench/httpload.py."""
+    headers = ["Accept-Encoding: gzip"] if args.gzip else []
+    if shutil.which("wrk") is None:
+        return run_load(
+            base + path,
+            threads=2,
+            connections=args.connections,
+            duration=args.duration,
+            headers=headers,
+        )
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{args.connections}",
+            f"-d{args.duration}s",
+            "--latency",
+            *(arg for header in headers for arg in ("-H", header)),
+            base + path,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    print(out)
+    return parse_wrk(out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", default=f"sqlite:///{RESULTS}/load-day.db")
@@ -129,14 +184,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--build-only", action="store_true", help="build the day and stop")
     parser.add_argument("--duration", type=int, default=30)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--gzip", action="store_true", help="ask for gzip (Accept-Encoding), as browsers do"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=45,
+        help="seconds of collecting before the load: the first snapshot of a --reuse run ends"
+        " every session of the day, and the summaries handler works through them",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
-        return 2
+        print("wrk is not installed: bench/httpload.py does the load", file=sys.stderr)
     RESULTS.mkdir(exist_ok=True)
     url = args.database_url
     if args.reuse:
-        network = SimulatedNetwork(seed=5, start=START + TICK * args.snapshots)
+        # After the latest stored snapshot: an earlier run went on past the built day, and
+        # the collector refuses a document older than the latest it stored.
+        network = SimulatedNetwork(seed=5, start=stored_times(url, None)[-1] + TICK)
     else:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
@@ -166,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "day_snapshots": before,
         "duration_s": args.duration,
         "connections": args.connections,
+        "accept_gzip": args.gzip,
     }
     with running_simulator(network=network, speed=15.0) as sim:
         proc = subprocess.Popen(
@@ -192,22 +259,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 except httpx2.HTTPError:
                     pass
                 time.sleep(0.2)
-            for path in ("/api/flights", "/api/status"):
-                out = subprocess.run(
-                    [
-                        "wrk",
-                        "-t2",
-                        f"-c{args.connections}",
-                        f"-d{args.duration}s",
-                        "--latency",
-                        base + path,
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-                report[path] = parse_wrk(out)
-                print(out)
+            time.sleep(args.warmup)
+            # "idle": the same window without load, for the ticks the machine alone costs.
+            for path in ("idle", "/api/flights", "/api/status"):
+                # Wait for a snapshot stored after the start: the window is then measured
+                # from a tick the collector did store.
+                last = stored_times(url, None)[-1]
+                for _ in range(100):
+                    if stored_times(url, last):
+                        break
+                    time.sleep(0.2)
+                start = stored_times(url, None)[-1]
+                if path == "idle":
+                    time.sleep(args.duration)
+                    report[path] = {}
+                else:
+                    report[path] = load(base, path, args)
+                time.sleep(3)  # the tick due at the end of the window, fetched and stored
+                times = [start, *stored_times(url, start)]
+                report[path]["snapshots_stored"] = len(times) - 1
+                report[path]["ticks_missed"] = ticks_missed(times)
+                print(path, json.dumps(report[path]), file=sys.stderr)
         finally:
             proc.terminate()
             # A clean stop drains the event handlers (30 s) after the poller (30 s).

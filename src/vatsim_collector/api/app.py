@@ -50,6 +50,7 @@ from vatsim_collector.api.context import ApiContext, ErrorLayer, single_process_
 from vatsim_collector.api.forwarded import ForwardedClient, TrustedProxies
 from vatsim_collector.api.headers import SecurityHeaders
 from vatsim_collector.api.limits import BodySizeLimit, RateLimit
+from vatsim_collector.api.live_cache import LiveFastPath
 from vatsim_collector.api.metrics import install_metrics
 from vatsim_collector.api.problems import (
     ProblemDocs,
@@ -209,6 +210,14 @@ def create_app(
     ring = KeyRing(api_keys)
     app.state.key_ring = ring
     install_problem_handlers(app)
+    # Innermost, so that every access rule and limit below runs first (api/live_cache.py).
+    app.add_middleware(
+        LiveFastPath,
+        answers={
+            "/api/flights": routes_flights.flights_answer,
+            "/api/controllers": routes_controllers.controllers_answer,
+        },
+    )
     _install_limits(
         app,
         ring,

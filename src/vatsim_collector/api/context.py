@@ -19,6 +19,7 @@ from fastapi import Depends, HTTPException, Request, Response, status
 from vatsim_collector.airports.nearest import AirportIndex
 from vatsim_collector.airports.setup import packaged_airport_index
 from vatsim_collector.airspace.sectors import SectorSet
+from vatsim_collector.api.live_cache import LiveCache
 from vatsim_collector.cluster.node import Node, Role
 from vatsim_collector.cluster.registry import NodeRegistry
 from vatsim_collector.errors.manager import ErrorManager
@@ -95,6 +96,14 @@ class ApiContext:
     # At or below this ground speed an aircraft on the ground is stopped: the movement
     # detector's threshold (VATSIM_MOVEMENT_STOPPED_MAX_KT), so "stopped" means one thing.
     stopped_max_kt: float = 1.0
+    # The "now" answers rendered once per published view (api/live_cache.py).
+    live_cache: LiveCache = field(default_factory=LiveCache)
+
+    def live_sources(self) -> tuple[LiveView, list[StationTransceivers] | None]:
+        """What the "now" answers are rendered from, as published at this moment: the live
+        view and the transceivers document, each replaced whole, never changed in place."""
+        collector = self.collector
+        return collector.live, collector.last_transceivers
 
     def health_report(self) -> HealthReport:
         """The monitor's verdict, overruled by a collection loop that has died."""
@@ -133,7 +142,9 @@ class ApiContext:
         return (self.clock() - last).total_seconds()
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
+    # async: FastAPI runs a plain-def dependency on its thread pool, and that hop (a queue, a
+    # thread switch, the GIL handed over twice) cost more than a cached answer (live_cache).
     context = request.app.state.api_context
     assert isinstance(context, ApiContext)
     return context

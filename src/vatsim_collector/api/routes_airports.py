@@ -12,11 +12,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
 from vatsim_collector.airports.reference import Airport
 from vatsim_collector.api import airports as logic
 from vatsim_collector.api.context import ApiContext, Context
+from vatsim_collector.api.live_cache import MEDIA_TYPE, render_json
 from vatsim_collector.api.models_airports import (
     AirportOut,
     AtcOut,
@@ -38,6 +39,7 @@ from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.movements.model import KINDS
 from vatsim_collector.store import queries_airports as q
 from vatsim_collector.store.queries_airports import Counts
+from vatsim_collector.tracking.live import LiveView
 
 router = APIRouter(tags=["airports"])
 
@@ -127,9 +129,20 @@ def busiest(
     " reference.",
     responses=_404_422_503,
 )
-def airport(ctx: Context, icao: Icao) -> AirportOut:
+def airport(ctx: Context, request: Request, icao: Icao) -> Response:
     found = _airport(ctx, icao)
-    view = ctx.collector.live
+    sources = ctx.live_sources()
+    view = sources[0]
+    if view.snapshot_at is None:
+        # No snapshot yet: the recent counts are of the clock's time, not of a view.
+        return Response(render_json(airport_out(ctx, found, view)), media_type=MEDIA_TYPE)
+    return ctx.live_cache.respond(
+        request, sources, ("airport", found.icao), lambda: airport_out(ctx, found, view)
+    )
+
+
+def airport_out(ctx: ApiContext, found: Airport, view: LiveView) -> AirportOut:
+    """The answer of ``/api/airports/{icao}`` for ``view``."""
     at = view.snapshot_at or ctx.clock()
     with ctx.db.read("api.airport") as conn:
         # (at - span, at]: a movement at the snapshot's own time is recent, one exactly half

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
+from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.api.context import ApiContext, Context, loaded_sectors
 from vatsim_collector.api.models_airspace import (
     HOUR,
@@ -303,12 +304,32 @@ def _station_out(station: StationTransceivers) -> StationOut:
     " without its transceivers document.",
 )
 async def list_transceivers(
-    ctx: Context, callsign: NamePrefix = None, limit: Limit = 50, offset: Offset = 0
+    ctx: Context,
+    request: Request,
+    callsign: NamePrefix = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Response:
+    sources = ctx.live_sources()
+    view, document = sources
+    return await ctx.live_cache.respond_async(
+        request,
+        sources,
+        ("transceivers", callsign, limit, offset),
+        lambda: transceivers_out(view.snapshot_at, document, callsign, limit, offset),
+    )
+
+
+def transceivers_out(
+    updated_at: datetime | None,
+    document: list[StationTransceivers] | None,
+    callsign: str | None,
+    limit: int,
+    offset: int,
 ) -> TransceiversOut:
-    document = ctx.collector.last_transceivers or []
-    updated_at = ctx.collector.live.snapshot_at
+    """The answer of ``/api/transceivers`` for the latest document and a page of it."""
     latest: dict[str, StationTransceivers] = {}
-    for station in document:
+    for station in document or []:
         latest[station.callsign] = station  # listed twice: the later entry wins
     # A station without radios says nothing, and stores nothing a node that did not fetch
     # the document could rebuild it from.
@@ -332,9 +353,22 @@ async def list_transceivers(
 )
 def busiest_sectors(
     ctx: Context,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=500, description="How many, 1-500.")] = 10,
-) -> BusiestSectorsOut:
+) -> Response:
     sectors = loaded_sectors(ctx)
+    # The database is read after the view: it holds that snapshot or a newer one, whose view
+    # replaces this one (and what was rendered from it) as soon as it is published.
+    return ctx.live_cache.respond(
+        request,
+        ctx.live_sources(),
+        ("sectors/busiest", limit),
+        lambda: busiest_sectors_out(ctx, sectors, limit),
+    )
+
+
+def busiest_sectors_out(ctx: ApiContext, sectors: SectorSet, limit: int) -> BusiestSectorsOut:
+    """The answer of ``/api/sectors/busiest``: the stored occupancy of now."""
     with ctx.db.read("api.sectors_busiest") as conn:
         rows = q.pilots_inside_now(conn)
     # At most one row per sector name: ranking in Python keeps the tie order exact everywhere.

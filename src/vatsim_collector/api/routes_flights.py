@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from sqlalchemy import Connection
 
-from vatsim_collector.api.context import Context
+from vatsim_collector.api.context import ApiContext, Context
 from vatsim_collector.api.models import (
     FlightOut,
     FlightsOut,
@@ -17,6 +17,7 @@ from vatsim_collector.api.models import (
 from vatsim_collector.api.problems import problem_responses
 from vatsim_collector.feed.models import FlightPlan
 from vatsim_collector.store import queries
+from vatsim_collector.tracking.live import LiveView
 from vatsim_collector.tracking.state import PilotSession
 
 router = APIRouter(tags=["flights"])
@@ -72,8 +73,21 @@ def _flight_out(session: PilotSession) -> FlightOut:
     response_model=FlightsOut,
     summary="Pilots in the latest accepted snapshot, sorted by callsign",
 )
-async def list_flights(ctx: Context) -> FlightsOut:
-    sessions = list(ctx.collector.live.pilots)
+async def list_flights(ctx: Context, request: Request) -> Response:
+    return await flights_answer(ctx, request)
+
+
+async def flights_answer(ctx: ApiContext, request: Request) -> Response:
+    """``/api/flights`` from the live cache (the route's, and ``LiveFastPath``'s)."""
+    sources = ctx.live_sources()
+    return await ctx.live_cache.respond_async(
+        request, sources, "flights", lambda: flights_out(sources[0])
+    )
+
+
+def flights_out(view: LiveView) -> FlightsOut:
+    """The answer of ``/api/flights`` for ``view``."""
+    sessions = list(view.pilots)
     sessions.sort(key=lambda s: (s.callsign, s.cid, s.logon_time))
     return FlightsOut(flights=[_flight_out(s) for s in sessions])
 
