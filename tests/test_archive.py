@@ -519,3 +519,32 @@ def test_forget_removes_the_member_from_the_archive_files_and_nothing_else(
     # Again: nothing left to remove.
     again = cli("forget", str(cid), "--yes", database_url=_url(engine), cwd=tmp_path, env=env_dir)
     assert json.loads(again.stdout)["archive"]["files_rewritten"] == 0
+
+
+def test_the_admin_endpoint_forgets_the_member_in_the_archive_too(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from vatsim_collector.api.app import create_app
+    from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
+
+    filled = fill_two_days(engine)
+    before = day1_rows(engine)
+    archive = DayArchive(tmp_path / "archive")
+    assert archive_job(engine, archive, filled).run_once().archive_failed == []
+    cid = next(row[2] for row in before["positions"])
+    ingestor = Ingestor(engine, IngestConfig(sanity_min_pilots=1))
+    ingestor.restore()
+    admin = "k" * 32
+    app = create_app(ingestor, stale_after=60, api_keys=[("admin", admin)], archive=archive)
+
+    with TestClient(app) as client:
+        answer = client.delete(f"/api/members/{cid}", headers={"X-API-Key": admin})
+
+    assert answer.status_code == 200, answer.text
+    removed = answer.json()["archive"]["rows_removed"]
+    assert removed["positions"] == sum(1 for r in before["positions"] if r[2] == cid) > 0
+    assert archived_rows(archive.path_for("positions", DAY1), "positions") == [
+        r for r in before["positions"] if r[2] != cid
+    ]

@@ -399,6 +399,7 @@ def build_service_app(
         airports=c.airports,
         airport_radius_nm=settings.airport_radius_nm,
         stopped_max_kt=settings.movement_stopped_max_kt,
+        archive=DayArchive.from_settings(settings),
     )
     app.state.poller = c.poller
     if c.relay is not None:
@@ -607,6 +608,7 @@ def build_api_node_app(n: ApiNode) -> FastAPI:
         airports=n.airports,
         airport_radius_nm=settings.airport_radius_nm,
         stopped_max_kt=settings.movement_stopped_max_kt,
+        archive=DayArchive.from_settings(settings),
     )
 
 

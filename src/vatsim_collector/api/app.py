@@ -64,6 +64,7 @@ from vatsim_collector.api.routes_docs import install_docs
 from vatsim_collector.cluster.node import Node
 from vatsim_collector.pipeline.event_layer import EventLayer
 from vatsim_collector.pipeline.ingest import Ingestor
+from vatsim_collector.store.archive import DayArchive
 from vatsim_collector.store.health import HealthLimits, HealthMonitor
 
 log = structlog.get_logger(__name__)
@@ -146,6 +147,7 @@ def create_app(
     airports: AirportIndex | None = None,
     airport_radius_nm: float = 5.0,
     stopped_max_kt: float = 1.0,
+    archive: DayArchive | None = None,
 ) -> FastAPI:
     """Build the API for ``ingestor``.
 
@@ -170,6 +172,8 @@ def create_app(
     ``airports``: the airport index of the airport endpoints (by default the packaged
     reference's), with ``airport_radius_nm`` the radius that places an aircraft at one and
     ``stopped_max_kt`` the ground speed at or below which one on the ground is stopped.
+
+    ``archive``: the Parquet archive, if one is configured: forgetting a member reaches it.
     """
     if stale_after <= 0:
         raise ValueError(f"stale_after must be positive, got {stale_after!r}")
@@ -206,6 +210,7 @@ def create_app(
         airports=airports or packaged_airport_index(),
         airport_radius_nm=airport_radius_nm,
         stopped_max_kt=stopped_max_kt,
+        archive=archive,
     )
     ring = KeyRing(api_keys)
     app.state.key_ring = ring

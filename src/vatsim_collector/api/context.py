@@ -29,6 +29,7 @@ from vatsim_collector.feed.models import StationTransceivers
 from vatsim_collector.pipeline.event_layer import EventLayer
 from vatsim_collector.pipeline.ingest import IngestStats
 from vatsim_collector.pipeline.poller import Poller
+from vatsim_collector.store.archive import DayArchive
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.health import HealthMonitor, HealthReport, Verdict
 from vatsim_collector.tracking.live import LiveView
@@ -96,6 +97,8 @@ class ApiContext:
     # At or below this ground speed an aircraft on the ground is stopped: the movement
     # detector's threshold (VATSIM_MOVEMENT_STOPPED_MAX_KT), so "stopped" means one thing.
     stopped_max_kt: float = 1.0
+    # The Parquet archive (VATSIM_ARCHIVE_DIR), which forgetting a member reaches too.
+    archive: DayArchive | None = None
     # The "now" answers rendered once per published view (api/live_cache.py).
     live_cache: LiveCache = field(default_factory=LiveCache)
 

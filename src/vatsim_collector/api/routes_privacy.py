@@ -4,7 +4,8 @@ Besides the stored history (``store.forget``), the collector this API runs besid
 rebuild its open sessions from the database before its next snapshot, so it does not write to
 the member's deleted sessions, and the live view drops the member at once. A member still
 online appears again from the next snapshot, as new sessions: forgetting is about what was
-stored, not about what the feed keeps publishing.
+stored, not about what the feed keeps publishing. With an archive configured, the member's
+rows are then removed from the archive's Parquet files too (``store.archive_forget``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field
 
 from vatsim_collector.api.auth import AdminAccess
 from vatsim_collector.api.context import Collector, Context
 from vatsim_collector.api.models import ErrorOut
+from vatsim_collector.store.archive import ArchiveError
+from vatsim_collector.store.archive_forget import forget_in_archive
 from vatsim_collector.store.forget import forget_member
 
 router = APIRouter(
@@ -30,6 +33,11 @@ router = APIRouter(
 )
 
 Cid = Annotated[int, Path(ge=1, le=99_999_999, description="The member's VATSIM CID.")]
+
+
+class ArchiveForgetOut(BaseModel):
+    rows_removed: dict[str, int] = Field(description="Rows removed from archive files, per table.")
+    files_rewritten: int = Field(description="Archive files rewritten without the member.")
 
 
 class ForgetOut(BaseModel):
@@ -47,6 +55,9 @@ class ForgetOut(BaseModel):
     )
     open_sessions: int = Field(description="The member's sessions that were still online.")
     live_sessions_dropped: int = Field(description="Sessions removed from the live view.")
+    archive: ArchiveForgetOut | None = Field(
+        None, description="What was removed from the Parquet archive (null: no archive)."
+    )
 
 
 def _drop_from_live(collector: Collector, cid: int) -> int:
@@ -82,4 +93,18 @@ def forget(ctx: Context, cid: Cid) -> ForgetOut:
         # setter yet) the ingestor rebuilds its state from the database first.
         ctx.collector.invalidate()
     dropped = _drop_from_live(ctx.collector, cid)
-    return ForgetOut.model_validate({**report.as_dict(), "live_sessions_dropped": dropped})
+    archived = None
+    if ctx.archive is not None:
+        try:
+            archived = forget_in_archive(
+                ctx.archive.directory, cid, compression_level=ctx.archive.compression_level
+            ).as_dict()
+        except ArchiveError as exc:
+            raise HTTPException(
+                status.HTTP_500_INTERNAL_SERVER_ERROR,
+                detail="the member was removed from the database, but not from every archive"
+                f" file ({exc}); forget again to finish",
+            ) from exc
+    return ForgetOut.model_validate(
+        {**report.as_dict(), "live_sessions_dropped": dropped, "archive": archived}
+    )
