@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -84,7 +85,8 @@ def differences(a: Engine, b: Engine, *, limit: int = 5) -> list[str]:
         x, y = one.get(name, []), other.get(name, [])
         if x == y:
             continue
-        only_x = [r for r in x if r not in y][:limit]
-        only_y = [r for r in y if r not in x][:limit]
+        counted_x, counted_y = Counter(x), Counter(y)
+        only_x = list((counted_x - counted_y).elements())[:limit]
+        only_y = list((counted_y - counted_x).elements())[:limit]
         found.append(f"{name}: {len(x)} vs {len(y)} rows; only in A {only_x}; only in B {only_y}")
     return found

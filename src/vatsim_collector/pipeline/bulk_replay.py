@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from vatsim_collector.config import Settings
 from vatsim_collector.events.bus import EventBus
@@ -50,6 +50,7 @@ from vatsim_collector.pipeline.handlers import (
 from vatsim_collector.pipeline.ingest import Ingestor, Outcome, _reasons
 from vatsim_collector.pipeline.live_movements import LiveMovements
 from vatsim_collector.pipeline.replay import ReplayFile, ReplayReport, _ingest_file
+from vatsim_collector.store import held
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.event_log import EventLog
 from vatsim_collector.store.summaries_store import SummaryWriter
@@ -139,23 +140,6 @@ class BulkReplay:
         self.event_log = EventLog(db, types=types) if types else None
         self.summaries = SummaryWriter(db)
 
-    # -- resuming ------------------------------------------------------------------------------
-
-    def _already_stored(self) -> tuple[set[datetime], set[str]]:
-        """Timestamps of stored snapshots; sources of documents stored as refused whole."""
-        sn, hd = t.snapshots, t.held_documents
-        with self.ingestor.db.read("bulk.resume") as conn:
-            stamps = set(conn.execute(select(sn.c.update_timestamp)).scalars())
-            refused = conn.execute(
-                select(hd.c.source, hd.c.reason).where(
-                    hd.c.snapshot_id.is_(None), hd.c.kind.in_(("rejected", "quarantined", "held"))
-                )
-            ).all()
-        # A transceivers document is held on its own before its snapshot's transaction: it
-        # says nothing about whether the snapshot was stored.
-        sources = {s for s, reason in refused if s and not reason.startswith("transceivers:")}
-        return stamps, sources
-
     # -- the loop ------------------------------------------------------------------------------
 
     def run(
@@ -168,7 +152,8 @@ class BulkReplay:
         advance: Callable[[int], None] | None = None,
     ) -> None:
         """Ingest ``files`` in order; ``publish`` gets each committed batch's events."""
-        stamps, sources = self._already_stored()
+        with self.ingestor.db.read("bulk.resume") as conn:
+            stamps, sources = held.replayed(conn)
         todo: list[Probed] = []
         for item in files:
             if item.update_timestamp in stamps:
