@@ -53,6 +53,7 @@ from vatsim_collector.pipeline.replay import ReplayFile, ReplayReport, _ingest_f
 from vatsim_collector.store import held
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.event_log import EventLog
+from vatsim_collector.store.sequences import rewind_sequences
 from vatsim_collector.store.summaries_store import SummaryWriter
 from vatsim_collector.tracking.changes import Changeset
 from vatsim_collector.tracking.live import LiveView
@@ -152,8 +153,10 @@ class BulkReplay:
         advance: Callable[[int], None] | None = None,
     ) -> None:
         """Ingest ``files`` in order; ``publish`` gets each committed batch's events."""
-        with self.ingestor.db.read("bulk.resume") as conn:
+        with self.ingestor.db.write("bulk.resume") as conn:
             stamps, sources = held.replayed(conn)
+            # Ids an interrupted run drew and never committed are drawn again.
+            rewind_sequences(conn)
         todo: list[Probed] = []
         for item in files:
             if item.update_timestamp in stamps:
