@@ -34,6 +34,7 @@ from vatsim_collector.store import schema as t
 SERVER_ENV = "VATSIM_TEST_DATABASE_URL"
 START = datetime(2026, 1, 5, 23, 0, tzinfo=UTC)  # the files cross midnight: two UTC days
 TICKS = 240
+REFUSED = "REFUSE1"
 # Busier than the defaults, so sessions end (and are summarised) within the hour.
 RATES = SimRates(pilot_leave=0.02, pilot_join=0.02, controller_leave=0.02, controller_join=0.02)
 
@@ -105,6 +106,10 @@ def write_files(folder: Path) -> dict[str, Path]:
     fast = copy.deepcopy(docs[60])
     fast["pilots"][0]["groundspeed"] = 70_000
     (folder / f"vatsim-data-{_stamp(docs[60])}.json").write_bytes(orjson.dumps(fast))
+    # A pilot the refusing databases below will not store: that snapshot is held there.
+    refused = copy.deepcopy(docs[120])
+    refused["pilots"].append({**refused["pilots"][0], "cid": 1_999_999, "callsign": REFUSED})
+    (folder / f"vatsim-data-{_stamp(docs[120])}.json").write_bytes(orjson.dumps(refused))
     # Transceivers that are not JSON: held, and their snapshot stored without them.
     (folder / f"transceivers-data-{_stamp(docs[30])}.json").write_bytes(b"\xff not json")
     return bad
@@ -114,12 +119,56 @@ def _stamp(doc: dict[str, Any]) -> str:
     return timestamp(doc).strftime("%Y%m%dT%H%M%SZ")
 
 
+def _refusing(url: str) -> str:
+    """``url``'s database, migrated, with a trigger refusing the pilot session of ``REFUSED``:
+    a real refusal by the database, as a constraint the decoder cannot foresee would be."""
+    assert cli("db", "upgrade", database_url=url).returncode == 0
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.execute(
+                    text(
+                        "CREATE TRIGGER refuse_one BEFORE INSERT ON pilot_sessions"
+                        f" WHEN NEW.callsign = '{REFUSED}'"
+                        " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                    )
+                )
+            else:
+                conn.execute(
+                    text(
+                        "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$"
+                        f" BEGIN IF NEW.callsign = '{REFUSED}' THEN RAISE EXCEPTION 'refused'"
+                        " USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$"
+                    )
+                )
+                conn.execute(
+                    text(
+                        "CREATE TRIGGER refuse_one BEFORE INSERT ON pilot_sessions"
+                        " FOR EACH ROW EXECUTE FUNCTION refuse_one()"
+                    )
+                )
+    finally:
+        engine.dispose()
+    return url
+
+
+def _problem(line: str) -> str:
+    """A line of ``replay``'s standard error, without the wall-clock times in it (a log
+    record's timestamp, how far ahead of the clock a document from the future is)."""
+    if line.startswith("{"):
+        record = orjson.loads(line)
+        record.pop("timestamp", None)
+        line = orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
+    return mask_wall_clock(line)
+
+
 def _replay(folder: Path, url: str, *options: str) -> dict[str, Any]:
     result = cli("replay", str(folder), "--no-progress", *options, database_url=url)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     counts: dict[str, Any] = summary(result)
-    counts["problems"] = sorted(mask_wall_clock(line) for line in result.stderr.splitlines())
+    counts["problems"] = sorted(_problem(line) for line in result.stderr.splitlines())
     return counts
 
 
@@ -150,17 +199,19 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_bulk_replay_stores_what_one_by_one_stores(folder: Path, tmp_path: Path) -> None:
     with _database(tmp_path, "one") as one, _database(tmp_path, "bulk") as bulk:
-        single = _replay(folder, one, "--no-bulk")
-        batched = _replay(folder, bulk, "--bulk", "--batch-size", "16")
+        single = _replay(folder, _refusing(one), "--no-bulk")
+        batched = _replay(folder, _refusing(bulk), "--bulk", "--batch-size", "16")
         # The bad files are among them, and each is met as one by one meets it.
         assert single["snapshots_quarantined"] == 2  # the future one and the sparse one
         assert single["snapshots_duplicate"] == 1
         assert single["snapshots_rejected"] == 1
         assert single["records_dropped"] == 1
+        assert single["snapshots_held"] == 1  # the one the database refused
         assert single["pilot_sessions_closed"] > 0  # so flights were summarised
         stats = batched.pop("bulk")
         assert stats["transactions"] < TICKS / 2, "snapshots shared transactions"
         assert stats["one_by_one"] >= 4, "the bad files took the one-by-one path"
+        assert stats["batches_redone"] == 1, "the refused snapshot's batch, one by one"
         assert batched == single
         _same_database(one, bulk)
 

@@ -22,6 +22,7 @@ then held exactly as it would have been.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from vatsim_collector.config import Settings
 from vatsim_collector.events.bus import EventBus
@@ -295,6 +297,9 @@ class BulkReplay:
             # path meet the failure as it would have (holding what the database refuses).
             ingestor.invalidate()
             ingestor.gate = gate
+            # The rolled-back inserts drew ids; drawn again, the redo numbers rows as one by one.
+            with contextlib.suppress(SQLAlchemyError), ingestor.db.write("bulk.rewind") as conn:
+                rewind_sequences(conn)
             self.stats.batches_redone += 1
             redo = [s.decoded.item for s in stored]
             if candidate is not None:
