@@ -198,14 +198,14 @@ class BulkReplay:
                 if advance is not None:
                     advance(1)
                 continue
+            before = len(pending)
             stored = self._transaction(first, pending, publish)
-            if stored is None:
-                continue  # redone one by one already
-            self._committed(stored)
-            if publish is not None:
-                publish([event for s in stored for event in s.events])
+            if stored is not None:  # else it was redone one by one, published there
+                self._committed(stored)
+                if publish is not None:
+                    publish([event for s in stored for event in s.events])
             if advance is not None:
-                advance(len(stored))
+                advance(before - len(pending))
 
     def _one_by_one(self, item: Loaded, publish: Callable[[list[Event]], None] | None) -> None:
         self.stats.one_by_one += 1
