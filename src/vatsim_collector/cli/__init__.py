@@ -105,11 +105,26 @@ def replay(
         bool | None,
         typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
     ] = None,
+    bulk: Annotated[
+        bool | None,
+        typer.Option(
+            "--bulk/--no-bulk",
+            help="Back-fill path: several snapshots per transaction, files read by worker "
+            "processes, resumable (default: from --bulk-threshold files on).",
+        ),
+    ] = None,
+    bulk_threshold: Annotated[
+        int, typer.Option("--bulk-threshold", min=1, help="Files from which --bulk is the default.")
+    ] = 50,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Snapshots per transaction with --bulk.")
+    ] = 20,
 ) -> None:
     """Ingest recorded snapshots in timestamp order and print a JSON summary line.
 
     A file named vatsim-data-X.json is paired with transceivers-data-X.json beside it.
-    Exits non-zero only if no file could be ingested at all.
+    Exits non-zero only if no file could be ingested at all. A bulk replay gives the same
+    database as one file at a time; interrupted, it is re-run and skips what is stored.
     """
     settings = settings_or_exit(database_url=database_url)
     _configure_logging(
@@ -125,36 +140,64 @@ def replay(
     from vatsim_collector.service import STOP_TIMEOUT_SECONDS, open_ingestor
 
     report = ReplayReport()
-    files = order_files(collect_files(paths), report, limit=settings.max_document_bytes)
+    collected = collect_files(paths)
+    limit = settings.max_document_bytes
+    if bulk if bulk is not None else len(collected) >= bulk_threshold:
+        from vatsim_collector.pipeline import bulk_replay as bulk_path
+
+        readers = bulk_path.start_readers()  # forked before the database has threads
+        ordered = bulk_path.order_probed(bulk_path.probe_all(collected, readers, limit), report)
+        total = len(ordered)
+    else:
+        readers = None
+        files = order_files(collected, report, limit=limit)
+        total = len(files)
     with configuration_errors():
         ingestor, engine = open_ingestor(settings)
     ingestor.stats.snapshots_rejected += len(report.problems)
-    # Replayed history feeds the event log (and any handler) exactly as live collection does.
-    layer = build_event_layer(settings, ingestor.db)
+    # Replayed history feeds the event log (and any handler) exactly as live collection does;
+    # a bulk replay writes the log and summaries itself, in its transactions.
+    registry = None if readers is None else bulk_path.bus_registry(settings)
+    layer = build_event_layer(settings, ingestor.db, registry=registry)
+    bulk_run = (
+        None
+        if readers is None
+        else bulk_path.BulkReplay(ingestor, report, settings, batch_size=batch_size)
+    )
 
-    async def run_all(advance: Callable[[], None] | None) -> None:
+    async def run_all(advance: Callable[[int], None] | None) -> None:
         await layer.start()
         try:
-            await replay_to_bus(ingestor, files, report, layer.bus, advance=advance)
+            if readers is not None and bulk_run is not None:
+                await bulk_path.bulk_replay_to_bus(
+                    bulk_run, ordered, readers, layer.bus, limit=limit, advance=advance
+                )
+            else:
+                step = None if advance is None else (lambda: advance(1))
+                await replay_to_bus(ingestor, files, report, layer.bus, advance=step)
         finally:
             await layer.stop(STOP_TIMEOUT_SECONDS)
 
     try:
         show = sys.stderr.isatty() if progress is None else progress
-        if show and files:
-            from rich.progress import Progress
+        if show and total:
+            from vatsim_collector.pipeline.replay_progress import replay_progress
 
-            with Progress(transient=True) as bar:
-                task = bar.add_task("replaying", total=len(files))
-                asyncio.run(run_all(lambda: bar.advance(task)))
+            with replay_progress() as bar:
+                task = bar.add_task("replaying", total=total)
+                asyncio.run(run_all(lambda n: bar.advance(task, n)))
         else:
             asyncio.run(run_all(None))
     finally:
         engine.dispose()
+        if readers is not None:
+            readers.shutdown(cancel_futures=True)
     for name, problem in report.problems:
         typer.echo(f"{name}: {problem}", err=True)
     stats: dict[str, Any] = dict(ingestor.stats.as_dict())
     stats["records_dropped_by_reason"] = ingestor.stats.records_dropped_by_reason
+    if bulk_run is not None:
+        stats["bulk"] = vars(bulk_run.stats)
     stats["events_published"] = sum(layer.bus.metrics.published.values())
     stats["events_dead_lettered"] = sum(
         m.dead_lettered for m in layer.bus.metrics.handlers.values()

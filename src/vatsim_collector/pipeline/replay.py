@@ -179,13 +179,16 @@ async def replay_to_bus(
 ) -> None:
     """Ingest ``files`` in order and publish each snapshot's events, as the service would.
 
-    Ingest runs in a thread, so the handlers work through one snapshot's events while the
-    next one is read."""
+    Ingest runs in a thread. Each snapshot's handlers finish before the next snapshot is
+    ingested: a handler that reads the database (the summaries read an ended flight) then sees
+    it as of its own snapshot on every run, not as of whichever later snapshot it raced with;
+    so replays are repeatable, and the bulk path (``bulk_replay``) can equal them."""
     for item in files:
         result = await asyncio.to_thread(_ingest_file, ingestor, item, report)
         if report.aborted:
             return
         if result is not None:
             await bus.publish_many(result.events)
+            await bus.join()
         if advance is not None:
             advance()

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Insert, and_, false, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vatsim_collector.events.event import (
@@ -102,6 +102,14 @@ class EventLog:
         if not rows:
             return 0
         with self.db.write("events.log") as conn:
+            conn.execute(self._insert_ignoring_duplicates(), rows)
+        return len(rows)
+
+    def write_in(self, conn: Connection, events: Sequence[Event]) -> int:
+        """Store the wanted ``events`` in the caller's transaction: a bulk replay logs each
+        batch's events with its snapshots, so both are committed or neither is."""
+        rows = [_row(e) for e in events if self.wants(e.type)]
+        if rows:
             conn.execute(self._insert_ignoring_duplicates(), rows)
         return len(rows)
 

@@ -83,3 +83,20 @@ def snapshot_stored(conn: Connection, at: datetime) -> bool:
         select(t.snapshots.c.id).where(t.snapshots.c.update_timestamp == at)
     ).first()
     return found is not None
+
+
+def replayed(conn: Connection) -> tuple[set[datetime], set[str]]:
+    """What an earlier replay stored: the timestamps of stored snapshots (accepted or
+    quarantined), and the sources of documents refused whole (rejected, quarantined or held
+    without a snapshot). A transceivers document refused on its own is left out: it is held
+    before its snapshot's transaction, so it says nothing about whether the snapshot is stored.
+    """
+    sn, hd = t.snapshots, t.held_documents
+    stamps = set(conn.execute(select(sn.c.update_timestamp)).scalars())
+    refused = conn.execute(
+        select(hd.c.source, hd.c.reason).where(
+            hd.c.snapshot_id.is_(None), hd.c.kind.in_(("rejected", "quarantined", "held"))
+        )
+    ).all()
+    sources = {s for s, reason in refused if s and not reason.startswith("transceivers:")}
+    return stamps, sources
