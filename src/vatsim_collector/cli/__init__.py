@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,7 +17,9 @@ from vatsim_collector.cli._common import DatabaseUrl, configuration_errors, sett
 from vatsim_collector.cli.events import events_app
 from vatsim_collector.cli.privacy import forget
 from vatsim_collector.cli.worker import worker
-from vatsim_collector.logsetup import LogFormat
+
+if TYPE_CHECKING:
+    from vatsim_collector.logsetup import LogFormat
 
 app = typer.Typer(
     help="Record the VATSIM network into durable history and serve it over HTTP.",
@@ -113,14 +115,14 @@ def replay(
     _configure_logging(
         "ERROR", settings.log_format
     )  # problems are reported once, below, not also as log lines
-    from vatsim_collector.pipeline.event_layer import build_event_layer
+    from vatsim_collector.pipeline.event_layer import STOP_TIMEOUT_SECONDS, build_event_layer
+    from vatsim_collector.pipeline.ingest_setup import open_ingestor
     from vatsim_collector.pipeline.replay import (
         ReplayReport,
         collect_files,
         order_files,
         replay_to_bus,
     )
-    from vatsim_collector.service import STOP_TIMEOUT_SECONDS, open_ingestor
 
     report = ReplayReport()
     files = order_files(collect_files(paths), report, limit=settings.max_document_bytes)
