@@ -129,6 +129,7 @@ def replay(
     with configuration_errors():
         ingestor, engine = open_ingestor(settings)
     ingestor.stats.snapshots_rejected += len(report.problems)
+    ingestor.readers_on_other_threads = False  # no API here: no live view to publish
     # Replayed history feeds the event log (and any handler) exactly as live collection does.
     layer = build_event_layer(settings, ingestor.db)
 
