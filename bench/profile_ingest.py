@@ -225,34 +225,33 @@ def steady_runs(args: argparse.Namespace, backend: str, sources: list[Path], sta
 def backfill_runs(
     args: argparse.Namespace, backend: str, sources: list[Path], stamp: str
 ) -> dict[str, Any]:
+    """Each tree replays the same folder into a fresh database, alternating for ``--rounds``."""
     runs: dict[str, Any] = {}
+    seconds: dict[str, list[float]] = {str(s): [] for s in sources}
     with tempfile.TemporaryDirectory(prefix="vcprofile-") as tmp:
         folder = Path(tmp)
         simulated_files(folder, args.backfill_files)
-        for n, src in enumerate(sources):
-            tag = f"{backend}-backfill-src{n}"
-            out = _profile_path(args, stamp, tag)
-            with fresh_database(backend) as engine:
-                url = _url(engine)
-                engine.dispose()
-                command = [sys.executable, "-m", "vatsim_collector", "replay", str(folder)]
-                command += ["--database-url", url, "--no-progress"]
-                start = time.perf_counter()
-                lines = run_child(command, src, out, args.rate).splitlines()
-                elapsed = time.perf_counter() - start
-            entry: dict[str, Any] = {
-                "src": str(src),
-                "files": args.backfill_files,
-                "seconds": round(elapsed, 2),
-                "per_snapshot_ms": round(1000 * elapsed / args.backfill_files, 1),
-                "ingested": json.loads(next(x for x in reversed(lines) if x.startswith("{")))[
-                    "snapshots_ingested"
-                ],
-            }
-            if out is not None:
-                entry |= _findings(out)
-            runs[tag] = entry
-            print(f"{backend} backfill {src}: {entry['seconds']} s", flush=True)
+        for rnd in range(args.rounds):
+            for n, src in enumerate(sources):
+                tag = f"{backend}-backfill-src{n}"
+                out = _profile_path(args, stamp, tag) if rnd == 0 else None
+                with fresh_database(backend) as engine:
+                    url = _url(engine)
+                    engine.dispose()
+                    command = [sys.executable, "-m", "vatsim_collector", "replay", str(folder)]
+                    command += ["--database-url", url, "--no-progress"]
+                    start = time.perf_counter()
+                    lines = run_child(command, src, out, args.rate).splitlines()
+                    elapsed = time.perf_counter() - start
+                seconds[str(src)].append(elapsed)
+                summary = json.loads(next(x for x in reversed(lines) if x.startswith("{")))
+                entry = runs.setdefault(tag, {"src": str(src), "files": args.backfill_files})
+                entry["ingested"] = summary["snapshots_ingested"]
+                entry["seconds_each"] = [round(x, 2) for x in seconds[str(src)]]
+                entry["seconds"] = round(statistics.median(seconds[str(src)]), 2)
+                if out is not None:
+                    entry |= _findings(out)
+                print(f"{backend} backfill {src}: {elapsed:.2f} s", flush=True)
     return runs
 
 
@@ -266,6 +265,7 @@ def main() -> None:
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--skip-backfill", action="store_true")
+    parser.add_argument("--skip-steady", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", type=Path, help=argparse.SUPPRESS)
@@ -280,7 +280,9 @@ def main() -> None:
     stamp = time.strftime("%Y%m%dT%H%M%S")
     report: dict[str, Any] = {"sources": [str(s) for s in sources], "backends": {}}
     for backend in backends:
-        found = steady_runs(args, backend, sources, stamp)
+        found: dict[str, Any] = {"steady": {}, "profiles": {}}
+        if not args.skip_steady:
+            found = steady_runs(args, backend, sources, stamp)
         if not args.skip_backfill:
             found["profiles"] |= backfill_runs(args, backend, sources, stamp)
         report["backends"][backend] = found
