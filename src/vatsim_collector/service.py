@@ -43,10 +43,14 @@ from vatsim_collector.errors.retry import RetryPolicy
 from vatsim_collector.feed.client import FeedClient, redact_url
 from vatsim_collector.feed.schedule import FixedRateSchedule
 from vatsim_collector.logsetup import uvicorn_log_config
-from vatsim_collector.movements.setup import build_detector
-from vatsim_collector.pipeline.event_layer import EventLayer, build_event_layer
+from vatsim_collector.pipeline.event_layer import (
+    STOP_TIMEOUT_SECONDS,
+    EventLayer,
+    build_event_layer,
+)
 from vatsim_collector.pipeline.follower import Follower
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
+from vatsim_collector.pipeline.ingest_setup import open_ingestor
 from vatsim_collector.pipeline.poller import Poller
 from vatsim_collector.pipeline.spool import SnapshotSpool
 from vatsim_collector.pipeline.worker import consumer_reader
@@ -58,33 +62,10 @@ from vatsim_collector.store.engine import sqlite_path
 from vatsim_collector.store.error_records import ErrorRecordStore
 from vatsim_collector.store.health import HealthLimits, HealthMonitor
 from vatsim_collector.store.leader_lock import LeaderLock, SqliteFileLock
-from vatsim_collector.store.migrate import SchemaNotCurrent, require_current_schema, upgrade
-from vatsim_collector.store.outbox import EventOutbox
+from vatsim_collector.store.migrate import SchemaNotCurrent, require_current_schema
 from vatsim_collector.store.retention import RetentionJob, RetentionPolicy, run_periodically
 
 log = structlog.get_logger(__name__)
-
-STOP_TIMEOUT_SECONDS = 30.0
-
-
-def open_ingestor(
-    settings: Settings, airspace: Airspace | None = None, db: DatabaseService | None = None
-) -> tuple[Ingestor, Engine]:
-    """Engine with migrations applied, and an ingestor holding the restored live state."""
-    airspace = airspace if airspace is not None else build_airspace(settings)
-    db = db if db is not None else DatabaseService.from_settings(settings)
-    upgrade(db.engine)
-    ingestor = Ingestor(
-        db,
-        IngestConfig.from_settings(settings),
-        airspace=airspace.engine,
-        boundary=airspace.boundary,
-        movements=build_detector(settings),
-    )
-    if settings.nats_enabled:
-        ingestor.outbox = EventOutbox(settings.nats_subject_prefix)
-    ingestor.restore()
-    return ingestor, db.engine
 
 
 def health_limits(settings: Settings) -> HealthLimits:

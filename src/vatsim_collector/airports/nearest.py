@@ -12,13 +12,18 @@ the airport first in the reference's order).
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from scipy.spatial import cKDTree
 
 from vatsim_collector.airports.reference import AirportReference
+
+if TYPE_CHECKING:
+    from scipy.spatial import cKDTree
 
 __all__ = ["EARTH_RADIUS_NM", "AirportIndex", "Nearest", "haversine_nm"]
 
@@ -56,15 +61,45 @@ class Nearest:
 
 class AirportIndex:
     def __init__(self, reference: AirportReference) -> None:
-        self.reference = reference
+        self._load: Callable[[], AirportReference] | None = None
+        self._lock = threading.Lock()
+        self._build(reference)
+
+    @classmethod
+    def deferred(cls, load: Callable[[], AirportReference]) -> AirportIndex:
+        """An index whose reference is loaded, and tree built, on first use: a command that
+        never looks up an airport (a replay of files without pilots) does not pay for it."""
+        index = cls.__new__(cls)
+        index._load = load
+        index._lock = threading.Lock()
+        return index
+
+    def _build(self, reference: AirportReference) -> None:
+        # scipy.spatial takes a quarter of a second to import: only an index being built needs it.
+        from scipy.spatial import cKDTree
+
+        self._reference = reference
         self._count = len(reference)
-        self._tree = cKDTree(_unit_vectors(reference.lat, reference.lon))
+        self._tree: cKDTree = cKDTree(_unit_vectors(reference.lat, reference.lon))
+
+    def _ready(self) -> None:
+        if self._load is not None:
+            with self._lock:
+                if self._load is not None:
+                    self._build(self._load())
+                    self._load = None
+
+    @property
+    def reference(self) -> AirportReference:
+        self._ready()
+        return self._reference
 
     def nearest(self, lat: npt.ArrayLike, lon: npt.ArrayLike, *, radius_nm: float) -> Nearest:
         """The nearest airport within ``radius_nm`` of each (lat, lon); ties go to the airport
         first in the reference's order (by ICAO code)."""
         if not radius_nm > 0:
             raise ValueError("radius_nm must be positive")
+        self._ready()
         lat_a = np.asarray(lat, dtype=float).ravel()
         lon_a = np.asarray(lon, dtype=float).ravel()
         if lat_a.shape != lon_a.shape:

@@ -19,6 +19,10 @@ __all__ = ["build_airport_index", "packaged_airport_index", "shared_airport_inde
 
 
 def build_airport_index(settings: Settings) -> AirportIndex:
+    if settings.airports_file is None:
+        # The packaged reference cannot be invalid, so it is loaded when first used; a file
+        # of the operator's is read now, so that a bad one stops start-up.
+        return AirportIndex.deferred(AirportReference.packaged)
     return AirportIndex(AirportReference.load(settings.airports_file))
 
 

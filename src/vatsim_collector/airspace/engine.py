@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -148,7 +149,11 @@ class AirspaceEngine:
         self.ranges = ranges if ranges is not None else ContactRanges()
         self.exit_after = exit_after
         self.state = state if state is not None else AirspaceState()
-        self._names = [s.name for s in sectors.sectors] if sectors is not None else []
+
+    @cached_property
+    def _names(self) -> list[str]:
+        # Read on first use: a deferred sector set is loaded by the first snapshot with pilots.
+        return [s.name for s in self.sectors.sectors] if self.sectors is not None else []
 
     def step(
         self,

@@ -14,11 +14,12 @@ raises ``SectorLoadError``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -156,8 +157,34 @@ def _weighted_area(geometry: shapely.Geometry) -> float:
     return float(shapely.area(geometry)) * math.cos(math.radians(latitude))
 
 
+_deferred_lock = threading.Lock()
+
+
 class SectorSet:
     """An immutable set of sectors with a spatial index over them. Load once, keep it."""
+
+    _deferred: Callable[[], SectorSet] | None = None
+
+    @classmethod
+    def deferred(cls, load: Callable[[], SectorSet]) -> SectorSet:
+        """A set that ``load``s itself on first use: a command that never places an aircraft
+        (a replay of files without pilots) does not pay a third of a second for the FIRs."""
+        sectors = cls.__new__(cls)
+        sectors._deferred = load
+        return sectors
+
+    if not TYPE_CHECKING:  # the type checker sees the loaded attributes only
+
+        def __getattr__(self, name: str) -> Any:
+            # Reached only for an attribute not set yet, i.e. on a deferred set's first use.
+            if name.startswith("__") or self._deferred is None:
+                raise AttributeError(name)
+            with _deferred_lock:
+                load = self._deferred
+                if load is not None:
+                    self.__dict__.update(load().__dict__)
+                    self._deferred = None
+            return object.__getattribute__(self, name)
 
     def __init__(self, sectors: list[Sector], report: SectorReport) -> None:
         self.sectors = sectors

@@ -27,7 +27,9 @@ class Airspace:
 
 def load_sectors(settings: Settings) -> SectorSet:
     if settings.sector_file is None:
-        return SectorSet.default()
+        # The shipped file cannot be invalid, so it is read when first used; a file of the
+        # operator's is read now, so that a bad one stops start-up.
+        return SectorSet.deferred(SectorSet.default)
     try:
         return SectorSet.from_geojson(
             settings.sector_file,

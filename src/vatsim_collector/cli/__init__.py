@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,7 +18,9 @@ from vatsim_collector.cli.events import events_app
 from vatsim_collector.cli.export import export
 from vatsim_collector.cli.privacy import forget
 from vatsim_collector.cli.worker import worker
-from vatsim_collector.logsetup import LogFormat
+
+if TYPE_CHECKING:
+    from vatsim_collector.logsetup import LogFormat
 
 app = typer.Typer(
     help="Record the VATSIM network into durable history and serve it over HTTP.",
@@ -130,14 +132,14 @@ def replay(
     _configure_logging(
         "ERROR", settings.log_format
     )  # problems are reported once, below, not also as log lines
-    from vatsim_collector.pipeline.event_layer import build_event_layer
+    from vatsim_collector.pipeline.event_layer import STOP_TIMEOUT_SECONDS, build_event_layer
+    from vatsim_collector.pipeline.ingest_setup import open_ingestor
     from vatsim_collector.pipeline.replay import (
         ReplayReport,
         collect_files,
         order_files,
         replay_to_bus,
     )
-    from vatsim_collector.service import STOP_TIMEOUT_SECONDS, open_ingestor
 
     report = ReplayReport()
     collected = collect_files(paths)
@@ -155,6 +157,7 @@ def replay(
     with configuration_errors():
         ingestor, engine = open_ingestor(settings)
     ingestor.stats.snapshots_rejected += len(report.problems)
+    ingestor.readers_on_other_threads = False  # no API here: no live view to publish
     # Replayed history feeds the event log (and any handler) exactly as live collection does;
     # a bulk replay writes the log and summaries itself, in its transactions.
     registry = None if readers is None else bulk_path.bus_registry(settings)

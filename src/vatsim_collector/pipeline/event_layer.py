@@ -38,6 +38,7 @@ from vatsim_collector.store.event_log import EventLog
 
 __all__ = [
     "EVENT_LOG_HANDLER",
+    "STOP_TIMEOUT_SECONDS",
     "SUMMARIES_HANDLER",
     "EventLayer",
     "build_event_layer",
@@ -46,6 +47,10 @@ __all__ = [
 ]
 
 logger = structlog.get_logger(__name__)
+
+# How long stopping waits for the handlers to drain (the service stops its poller and relay
+# within the same bound).
+STOP_TIMEOUT_SECONDS = 30.0
 
 
 def remote_handlers(settings: Settings, registry: HandlerRegistry) -> frozenset[str]:

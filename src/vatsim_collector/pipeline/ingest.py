@@ -233,8 +233,11 @@ class Ingestor:
         self.boundary = boundary
         # Takeoffs, landings and the rest, when enabled (movements/; the service enables it).
         self.movements = LiveMovements(movements) if movements is not None else None
-        # What readers on other threads may look at; see tracking.live.
-        self.live = LiveView.empty()
+        # What readers on other threads (the API) may look at; see tracking.live. With no such
+        # reader (``replay``) it is built when first read instead of after every commit: a
+        # copy of every online session per snapshot that nobody would look at.
+        self.readers_on_other_threads = True
+        self._live: LiveView | None = LiveView.empty()
         self.last_snapshot: Snapshot | None = None
         self.last_transceivers: list[StationTransceivers] | None = None
         # Called first in every transaction that stores a snapshot; raises to refuse the
@@ -248,6 +251,21 @@ class Ingestor:
         # Set when the in-memory state could not be rebuilt (database down): the next ingest
         # rebuilds it first, so nothing is ever applied on top of a state the database lacks.
         self._restore_needed = False
+
+    @property
+    def live(self) -> LiveView:
+        view = self._live
+        if view is None:
+            view = self._live = LiveView.of(self.state)
+        return view
+
+    @live.setter
+    def live(self, view: LiveView) -> None:
+        self._live = view
+
+    def _publish_live(self) -> None:
+        """The committed state becomes the view readers get (or is built when first read)."""
+        self._live = LiveView.of(self.state) if self.readers_on_other_threads else None
 
     def _tracker(self, state: LiveState) -> Tracker:
         return Tracker(
@@ -284,7 +302,7 @@ class Ingestor:
             transceivers = load_latest_transceivers(conn)
         self.tracker = self._tracker(self.state)
         self.last_transceivers = transceivers
-        self.live = LiveView.of(self.state)
+        self._publish_live()
         self._restore_needed = False
         return self.state
 
@@ -438,7 +456,7 @@ class Ingestor:
         # Only now, committed, does the snapshot become the latest one readers are told about.
         self.state.last_snapshot_at = at
         self.state.last_accepted_clients = snapshot.client_count
-        self.live = LiveView.of(self.state)
+        self._publish_live()
         self.stats.count(changes)
         self.stats.count_records(records)
         self.last_snapshot = snapshot

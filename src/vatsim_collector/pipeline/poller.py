@@ -98,6 +98,8 @@ def _is_transient(exc: BaseException) -> bool:
 
 def _stamp_of(item: SpooledSnapshot) -> datetime | None:
     """The document's ``update_timestamp``, if it has a readable one."""
+    if item.update_timestamp is not None:
+        return item.update_timestamp
     try:
         return read_update_timestamp(item.data)
     except ValueError:  # msgspec's DecodeError and ValidationError are ValueErrors
@@ -232,7 +234,11 @@ class Poller:
             return None
         await self._enqueue(
             SpooledSnapshot(
-                fetched.data, fetched.transceivers, fetched.fetched_at, fetched.data_url
+                fetched.data,
+                fetched.transceivers,
+                fetched.fetched_at,
+                fetched.data_url,
+                update_timestamp=fetched.update_timestamp,
             )
         )
         return fetched

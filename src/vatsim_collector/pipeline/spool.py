@@ -22,7 +22,7 @@ import struct
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -56,6 +56,9 @@ class SpooledSnapshot:
     transceivers: bytes | None
     fetched_at: datetime
     source: str
+    # The document's update_timestamp as the client read it on fetching, so that the poller
+    # need not decode it again; None when not known (read back from the spool): then decoded.
+    update_timestamp: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

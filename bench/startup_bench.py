@@ -1,0 +1,102 @@
+"""Whole-process cost of ``vatsim-collector replay`` of one tiny file, as a user meets it.
+
+    .venv/bin/python bench/startup_bench.py [--runs N] [--src DIR ...]
+
+Times ``python -m vatsim_collector replay FILE`` end to end (interpreter start, imports,
+settings, migrations, the ingest, exit) on SQLite, three ways:
+
+- ``fresh``: a new database file each run (every migration applied);
+- ``existing``: a database already at the current revision (the usual re-run);
+- ``ingested``: as ``existing``, but with ``VATSIM_SANITY_MIN_PILOTS=0`` so the file's two
+  pilots are stored: the sectors and the airport reference are then loaded, because they are
+  used.
+
+With several ``--src`` trees (say the main worktree and this one), their runs are interleaved
+so that the ratio holds on a shared machine. Uses hyperfine's idea without needing it: N runs,
+median and min. Writes JSON to ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from dbsetup import RESULTS, machine
+
+HERE = Path(__file__).resolve().parent
+TINY = HERE.parents[1] / "shared" / "data" / "feeds" / "fixture-small-handmade.json"
+MODES = ("fresh", "existing", "ingested")
+
+
+def _run(src: Path, tiny: Path, db: Path, extra_env: dict[str, str]) -> float:
+    env = {**os.environ, "PYTHONPATH": str(src), **extra_env}
+    env.pop("VATSIM_DATABASE_URL", None)
+    command = [sys.executable, "-m", "vatsim_collector", "replay", str(tiny)]
+    command += ["--database-url", f"sqlite:///{db}", "--no-progress"]
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, timeout=120, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1):  # 1: the tiny file was quarantined (the point of it)
+        raise RuntimeError(f"{src}: replay exited {done.returncode}: {done.stderr.decode()}")
+    return elapsed
+
+
+def measure(sources: list[Path], tiny: Path, runs: int) -> dict[str, Any]:
+    times: dict[str, dict[str, list[float]]] = {str(s): {m: [] for m in MODES} for s in sources}
+    with tempfile.TemporaryDirectory(prefix="startup-bench-") as tmp:
+        base = Path(tmp)
+        for src in sources:  # one warm database per tree, at its own revision
+            _run(src, tiny, base / f"{abs(hash(str(src)))}.db", {})
+        for _ in range(runs):
+            for src in sources:
+                warm = base / f"{abs(hash(str(src)))}.db"
+                fresh = base / "fresh.db"
+                fresh.unlink(missing_ok=True)
+                times[str(src)]["fresh"].append(_run(src, tiny, fresh, {}))
+                times[str(src)]["existing"].append(_run(src, tiny, warm, {}))
+                copy = base / "copy.db"
+                shutil.copyfile(warm, copy)
+                ingest_env = {"VATSIM_SANITY_MIN_PILOTS": "0"}
+                times[str(src)]["ingested"].append(_run(src, tiny, copy, ingest_env))
+    return {
+        src: {
+            mode: {
+                "median_s": round(statistics.median(values), 3),
+                "min_s": round(min(values), 3),
+                "runs": len(values),
+            }
+            for mode, values in by_mode.items()
+        }
+        for src, by_mode in times.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--src", type=Path, action="append", help="source tree (src/) to time")
+    parser.add_argument("--file", type=Path, default=TINY, help="the tiny snapshot")
+    args = parser.parse_args()
+    sources = [s.resolve() for s in (args.src or [HERE.parent / "src"])]
+    figures = measure(sources, args.file, args.runs)
+    for src, by_mode in figures.items():
+        print(src)
+        for mode, f in by_mode.items():
+            print(f"  {mode:9} median {f['median_s']:.3f} s  min {f['min_s']:.3f} s  ({f['runs']})")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"startup-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps({"machine": machine(None), "figures": figures}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
