@@ -241,6 +241,13 @@ def test_the_migration_keeps_every_value_within_the_stated_precision(engine: Eng
     with engine.connect() as conn:
         read_positions = [dict(r) for r in conn.execute(select(t.positions)).mappings()]
         read_transceivers = [dict(r) for r in conn.execute(select(t.transceivers)).mappings()]
+        # The analysts' views show degrees too, whatever the backend stores.
+        view_positions = [
+            dict(r) for r in conn.execute(text("SELECT * FROM v_positions")).mappings()
+        ]
+        view_transceivers = [
+            dict(r) for r in conn.execute(text("SELECT * FROM v_transceivers")).mappings()
+        ]
         if conn.dialect.name == "postgresql":
             # The migration's round() and the application's to_micro_degrees agree exactly,
             # so a migrated row and one written today hold the same integers.
@@ -257,6 +264,8 @@ def test_the_migration_keeps_every_value_within_the_stated_precision(engine: Eng
             assert {(s, p): (la, lo) for s, p, la, lo in stored} == expected
     _assert_kept(read_positions, positions, ("snapshot_id", "pilot_session_id"))
     _assert_kept(read_transceivers, transceivers, ("snapshot_id", "callsign", "transceiver_id"))
+    _assert_kept(view_positions, positions, ("snapshot_id", "pilot_session_id"))
+    _assert_kept(view_transceivers, transceivers, ("snapshot_id", "callsign", "transceiver_id"))
 
 
 def test_rows_written_after_the_migration_read_back_within_the_precision(engine: Engine) -> None:

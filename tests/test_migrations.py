@@ -10,8 +10,16 @@ from sqlalchemy import Connection, Engine, inspect
 from vatsim_collector.store.migrate import alembic_config, current_revision, head_revision, upgrade
 from vatsim_collector.store.schema import metadata
 
-# Created by migration 0004 for analysts; not part of ``metadata`` (tests/test_views.py).
-VIEWS = {"v_flights", "v_controller_sessions", "v_hourly_traffic", "v_sector_visits"}
+# Created by migrations 0004 and 0007 for analysts; not part of ``metadata`` (tests/test_views.py,
+# tests/test_compact_storage.py).
+VIEWS = {
+    "v_flights",
+    "v_controller_sessions",
+    "v_hourly_traffic",
+    "v_sector_visits",
+    "v_positions",
+    "v_transceivers",
+}
 
 
 def _downgrade(engine: Engine, revision: str) -> None:

@@ -14,6 +14,9 @@ On PostgreSQL, ``positions`` and ``transceivers`` (and every daily partition of 
 - the primary keys go; a BRIN index on ``snapshot_id`` and, on positions, a btree on
   ``pilot_session_id`` replace them (schema.py says what keeps a row unique without them).
 
+Two analyst views, ``v_positions`` and ``v_transceivers``, show the rows with coordinates in
+degrees on both backends (docs/analysts.md), so SQL readers need not know the stored unit.
+
 Every other value is kept exactly. It runs in the one transaction ``store.migrate.upgrade``
 opens, so a failure leaves the database as it was. Each ALTER rewrites every partition under an
 ACCESS EXCLUSIVE lock: stop the collector first (``db upgrade`` then ``run``); BENCHMARKS.md
@@ -44,12 +47,58 @@ _SESSION_COLUMNS = {
 }
 
 
+VIEWS = ("v_positions", "v_transceivers")
+_COLUMNS = {
+    "positions": (
+        "snapshot_id",
+        "pilot_session_id",
+        "{latitude}",
+        "{longitude}",
+        "altitude",
+        "groundspeed",
+        "heading",
+        "transponder",
+        "qnh_mb",
+    ),
+    "transceivers": (
+        "snapshot_id",
+        "callsign",
+        "transceiver_id",
+        "frequency_hz",
+        "{latitude}",
+        "{longitude}",
+        "height_msl_m",
+        "height_agl_m",
+        "pilot_session_id",
+        "controller_session_id",
+        "atis_session_id",
+    ),
+}
+
+
 def _postgresql() -> bool:
     return op.get_bind().dialect.name == "postgresql"
 
 
+def _degrees(column: str) -> str:
+    """The column in degrees: the double nearest micro-degrees / 1e6, as MicroDegrees reads it."""
+    if _postgresql():
+        return f"{column}::double precision / 1000000 AS {column}"
+    return column
+
+
+def _create_views() -> None:
+    for view, table in zip(VIEWS, _COLUMNS, strict=True):
+        columns = ", ".join(
+            c.format(latitude=_degrees("latitude"), longitude=_degrees("longitude"))
+            for c in _COLUMNS[table]
+        )
+        op.execute(f"CREATE VIEW {view} AS SELECT {columns} FROM {table}")
+
+
 def upgrade() -> None:
     if not _postgresql():
+        _create_views()
         return
     for table, sessions in _SESSION_COLUMNS.items():
         op.execute(f"ALTER TABLE {table} DROP CONSTRAINT pk_{table}")
@@ -61,9 +110,12 @@ def upgrade() -> None:
         op.execute(f"ALTER TABLE {table} {', '.join(changes)}")
         op.execute(f"CREATE INDEX ix_{table}_snapshot_id ON {table} {_BRIN}")
     op.execute("CREATE INDEX ix_positions_pilot_session_id ON positions (pilot_session_id)")
+    _create_views()
 
 
 def downgrade() -> None:
+    for view in VIEWS:
+        op.execute(f"DROP VIEW IF EXISTS {view}")
     if not _postgresql():
         return
     op.execute("DROP INDEX ix_positions_pilot_session_id")
