@@ -83,6 +83,7 @@ def build(url: str, snapshots: int) -> dict[str, Any]:
             "revision": current_revision(engine),
             "ingest_s": round(time.perf_counter() - began, 1),
             "storage": {table: storage(engine, table) for table in TABLES},
+            "index_bytes": index_bytes(engine),
         }
     finally:
         engine.dispose()
@@ -144,9 +145,25 @@ def migrate(url: str) -> dict[str, Any]:
             "migration_s": round(seconds, 2),
             "rows_per_s": round(sum(rows.values()) / seconds),
             "storage": {table: storage(engine, table) for table in TABLES},
+            "index_bytes": index_bytes(engine),
         }
     finally:
         engine.dispose()
+
+
+def index_bytes(engine: Engine) -> dict[str, int]:
+    """Bytes of each index of the volume tables, summed over the partitions' indexes."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT i.indexrelid::regclass::text,"
+                " (SELECT COALESCE(SUM(pg_relation_size(relid)), 0)"
+                "  FROM pg_partition_tree(i.indexrelid) WHERE isleaf)"
+                " FROM pg_index i WHERE i.indrelid IN"
+                " ('positions'::regclass, 'transceivers'::regclass)"
+            )
+        ).all()
+    return {str(name): int(size) for name, size in rows}
 
 
 def _captured(engine: Engine, run: Callable[[Connection], object]) -> list[tuple[str, Any]]:
@@ -176,6 +193,11 @@ def explain(url: str) -> dict[str, list[str]]:
 
     engine = _engine(url)
     try:
+        # Statistics on every table, as autovacuum keeps them on a running database: the
+        # storage measure analysed the volume tables only, and the planner would otherwise
+        # plan joins with sessions and snapshots from guesses.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))
         with engine.connect() as conn:
             busiest = conn.execute(
                 text(
@@ -315,6 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.write_text(json.dumps(report, indent=2, default=str))
     for label in ("before", "migrated", "after"):
         print("\n".join(_summary(label, report[label])))
+        print(f"          indexes: {report[label].get('index_bytes')}")
     print(f"migration: {report['migrated']['migration_s']} s", end=" ")
     print(f"({report['migrated']['rows_per_s']:,} rows/s)")
     for name, lines in report["plans"].items():
