@@ -178,7 +178,7 @@ flight_plans = Table(
 # are int4 micro-degrees (MicroDegrees), session ids int4 (see SessionRef), and there is no
 # primary key. Rows arrive in snapshot order, so a BRIN index on snapshot_id finds a snapshot's
 # rows for a few bytes per million rows, and a deduplicated btree on pilot_session_id serves
-# tracks (about 6 bytes a row). One row per (snapshot, session) -- and per (snapshot,
+# tracks (7 to 9 bytes a row, BENCHMARKS.md). One row per (snapshot, session) -- and per (snapshot,
 # callsign, transceiver) -- is kept without a unique index: a snapshot's rows are written only
 # in the transaction that inserts its ``snapshots`` row (unique id), and the writer writes each
 # key once (store/writer.py). SQLite keeps its primary keys: its tables are the key B-trees.

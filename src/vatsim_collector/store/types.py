@@ -48,9 +48,10 @@ class MicroDegrees(TypeDecorator[float]):
     micro-degrees (int4, half the bytes of a double).
 
     Every value read back is within 0.5e-6 degree of the value written (about 5.6 cm of
-    latitude): finer than the feed's own coordinates, and exact to six decimals, which a
-    float4 is not (its step near 180 degrees is about 1.5e-5). |longitude| <= 180 is 1.8e8
-    micro-degrees, far inside int4. SQLite keeps its 8-byte REAL: it is not the compact backend.
+    latitude), and a value with at most six decimals, as the feed sends them, reads back as the
+    very same double; a float4 keeps neither (its step near 180 degrees is about 1.5e-5).
+    |longitude| <= 180 is 1.8e8 micro-degrees, far inside int4. SQLite keeps its 8-byte REAL:
+    it is not the compact backend.
 
     Only comparisons with bound values are translated; SQL arithmetic on these columns (an
     average, a distance) sees micro-degrees on PostgreSQL, so no query does any.

@@ -169,7 +169,8 @@ class DuplicatePosition(RuntimeError):
 
 def _require_one_position_each(rows: list[tuple[Any, ...]]) -> None:
     """PostgreSQL's positions have no primary key (schema.py): the one row per (snapshot,
-    session) that SQLite's key enforces is checked here, before anything is written."""
+    session) that SQLite's key enforces is checked here, before any position is written; the
+    snapshot's transaction then rolls back whole."""
     sessions = {row[1] for row in rows}
     if len(sessions) != len(rows):
         raise DuplicatePosition(f"{len(rows) - len(sessions)} session(s) written twice")
