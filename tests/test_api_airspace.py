@@ -29,6 +29,7 @@ from vatsim_collector.airspace.engine import AirspaceEngine
 from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.api import create_app
 from vatsim_collector.api.routes_airspace import occupancy_hours
+from vatsim_collector.feed.models import nearest_micro_degree
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor, Outcome
 from vatsim_collector.simulator.traffic import SimRates
 from vatsim_collector.simulator.world import SimulatedNetwork
@@ -692,7 +693,9 @@ def test_transceivers_are_the_latest_document_sorted_by_callsign(world: World) -
         for got, radio in zip(item["transceivers"], radios, strict=True):
             assert got["frequency_hz"] == radio["frequency"]
             assert got["frequency"] == _mhz(radio["frequency"])
-            assert got["latitude"] == radio.get("latDeg")
+            # Coordinates are kept to 1e-6 degree from decoding on (docs/postgresql.md).
+            lat = radio.get("latDeg")
+            assert got["latitude"] == (None if lat is None else nearest_micro_degree(lat))
             assert got["height_msl_m"] == radio.get("heightMslM")
     body = _get(world, "/api/transceivers")
     assert _at(body["updated_at"]) == world.ingestor.live.snapshot_at

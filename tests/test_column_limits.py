@@ -16,6 +16,7 @@ from sqlalchemy import BigInteger, Column, Float, Integer, SmallInteger, Text
 from vatsim_collector.feed import limits, models
 from vatsim_collector.feed.limits import LIMITS, FloatLimit, IntLimit, TextLimit
 from vatsim_collector.store import schema as t
+from vatsim_collector.store.types import MicroDegrees, to_micro_degrees
 
 TYPE_RANGES = {SmallInteger: limits.SMALLINT, Integer: limits.INTEGER, BigInteger: limits.BIGINT}
 
@@ -60,7 +61,7 @@ NOT_FROM_A_RECORD_FIELD = {
     "sector_occupancy.sector",
 }
 # Column kinds that only the collector fills: ids, foreign keys, times and flags.
-CHECKED_TYPES = (SmallInteger, Integer, BigInteger, Text, Float)
+CHECKED_TYPES = (SmallInteger, Integer, BigInteger, Text, Float, MicroDegrees)
 
 
 def _is_collector_owned(column: Column[Any]) -> bool:
@@ -97,6 +98,12 @@ def test_every_named_column_exists_and_suits_the_limit(field: str) -> None:
     else:
         assert isinstance(limit, FloatLimit)
         for column in columns:
+            if isinstance(column.type, MicroDegrees):
+                # Degrees to the application, int4 micro-degrees on PostgreSQL: the whole
+                # range must fit the int4.
+                stored = [to_micro_degrees(limit.low), to_micro_degrees(limit.high)]
+                assert all(-(2**31) <= v < 2**31 for v in stored), f"{field} overflows {column}"
+                continue
             assert isinstance(column.type, Float), f"{field} feeds {column}, which is no Float"
         assert -1.8e308 < limit.low < limit.high < 1.8e308
 

@@ -131,6 +131,12 @@ class Snapshot(msgspec.Struct, gc=False):
         return len(self.pilots) + len(self.controllers) + len(self.atis)
 
 
+def nearest_micro_degree(degrees: float) -> float:
+    """``degrees`` to the nearest 1e-6 degree: the precision PostgreSQL keeps coordinates at
+    (``store.types.MicroDegrees``). Idempotent; a value of at most six decimals is unchanged."""
+    return round(degrees * 1_000_000) / 1_000_000
+
+
 class Transceiver(msgspec.Struct, gc=False):
     id: Annotated[int, bound("Transceiver.id")] = 0
     frequency: Annotated[int, bound("Transceiver.frequency")] = 0
@@ -138,6 +144,15 @@ class Transceiver(msgspec.Struct, gc=False):
     lonDeg: Annotated[float, bound("Transceiver.lonDeg")] | None = None
     heightMslM: Annotated[float, bound("Transceiver.heightMslM")] | None = None
     heightAglM: Annotated[float, bound("Transceiver.heightAglM")] | None = None
+
+    def __post_init__(self) -> None:
+        # The transceivers feed sends coordinates with up to 15 decimals; stored, they keep 6.
+        # Kept at that precision from the start, what the leader serves live is what a
+        # follower, a restart and `recompute` read back (pilots' positions come with 5).
+        if self.latDeg is not None:
+            self.latDeg = nearest_micro_degree(self.latDeg)
+        if self.lonDeg is not None:
+            self.lonDeg = nearest_micro_degree(self.lonDeg)
 
 
 class StationTransceivers(msgspec.Struct, gc=False):

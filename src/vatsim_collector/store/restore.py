@@ -110,13 +110,31 @@ def _load_pilots(conn: Connection, state: LiveState, missed: Any) -> None:
         # rebuilt state's order is the order of the events the next snapshot publishes.
         .order_by(ps.c.id)
     ).all()
+    # The snapshots the open sessions were last seen in come first: a handful (a session
+    # missing more snapshots than that has ended). Named by id, they let PostgreSQL find their
+    # positions through the snapshot index instead of reading every position of every open
+    # session (its positions have no (snapshot, session) key: store/schema.py).
+    last_seen = list(
+        conn.execute(
+            select(snap.c.id)
+            .join(ps, ps.c.last_seen_at == snap.c.update_timestamp)
+            .where(ps.c.ended_at.is_(None))
+            .distinct()
+        ).scalars()
+    )
     last_positions: dict[int, Row[Any]] = {
         row.pilot_session_id: row
         for row in conn.execute(
             select(pos)
             .join(snap, snap.c.id == pos.c.snapshot_id)
             .join(ps, ps.c.id == pos.c.pilot_session_id)
-            .where(and_(ps.c.ended_at.is_(None), snap.c.update_timestamp == ps.c.last_seen_at))
+            .where(
+                and_(
+                    pos.c.snapshot_id.in_(last_seen),
+                    ps.c.ended_at.is_(None),
+                    snap.c.update_timestamp == ps.c.last_seen_at,
+                )
+            )
         )
     }
     plans = _latest_plans(conn, [r.id for r in rows])

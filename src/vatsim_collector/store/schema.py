@@ -31,7 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from vatsim_collector.store.types import UTCDateTime
+from vatsim_collector.store.types import MicroDegrees, UTCDateTime
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -174,20 +174,43 @@ flight_plans = Table(
     Index("ix_flight_plans_flight_id", "flight_id"),
 )
 
+# The volume tables on PostgreSQL (issue 14; docs/postgresql.md "Storage layout"): coordinates
+# are int4 micro-degrees (MicroDegrees), session ids int4 (see SessionRef), and there is no
+# primary key. Rows arrive in snapshot order, so a BRIN index on snapshot_id finds a snapshot's
+# rows for a few bytes per million rows, and a deduplicated btree on pilot_session_id serves
+# tracks (7 to 9 bytes a row, BENCHMARKS.md). One row per (snapshot, session) -- and per (snapshot,
+# callsign, transceiver) -- is kept without a unique index: a snapshot's rows are written only
+# in the transaction that inserts its ``snapshots`` row (unique id), and the writer writes each
+# key once (store/writer.py). SQLite keeps its primary keys: its tables are the key B-trees.
+_POSTGRESQL = "postgresql"
+_BRIN = {"pages_per_range": 16, "autosummarize": "on"}
+
+# Session ids are bigint in their own tables; the volume tables refer to them in 4 bytes. At
+# ten thousand sessions a day the int4 range lasts for centuries; an id beyond it would make
+# the snapshot's write fail loudly ("integer out of range"), never store a wrong id.
+SessionRef = Integer
+
 positions = Table(
     "positions",
     metadata,
+    # Column order: 8-byte, then 4-byte, then 2-byte columns, so PostgreSQL pads nothing
+    # (a row's values are 32 bytes).
     Column("snapshot_id", IdType, ForeignKey("snapshots.id"), nullable=False),
-    Column("pilot_session_id", IdType, ForeignKey("pilot_sessions.id"), nullable=False),
-    Column("latitude", Float, nullable=False),
-    Column("longitude", Float, nullable=False),
+    Column("pilot_session_id", SessionRef, ForeignKey("pilot_sessions.id"), nullable=False),
+    Column("latitude", MicroDegrees, nullable=False),
+    Column("longitude", MicroDegrees, nullable=False),
     Column("altitude", Integer, nullable=False),
     Column("groundspeed", SmallInteger, nullable=False),
     Column("heading", SmallInteger, nullable=False),
     # Squawk as an integer of its four octal digits (e.g. 7000); NULL if the feed sent junk.
     Column("transponder", SmallInteger),
     Column("qnh_mb", SmallInteger),
+    # The primary key exists on SQLite only (migration 0007 drops it on PostgreSQL).
     PrimaryKeyConstraint("snapshot_id", "pilot_session_id"),
+    Index(
+        "ix_positions_snapshot_id", "snapshot_id", postgresql_using="brin", postgresql_with=_BRIN
+    ).ddl_if(dialect=_POSTGRESQL),
+    Index("ix_positions_pilot_session_id", "pilot_session_id").ddl_if(dialect=_POSTGRESQL),
     sqlite_with_rowid=False,
     # One partition per UTC day of snapshot ids, created by store.partitions.
     postgresql_partition_by="RANGE (snapshot_id)",
@@ -249,13 +272,21 @@ transceivers = Table(
     Column("callsign", Text, primary_key=True),
     Column("transceiver_id", SmallInteger, primary_key=True),
     Column("frequency_hz", Integer, nullable=False),
-    Column("latitude", Float),
-    Column("longitude", Float),
+    Column("latitude", MicroDegrees),
+    Column("longitude", MicroDegrees),
     Column("height_msl_m", Float),
     Column("height_agl_m", Float),
-    Column("pilot_session_id", IdType, ForeignKey("pilot_sessions.id")),
-    Column("controller_session_id", IdType, ForeignKey("controller_sessions.id")),
-    Column("atis_session_id", IdType, ForeignKey("atis_sessions.id")),
+    Column("pilot_session_id", SessionRef, ForeignKey("pilot_sessions.id")),
+    Column("controller_session_id", SessionRef, ForeignKey("controller_sessions.id")),
+    Column("atis_session_id", SessionRef, ForeignKey("atis_sessions.id")),
+    # As for positions: the primary key on SQLite only, a BRIN index on PostgreSQL. Every
+    # query reads transceivers by snapshot (one, or a range).
+    Index(
+        "ix_transceivers_snapshot_id",
+        "snapshot_id",
+        postgresql_using="brin",
+        postgresql_with=_BRIN,
+    ).ddl_if(dialect=_POSTGRESQL),
     sqlite_with_rowid=False,
     postgresql_partition_by="RANGE (snapshot_id)",
 )

@@ -25,6 +25,7 @@ from vatsim_collector.store.rows import (
     plan_row,
     position_row,
 )
+from vatsim_collector.store.types import MicroDegrees, to_micro_degrees
 from vatsim_collector.tracking.changes import Changeset, S, SessionChanges, StationChanges
 from vatsim_collector.tracking.state import Flight, Kind
 
@@ -85,9 +86,10 @@ def _bulk_insert(
         raw = conn.connection.driver_connection
         assert isinstance(raw, psycopg.Connection)
         statement = f"COPY {target} FROM STDIN"
+        stored = _as_stored(table, columns, rows)
         try:
             with raw.cursor() as cursor, cursor.copy(statement) as copy:
-                for row in rows:
+                for row in stored:
                     copy.write_row(row)
         except psycopg.Error as exc:
             # The driver's own error, as SQLAlchemy would have wrapped it: an outage and a
@@ -105,6 +107,30 @@ def _bulk_insert(
     conn.exec_driver_sql(
         f"INSERT INTO {target} VALUES ({', '.join([marker] * len(columns))})", rows
     )
+
+
+def _as_stored(
+    table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> Iterable[tuple[Any, ...]]:
+    """Rows as PostgreSQL stores them: COPY bypasses the column types' bind processing, so the
+    degrees of MicroDegrees columns become micro-degrees here, as they do in every statement.
+
+    Both volume tables have their two coordinates side by side; each row is rebuilt from two
+    slices and the pair, the cheapest way found for the thousands of rows of a snapshot.
+    """
+    micro = [i for i, name in enumerate(columns) if isinstance(table.c[name].type, MicroDegrees)]
+    if not micro:
+        return rows
+    if len(micro) != 2 or micro[1] != micro[0] + 1:
+        raise ValueError(f"{table.name}: expected latitude and longitude side by side in {columns}")
+    lat, lon = micro
+    stored = []
+    for row in rows:
+        a, b = row[lat], row[lon]
+        a = None if a is None else to_micro_degrees(a)
+        b = None if b is None else to_micro_degrees(b)
+        stored.append((*row[:lat], a, b, *row[lon + 1 :]))
+    return stored
 
 
 def _touch(conn: Connection, table: Table, maybe_ids: Iterable[int | None], at: datetime) -> None:
@@ -135,6 +161,19 @@ def _end(conn: Connection, table: Table, rows: Iterable[tuple[int | None, dateti
             .values(ended_at=bindparam("ended"), last_seen_at=bindparam("ended")),
             params,
         )
+
+
+class DuplicatePosition(RuntimeError):
+    """A session present twice in one snapshot's changes: a tracker bug, refused loudly."""
+
+
+def _require_one_position_each(rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL's positions have no primary key (schema.py): the one row per (snapshot,
+    session) that SQLite's key enforces is checked here, before any position is written; the
+    snapshot's transaction then rolls back whole."""
+    sessions = {row[1] for row in rows}
+    if len(sessions) != len(rows):
+        raise DuplicatePosition(f"{len(rows) - len(sessions)} session(s) written twice")
 
 
 class SnapshotWriter:
@@ -240,12 +279,9 @@ class SnapshotWriter:
         at = changes.at
         pilots = changes.pilots
         self._write_sessions(conn, pilots, pilot_session_row, at)
-        _bulk_insert(
-            conn,
-            t.positions,
-            POSITION_COLUMNS,
-            [position_row(snapshot_id, s.id, s.latest) for s in pilots.present],  # type: ignore[arg-type]
-        )
+        rows = [position_row(snapshot_id, s.id, s.latest) for s in pilots.present]  # type: ignore[arg-type]
+        _require_one_position_each(rows)
+        _bulk_insert(conn, t.positions, POSITION_COLUMNS, rows)
         if pilots.plan_revisions:
             conn.execute(
                 insert(t.flight_plans),
