@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from sqlalchemy import Engine, text, update
 
 from test_retention import (
@@ -43,7 +44,7 @@ from vatsim_collector.store.retention import RetentionJob, RetentionPolicy
 POSITIONS_SQL = """
 SELECT p.snapshot_id, p.pilot_session_id, s.cid, s.callsign, s.logon_time, p.latitude,
        p.longitude, p.altitude, p.groundspeed, p.heading, p.transponder, p.qnh_mb
-FROM positions p JOIN pilot_sessions s ON s.id = p.pilot_session_id
+FROM v_positions p JOIN pilot_sessions s ON s.id = p.pilot_session_id
 WHERE p.snapshot_id >= :lo AND p.snapshot_id < :hi
 """
 POSITIONS_DUCKDB = """
@@ -56,7 +57,7 @@ SELECT x.snapshot_id, x.callsign, x.transceiver_id, x.frequency_hz, x.latitude, 
        x.height_msl_m, x.height_agl_m, x.pilot_session_id, x.controller_session_id,
        x.atis_session_id, COALESCE(p.cid, c.cid, a.cid),
        COALESCE(p.logon_time, c.logon_time, a.logon_time)
-FROM transceivers x
+FROM v_transceivers x
 LEFT JOIN pilot_sessions p ON p.id = x.pilot_session_id
 LEFT JOIN controller_sessions c ON c.id = x.controller_session_id
 LEFT JOIN atis_sessions a ON a.id = x.atis_session_id
@@ -167,6 +168,11 @@ def test_a_day_archived_reads_back_with_duckdb_equal_to_the_dropped_rows(
 def test_coordinates_finer_than_a_micro_degree_are_kept_as_doubles(
     engine: Engine, tmp_path: Path
 ) -> None:
+    if on_postgresql(engine):
+        pytest.skip(
+            "PostgreSQL stores coordinates as micro-degrees (docs/postgresql.md): nothing finer"
+            " reaches the archive there"
+        )
     filled = fill_two_days(engine)
     lo, _ = day_bounds(DAY1)
     with engine.begin() as conn:
