@@ -42,15 +42,13 @@ from vatsim_collector.feed.decode import decode_snapshot_records, decode_transce
 from vatsim_collector.feed.models import Snapshot, StationTransceivers
 from vatsim_collector.feed.report import RecordReport
 from vatsim_collector.pipeline.bulk_read import Loaded, Probed, load, probe
-from vatsim_collector.pipeline.domain_events import domain_events, snapshot_received
 from vatsim_collector.pipeline.handlers import (
     EVENT_LOG_HANDLER,
     SUMMARIES_HANDLER,
     HandlerRegistry,
     build_registry,
 )
-from vatsim_collector.pipeline.ingest import Ingestor, Outcome, _reasons
-from vatsim_collector.pipeline.live_movements import LiveMovements
+from vatsim_collector.pipeline.ingest import Ingestor, _reasons
 from vatsim_collector.pipeline.replay import ReplayFile, ReplayReport, _ingest_file
 from vatsim_collector.store import held
 from vatsim_collector.store import schema as t
@@ -341,36 +339,17 @@ class BulkReplay:
             if ingestor.movements is not None
             else None
         )
-        epoch = ingestor.fence(conn) if ingestor.fence is not None else None
-        source = str(decoded.item.path)
-        snapshot_id = ingestor.writer.write(
+        _, events = ingestor.write_tracked(
             conn,
-            changes,
-            fetched_at=decoded.fetched_at,
-            transceivers_fetched=transceivers is not None,
-            airspace=airspace,
-            leader_epoch=epoch,
-        )
-        if moved is not None:
-            LiveMovements.write(conn, moved, snapshot_id)
-        ingestor._hold_records(conn, records, snapshot_id, source, decoded.fetched_at)
-        received = snapshot_received(
             snapshot,
-            snapshot_id=snapshot_id,
-            outcome=Outcome.INGESTED.value,
-            transceivers=changes.transceiver_count if transceivers is not None else None,
+            transceivers,
+            records,
+            changes,
+            airspace,
+            moved,
+            fetched_at=decoded.fetched_at,
+            source=str(decoded.item.path),
         )
-        events = [
-            received,
-            *domain_events(
-                changes,
-                airspace,
-                moved.movements if moved is not None else (),
-                correlation_id=received.id,
-            ),
-        ]
-        if ingestor.outbox is not None:
-            ingestor.outbox.write(conn, events, snapshot_id=snapshot_id)
         self._summarise(conn, events)
         # The next document's checks see this one as stored; a rollback rebuilds both.
         ingestor.state.last_snapshot_at = snapshot.update_timestamp

@@ -33,7 +33,7 @@ from vatsim_collector.feed.limits import FEED_EPOCH
 from vatsim_collector.feed.models import Snapshot, StationTransceivers
 from vatsim_collector.feed.report import RecordReport
 from vatsim_collector.feed.sanity import SanityGate
-from vatsim_collector.movements.detector import MovementDetector
+from vatsim_collector.movements.detector import DetectorStep, MovementDetector
 from vatsim_collector.pipeline.domain_events import domain_events, snapshot_received
 from vatsim_collector.pipeline.live_movements import LiveMovements
 from vatsim_collector.store import held
@@ -493,39 +493,66 @@ class Ingestor:
         )
         moved = self.movements.step(changes, self.state) if self.movements is not None else None
         with self.db.write("ingest.snapshot") as conn:
-            epoch = self.fence(conn) if self.fence is not None else None
-            snapshot_id = self.writer.write(
+            snapshot_id, events = self.write_tracked(
                 conn,
-                changes,
-                fetched_at=fetched_at,
-                transceivers_fetched=transceivers is not None,
-                airspace=airspace,
-                leader_epoch=epoch,
-            )
-            if moved is not None:
-                LiveMovements.write(conn, moved, snapshot_id)
-            self._hold_records(conn, records, snapshot_id, source, fetched_at)
-            # Built in the transaction (every row has its id by now), so that the outbox
-            # commits them with the snapshot or not at all; the bus still gets them only
-            # after the commit.
-            received = snapshot_received(
                 snapshot,
-                snapshot_id=snapshot_id,
-                outcome=Outcome.INGESTED.value,
-                transceivers=changes.transceiver_count if transceivers is not None else None,
+                transceivers,
+                records,
+                changes,
+                airspace,
+                moved,
+                fetched_at=fetched_at,
+                source=source,
             )
-            events = [
-                received,
-                *domain_events(
-                    changes,
-                    airspace,
-                    moved.movements if moved is not None else (),
-                    correlation_id=received.id,
-                ),
-            ]
-            if self.outbox is not None:
-                self.outbox.write(conn, events, snapshot_id=snapshot_id)
         return changes, airspace, snapshot_id, events
+
+    def write_tracked(
+        self,
+        conn: Connection,
+        snapshot: Snapshot,
+        transceivers: list[StationTransceivers] | None,
+        records: RecordReport,
+        changes: Changeset,
+        airspace: LiveChanges | None,
+        moved: DetectorStep | None,
+        *,
+        fetched_at: datetime,
+        source: str,
+    ) -> tuple[int, list[Event]]:
+        """Write a tracked snapshot in ``conn``'s transaction (the bulk replay shares one among
+        several): its rows, movements and held records, then its events, which go to the
+        outbox here so that they commit with the snapshot or not at all. The bus gets them
+        only after the commit, from the caller."""
+        epoch = self.fence(conn) if self.fence is not None else None
+        snapshot_id = self.writer.write(
+            conn,
+            changes,
+            fetched_at=fetched_at,
+            transceivers_fetched=transceivers is not None,
+            airspace=airspace,
+            leader_epoch=epoch,
+        )
+        if moved is not None:
+            LiveMovements.write(conn, moved, snapshot_id)
+        self._hold_records(conn, records, snapshot_id, source, fetched_at)
+        received = snapshot_received(
+            snapshot,
+            snapshot_id=snapshot_id,
+            outcome=Outcome.INGESTED.value,
+            transceivers=changes.transceiver_count if transceivers is not None else None,
+        )
+        events = [
+            received,
+            *domain_events(
+                changes,
+                airspace,
+                moved.movements if moved is not None else (),
+                correlation_id=received.id,
+            ),
+        ]
+        if self.outbox is not None:
+            self.outbox.write(conn, events, snapshot_id=snapshot_id)
+        return snapshot_id, events
 
     def _hold_records(
         self,
