@@ -484,15 +484,21 @@ def test_the_documented_archive_queries_run_and_give_the_whole_track(
 # ----- forgetting a member reaches the archive ---------------------------------------------
 
 
-def test_forget_removes_the_member_from_the_archive_files_and_nothing_else(
+def archived_day_and_a_member(
     engine: Engine, tmp_path: Path
-) -> None:
+) -> tuple[dict[str, list[tuple[Any, ...]]], DayArchive, int]:
+    """Day 1 archived (its rows as they were), and the CID of a member flying in it."""
     filled = fill_two_days(engine)
     before = day1_rows(engine)
     archive = DayArchive(tmp_path / "archive")
     assert archive_job(engine, archive, filled).run_once().archive_failed == []
-    # A member with positions and transceivers in the archived day.
-    cid = next(row[2] for row in before["positions"])
+    return before, archive, next(row[2] for row in before["positions"])
+
+
+def test_forget_removes_the_member_from_the_archive_files_and_nothing_else(
+    engine: Engine, tmp_path: Path
+) -> None:
+    before, archive, cid = archived_day_and_a_member(engine, tmp_path)
     theirs = {
         "positions": [r for r in before["positions"] if r[2] == cid],
         "transceivers": [r for r in before["transceivers"] if r[11] == cid],
@@ -535,11 +541,7 @@ def test_the_admin_endpoint_forgets_the_member_in_the_archive_too(
     from vatsim_collector.api.app import create_app
     from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 
-    filled = fill_two_days(engine)
-    before = day1_rows(engine)
-    archive = DayArchive(tmp_path / "archive")
-    assert archive_job(engine, archive, filled).run_once().archive_failed == []
-    cid = next(row[2] for row in before["positions"])
+    before, archive, cid = archived_day_and_a_member(engine, tmp_path)
     ingestor = Ingestor(engine, IngestConfig(sanity_min_pilots=1))
     ingestor.restore()
     admin = "k" * 32
