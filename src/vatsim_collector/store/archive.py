@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
 
 import structlog
 
+from vatsim_collector.errors.exceptions import Category, CollectorError
 from vatsim_collector.store.archive_layout import (
     LAYOUTS,
     Coordinates,
@@ -54,8 +55,10 @@ DEFAULT_COMPRESSION_LEVEL = 9
 FILE_MODE = 0o644
 
 
-class ArchiveError(RuntimeError):
+class ArchiveError(CollectorError):
     """A file could not be written, or what was written is not what the database holds."""
+
+    category = Category.RESOURCE
 
 
 @dataclass(frozen=True)

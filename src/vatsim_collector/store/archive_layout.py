@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import aliased
 
+from vatsim_collector.errors.exceptions import DataRejected
 from vatsim_collector.store import schema as t
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ DEGREE_SCALE = 6
 _DECIMAL_PRECISION = 9
 
 
-class InexactCoordinates(ValueError):
+class InexactCoordinates(DataRejected):
     """A latitude or longitude is not exactly a DEGREE_SCALE-decimal number."""
 
 

@@ -34,7 +34,7 @@ from sqlalchemy import Column, Engine, Table, delete, func, select, text, tuple_
 from sqlalchemy.exc import OperationalError
 
 from vatsim_collector.store import schema as t
-from vatsim_collector.store.archive import ArchivedDay, DayArchive
+from vatsim_collector.store.archive import ArchivedDay, ArchiveError, DayArchive
 from vatsim_collector.store.database import DatabaseService
 from vatsim_collector.store.partitions import (
     PARTITIONED_TABLES,
@@ -346,7 +346,7 @@ class RetentionJob:
                 time.sleep(self.chunk_pause)
 
 
-class _ChangedSinceArchived(Exception):
+class _ChangedSinceArchived(ArchiveError):
     def __init__(self, table: str, day: date, rows: int, archived: ArchivedDay) -> None:
         super().__init__(
             f"{table} {day.isoformat()} has {rows} rows, {archived.rows} were archived;"

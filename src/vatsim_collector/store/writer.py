@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from vatsim_collector.airspace.live import LiveChanges
+from vatsim_collector.errors.exceptions import Category, CollectorError
 from vatsim_collector.store import schema as t
 from vatsim_collector.store.airspace_writer import write_changes
 from vatsim_collector.store.rows import (
@@ -163,8 +164,10 @@ def _end(conn: Connection, table: Table, rows: Iterable[tuple[int | None, dateti
         )
 
 
-class DuplicatePosition(RuntimeError):
+class DuplicatePosition(CollectorError):
     """A session present twice in one snapshot's changes: a tracker bug, refused loudly."""
+
+    category = Category.DATABASE
 
 
 def _require_one_position_each(rows: list[tuple[Any, ...]]) -> None:
