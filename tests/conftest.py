@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -36,22 +37,30 @@ def pytest_report_header() -> str:
     return f"database backend: {make_url(url).get_backend_name() if url else 'sqlite'}"
 
 
-@pytest.fixture
-def database_url(tmp_path: os.PathLike[str]) -> Iterator[str]:
+@contextmanager
+def throwaway_database(tmp_path: os.PathLike[str], name: str = "test") -> Iterator[str]:
+    """A database of its own: a SQLite file ``name``.db in ``tmp_path``, or a new database on
+    the test PostgreSQL server (``SERVER_ENV``), dropped afterwards."""
     server = os.environ.get(SERVER_ENV)
     if not server:
-        yield f"sqlite:///{tmp_path}/test.db"
+        yield f"sqlite:///{tmp_path}/{name}.db"
         return
-    name = f"vct_{uuid.uuid4().hex[:16]}"
+    db_name = f"vct_{uuid.uuid4().hex[:16]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+            conn.execute(text(f'CREATE DATABASE "{db_name}"'))
+        yield make_url(server).set(database=db_name).render_as_string(hide_password=False)
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: os.PathLike[str]) -> Iterator[str]:
+    with throwaway_database(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Engine, text, update
 
+from test_cli import cli
 from test_retention import (
     DAY1,
     DAY1_EXPIRED_AT,
@@ -339,23 +338,6 @@ def test_partition_is_archived_before_it_is_dropped_on_postgresql(
 
 
 # ----- export ------------------------------------------------------------------------------
-
-
-def cli(
-    *args: str, database_url: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("VATSIM_")}
-    environment.update(env or {})
-    environment["VATSIM_DATABASE_URL"] = database_url
-    return subprocess.run(
-        [sys.executable, "-m", "vatsim_collector", *args],
-        env=environment,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def _url(engine: Engine) -> str:

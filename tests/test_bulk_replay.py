@@ -12,9 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,8 +19,8 @@ from typing import Any
 import orjson
 import pytest
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
 
+from conftest import throwaway_database
 from db_compare import differences, mask_wall_clock
 from feeds import feed_time, timestamp
 from test_cli import cli, summary
@@ -31,31 +28,11 @@ from vatsim_collector.simulator.traffic import SimRates
 from vatsim_collector.simulator.world import SimulatedNetwork, load_seed_snapshot
 from vatsim_collector.store import schema as t
 
-SERVER_ENV = "VATSIM_TEST_DATABASE_URL"
 START = datetime(2026, 1, 5, 23, 0, tzinfo=UTC)  # the files cross midnight: two UTC days
 TICKS = 240
 REFUSED = "REFUSE1"
 # Busier than the defaults, so sessions end (and are summarised) within the hour.
 RATES = SimRates(pilot_leave=0.02, pilot_join=0.02, controller_leave=0.02, controller_join=0.02)
-
-
-@contextmanager
-def _database(tmp_path: Path, name: str) -> Iterator[str]:
-    """A throwaway database: a SQLite file, or one on the test PostgreSQL server."""
-    server = os.environ.get(SERVER_ENV)
-    if not server:
-        yield f"sqlite:///{tmp_path}/{name}.db"
-        return
-    db_name = f"vct_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{db_name}"'))
-        yield make_url(server).set(database=db_name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 def _small_seed() -> dict[str, Any]:
@@ -198,7 +175,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_bulk_replay_stores_what_one_by_one_stores(folder: Path, tmp_path: Path) -> None:
-    with _database(tmp_path, "one") as one, _database(tmp_path, "bulk") as bulk:
+    with throwaway_database(tmp_path, "one") as one, throwaway_database(tmp_path, "bulk") as bulk:
         single = _replay(folder, _refusing(one), "--no-bulk")
         batched = _replay(folder, _refusing(bulk), "--bulk", "--batch-size", "16")
         # The bad files are among them, and each is met as one by one meets it.
@@ -217,16 +194,19 @@ def test_bulk_replay_stores_what_one_by_one_stores(folder: Path, tmp_path: Path)
 
 
 def test_bulk_is_the_default_from_the_threshold_on(folder: Path, tmp_path: Path) -> None:
-    with _database(tmp_path, "auto") as url:
+    with throwaway_database(tmp_path, "auto") as url:
         assert "bulk" in _replay(folder, url, "--bulk-threshold", "10")
-    with _database(tmp_path, "few") as url:
+    with throwaway_database(tmp_path, "few") as url:
         assert "bulk" not in _replay(folder, url, "--bulk-threshold", "100000")
 
 
 def test_an_interrupted_bulk_replay_resumes_to_the_same_database(
     folder: Path, tmp_path: Path
 ) -> None:
-    with _database(tmp_path, "one") as one, _database(tmp_path, "resumed") as resumed:
+    with (
+        throwaway_database(tmp_path, "one") as one,
+        throwaway_database(tmp_path, "resumed") as resumed,
+    ):
         _replay(folder, one, "--no-bulk")
         env = {k: v for k, v in os.environ.items() if not k.startswith("VATSIM_")}
         env["VATSIM_DATABASE_URL"] = resumed

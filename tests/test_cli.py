@@ -36,14 +36,20 @@ REPLAY_KEYS = {
 
 
 def cli(
-    *args: str, database_url: str | None = None, cwd: Path | None = None
+    *args: str,
+    database_url: str | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VATSIM_")}
+    """The command in a subprocess, with none of this process's VATSIM_* settings: only
+    ``env``'s and the database URL."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("VATSIM_")}
+    environment.update(env or {})
     if database_url:
-        env["VATSIM_DATABASE_URL"] = database_url
+        environment["VATSIM_DATABASE_URL"] = database_url
     return subprocess.run(
         [sys.executable, "-m", "vatsim_collector", *args],
-        env=env,
+        env=environment,
         cwd=cwd,
         capture_output=True,
         text=True,

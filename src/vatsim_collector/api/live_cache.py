@@ -180,11 +180,8 @@ class LiveCache:
         """The variant ``key`` of the view made of ``sources``, rendered by ``render`` (which
         must read only those objects, or what is at least as new) if not held yet."""
         with self._lock:
-            self._follow(sources)
-            found = self._entries.get(key)
+            found = self._held(sources, key)
             if found is not None:
-                self._entries.move_to_end(key)
-                self.hits += 1
                 return found
             pending = self._pending.get(key)
             mine = pending is None
@@ -212,12 +209,16 @@ class LiveCache:
     def peek(self, sources: tuple[object, ...], key: Hashable) -> Rendered | None:
         """The variant ``key`` of the view made of ``sources`` if it is held; never waits."""
         with self._lock:
-            self._follow(sources)
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-                self.hits += 1
-            return found
+            return self._held(sources, key)
+
+    def _held(self, sources: tuple[object, ...], key: Hashable) -> Rendered | None:
+        """Under the lock: the held variant ``key`` of ``sources``' view, counted as a hit."""
+        self._follow(sources)
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return found
 
     def respond(
         self,
