@@ -152,7 +152,8 @@ def _replay(folder: Path, url: str, *options: str) -> dict[str, Any]:
 def _same_database(one: str, other: str) -> None:
     a, b = create_engine(one), create_engine(other)
     try:
-        assert differences(a, b) == []
+        found = differences(a, b)
+        assert not found, "\n".join(found)
     finally:
         a.dispose()
         b.dispose()

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, Executable, and_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vatsim_collector.airspace.summaries import (
@@ -47,16 +48,75 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# The statements are built once and executed with parameters: a back-fill summarises several
+# flights per snapshot, and building the statements anew each time cost more than running them.
+@cache
+def _upsert_statement(
+    dialect_name: str, table: Any, key: str, columns: tuple[str, ...]
+) -> Executable:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    update = {name: stmt.excluded[name] for name in columns if name != key}
+    return stmt.on_conflict_do_update(index_elements=[key], set_=update)
+
+
+@cache
+def _flight_statements() -> tuple[Executable, Executable, Executable, Executable, Executable]:
+    """The flight, its positions, its ended contacts, its sector visits and its latest plan,
+    each for ``:flight_id``."""
+    flight_id = bindparam("flight_id")
+    ps, pos, snap = t.pilot_sessions, t.positions, t.snapshots
+    flight = select(t.flights).where(t.flights.c.id == flight_id)
+    positions = (
+        select(
+            pos.c.pilot_session_id,
+            snap.c.update_timestamp,
+            pos.c.latitude,
+            pos.c.longitude,
+            pos.c.altitude,
+            pos.c.groundspeed,
+        )
+        # Positions are keyed by snapshot first: walk each session's snapshots and look up one
+        # primary key per snapshot, never scan all traffic for one flight.
+        .select_from(
+            ps.join(
+                snap,
+                and_(
+                    snap.c.update_timestamp >= ps.c.first_seen_at,
+                    snap.c.update_timestamp <= ps.c.last_seen_at,
+                ),
+            ).join(
+                pos,
+                and_(pos.c.snapshot_id == snap.c.id, pos.c.pilot_session_id == ps.c.id),
+            )
+        )
+        .where(ps.c.flight_id == flight_id)
+    )
+    ci, cs = t.contact_intervals, t.controller_sessions
+    contacts = (
+        select(ci, cs.c.callsign)
+        .join(cs, cs.c.id == ci.c.controller_session_id)
+        .where(ci.c.flight_id == flight_id, ci.c.ended_at.is_not(None))
+    )
+    so = t.sector_occupancy
+    visits = select(so).where(so.c.flight_id == flight_id, so.c.exited_at.is_not(None))
+    fp = t.flight_plans
+    plan = (
+        select(fp.c.aircraft_short, fp.c.aircraft)
+        .where(fp.c.flight_id == flight_id)
+        .order_by(fp.c.id.desc())
+        .limit(1)
+    )
+    return flight, positions, contacts, visits, plan
+
+
 class SummaryWriter:
     def __init__(self, db: DatabaseService, *, clock: Callable[[], datetime] = _now) -> None:
         self.db = db
         self._clock = clock
 
     def _upsert(self, conn: Connection, table: Any, key: str, row: dict[str, Any]) -> None:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(table).values(**row)
-        update = {name: stmt.excluded[name] for name in row if name != key}
-        conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_=update))
+        conn.execute(_upsert_statement(conn.dialect.name, table, key, tuple(row)), row)
 
     # -- flights -----------------------------------------------------------------------------
 
@@ -66,10 +126,11 @@ class SummaryWriter:
             return self.flight_in(conn, flight_id)
 
     def flight_in(self, conn: Connection, flight_id: int) -> bool:
-        fl = conn.execute(select(t.flights).where(t.flights.c.id == flight_id)).first()
+        flight, positions_of, contacts_of, visits_of, plan_of = _flight_statements()
+        key = {"flight_id": flight_id}
+        fl = conn.execute(flight, key).first()
         if fl is None or fl.ended_at is None:
             return False
-        ps, pos, snap = t.pilot_sessions, t.positions, t.snapshots
         positions = [
             PositionSample(
                 r.pilot_session_id,
@@ -79,57 +140,18 @@ class SummaryWriter:
                 r.altitude,
                 r.groundspeed,
             )
-            for r in conn.execute(
-                select(
-                    pos.c.pilot_session_id,
-                    snap.c.update_timestamp,
-                    pos.c.latitude,
-                    pos.c.longitude,
-                    pos.c.altitude,
-                    pos.c.groundspeed,
-                )
-                # Positions are keyed by snapshot first: walk each session's snapshots and look
-                # up one primary key per snapshot, never scan all traffic for one flight.
-                .select_from(
-                    ps.join(
-                        snap,
-                        and_(
-                            snap.c.update_timestamp >= ps.c.first_seen_at,
-                            snap.c.update_timestamp <= ps.c.last_seen_at,
-                        ),
-                    ).join(
-                        pos,
-                        and_(pos.c.snapshot_id == snap.c.id, pos.c.pilot_session_id == ps.c.id),
-                    )
-                )
-                .where(ps.c.flight_id == flight_id)
-            )
+            for r in conn.execute(positions_of, key)
         ]
-        ci, cs = t.contact_intervals, t.controller_sessions
         contacts = [
             ContactSpan(
                 r.controller_session_id, r.callsign, _mhz(r.frequency_hz), r.started_at, r.ended_at
             )
-            for r in conn.execute(
-                select(ci, cs.c.callsign)
-                .join(cs, cs.c.id == ci.c.controller_session_id)
-                .where(ci.c.flight_id == flight_id, ci.c.ended_at.is_not(None))
-            )
+            for r in conn.execute(contacts_of, key)
         ]
-        so = t.sector_occupancy
         visits = [
-            SectorVisit(r.sector, r.entered_at, r.exited_at)
-            for r in conn.execute(
-                select(so).where(so.c.flight_id == flight_id, so.c.exited_at.is_not(None))
-            )
+            SectorVisit(r.sector, r.entered_at, r.exited_at) for r in conn.execute(visits_of, key)
         ]
-        fp = t.flight_plans
-        plan = conn.execute(
-            select(fp.c.aircraft_short, fp.c.aircraft)
-            .where(fp.c.flight_id == flight_id)
-            .order_by(fp.c.id.desc())
-            .limit(1)
-        ).first()
+        plan = conn.execute(plan_of, key).first()
         summary = flight_summary(positions, contacts, visits)
         self._upsert(
             conn,
