@@ -10,7 +10,10 @@ through ASGI (the whole middleware stack, no socket, no HTTP parser), timing eac
   FastAPI rendering it on every request), added to the same app;
 - ``cached``: the live route (the stored bytes);
 - ``cached, If-None-Match``: a 304;
-- ``cached, gzip``: the stored gzip copy.
+- ``cached, gzip``: the stored gzip copy;
+- ``/api/status`` as it was (``status_out`` behind a plain ``def`` route with its response
+  model, the leadership read from the database on every request) and as it is
+  (``api/status_cache.py``: built, compared with the held bytes, the held bytes sent).
 
 The median of ``--rounds`` rounds of ``--requests`` requests each, in microseconds per request,
 so a machine shared with other work disturbs it less than a load test. Results go to
@@ -38,10 +41,14 @@ from pydantic import BaseModel
 from dbsetup import machine
 from vatsim_collector.api import create_app
 from vatsim_collector.api.context import ApiContext
+from vatsim_collector.api.models import StatusOut
 from vatsim_collector.api.routes_controllers import controllers_out
 from vatsim_collector.api.routes_flights import flights_out
+from vatsim_collector.api.routes_status import status_out
+from vatsim_collector.api.status_cache import Leadership
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.simulator.world import SimulatedNetwork
+from vatsim_collector.store.cluster import read_leadership
 from vatsim_collector.store.engine import create_db_engine
 from vatsim_collector.store.migrate import upgrade
 
@@ -103,6 +110,18 @@ def _uncached(app: FastAPI, ctx: ApiContext) -> None:
     for path, build in builders.items():
         app.add_api_route(path, build, response_model=type(build()))
 
+    def status_as_before() -> StatusOut:
+        # As the route was: a plain def (the thread pool), the leadership read each time.
+        view = ctx.collector.live
+        with ctx.db.read("api.leadership") as conn:
+            read = read_leadership(conn)
+        leadership = Leadership(
+            read.leader_node, read.epoch, role=ctx.node.role, view=view, read_at=0
+        )
+        return status_out(ctx, view, ctx.health_report(), leadership)
+
+    app.add_api_route("/bench/uncached/status", status_as_before, response_model=StatusOut)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -122,12 +141,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 transceivers_raw=orjson.dumps(network.transceivers_document()),
             )
             network.tick()
-        app = create_app(ingestor, stale_after=1e9)
+        # A frozen clock, so that the 304 case meets the same status all along; the age's
+        # once-a-second change costs one rendering a second under the real one.
+        frozen = datetime.now(UTC)
+        app = create_app(ingestor, stale_after=1e9, clock=lambda: frozen)
         ctx = app.state.api_context
         assert isinstance(ctx, ApiContext)
         _uncached(app, ctx)
         _, _, answered = asyncio.run(_request(app, "/api/flights", []))
         flights_tag = dict(answered)[b"etag"].decode()
+        # The status changes once a second (its age): this tag is the one of a frozen clock.
+        _, _, answered = asyncio.run(_request(app, "/api/status", []))
+        status_tag = dict(answered)[b"etag"].decode()
         cases: dict[str, tuple[str, Headers]] = {
             "flights uncached": ("/bench/uncached/flights", []),
             "flights cached": ("/api/flights", []),
@@ -138,7 +163,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "flights cached, gzip": ("/api/flights", [(b"accept-encoding", b"gzip")]),
             "controllers uncached": ("/bench/uncached/controllers", []),
             "controllers cached": ("/api/controllers", []),
-            "status (not cached)": ("/api/status", []),
+            "status uncached": ("/bench/uncached/status", []),
+            "status cached": ("/api/status", []),
+            "status cached, If-None-Match (304)": (
+                "/api/status",
+                [(b"if-none-match", status_tag.encode())],
+            ),
+            "status cached, gzip": ("/api/status", [(b"accept-encoding", b"gzip")]),
         }
         per_case: dict[str, list[float]] = {name: [] for name in cases}
         sizes: dict[str, int] = {}

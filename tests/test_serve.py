@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from api_nodes import serve_command, serve_environment
 from hostile_feed import free_port
 from vatsim_collector.api import create_app
+from vatsim_collector.api.status_cache import LEADERSHIP_MAX_AGE
 from vatsim_collector.cluster.node import Node, Role
 from vatsim_collector.pipeline.ingest import IngestConfig, Ingestor
 from vatsim_collector.store.cluster import claim_leadership
@@ -119,7 +120,8 @@ def test_an_app_without_a_node_is_a_single_process_leader(ingestor: Ingestor) ->
 def test_status_answers_when_the_leadership_cannot_be_read(
     database_url: str, request: pytest.FixtureRequest
 ) -> None:
-    """The database gone, /api/status still answers, with no leader known."""
+    """The database gone, /api/status still answers, with no leader known once the held
+    leadership read is older than its bound (api/status_cache.py)."""
     if make_url(database_url).get_backend_name() == "postgresql":
         url, proxy = request.getfixturevalue("proxied_postgresql")
         engine = create_db_engine(url)
@@ -136,9 +138,14 @@ def test_status_answers_when_the_leadership_cannot_be_read(
 
     try:
         upgrade(engine)
-        client = TestClient(create_app(Ingestor(engine, IngestConfig()), stale_after=60))
+        seconds = [0.0]
+        app = create_app(
+            Ingestor(engine, IngestConfig()), stale_after=60, leadership_clock=lambda: seconds[0]
+        )
+        client = TestClient(app)
         assert client.get("/api/status").json()["cluster"]["epoch"] == 0
         cut()
+        seconds[0] += LEADERSHIP_MAX_AGE
         answer = client.get("/api/status")
         assert answer.status_code == 200
         cluster = answer.json()["cluster"]

@@ -61,6 +61,7 @@ from vatsim_collector.api.problems import (
 from vatsim_collector.api.redirects import install_relative_slash_redirects
 from vatsim_collector.api.routes_docs import ASSET_PATHS as DOCS_PATHS
 from vatsim_collector.api.routes_docs import install_docs
+from vatsim_collector.api.status_cache import LeadershipReading, StatusCache
 from vatsim_collector.cluster.node import Node
 from vatsim_collector.pipeline.event_layer import EventLayer
 from vatsim_collector.pipeline.ingest import Ingestor
@@ -141,6 +142,7 @@ def create_app(
     rate_limit_per_minute: int = 0,
     max_request_bytes: int = 65536,
     limiter_clock: Callable[[], float] = time.monotonic,
+    leadership_clock: Callable[[], float] = time.monotonic,
     trusted_proxies: TrustedProxies | str = "",
     api_docs: bool = False,
     node: Node | None = None,
@@ -159,7 +161,9 @@ def create_app(
     key. ``public_read`` False asks for a key on public data too. ``cors_origins`` turns CORS
     on for those origins (``*``: any, without credentials). ``rate_limit_per_minute`` per key
     or client address, 0 for none (the service passes its setting, 600 by default);
-    ``limiter_clock`` is the rate limit's monotonic clock in seconds, for tests.
+    ``limiter_clock`` is the rate limit's monotonic clock in seconds, for tests;
+    ``leadership_clock`` the one after which ``/api/status`` reads the leadership again
+    (``api/status_cache.py``).
 
     ``trusted_proxies``: addresses or networks (comma-separated, or parsed) whose
     X-Forwarded-For is believed; none by default, and the server must not resolve forwarded
@@ -211,6 +215,7 @@ def create_app(
         airport_radius_nm=airport_radius_nm,
         stopped_max_kt=stopped_max_kt,
         archive=archive,
+        status_cache=StatusCache(leadership=LeadershipReading(clock=leadership_clock)),
     )
     ring = KeyRing(api_keys)
     app.state.key_ring = ring
@@ -221,6 +226,7 @@ def create_app(
         answers={
             "/api/flights": routes_flights.flights_answer,
             "/api/controllers": routes_controllers.controllers_answer,
+            "/api/status": routes_status.status_answer,
         },
     )
     _install_limits(

@@ -20,6 +20,7 @@ from vatsim_collector.airports.nearest import AirportIndex
 from vatsim_collector.airports.setup import packaged_airport_index
 from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.api.live_cache import LiveCache
+from vatsim_collector.api.status_cache import StatusCache
 from vatsim_collector.cluster.node import Node, Role
 from vatsim_collector.cluster.registry import NodeRegistry
 from vatsim_collector.errors.manager import ErrorManager
@@ -101,6 +102,8 @@ class ApiContext:
     archive: DayArchive | None = None
     # The "now" answers rendered once per published view (api/live_cache.py).
     live_cache: LiveCache = field(default_factory=LiveCache)
+    # /api/status's latest bytes and leadership read (api/status_cache.py).
+    status_cache: StatusCache = field(default_factory=StatusCache)
 
     def live_sources(self) -> tuple[LiveView, list[StationTransceivers] | None]:
         """What the "now" answers are rendered from, as published at this moment: the live
@@ -110,9 +113,21 @@ class ApiContext:
 
     def health_report(self) -> HealthReport:
         """The monitor's verdict, overruled by a collection loop that has died."""
+        report = self.held_health_report()
+        if report is not None:
+            return report
+        return self._overruled(self.health.probe())
+
+    def held_health_report(self) -> HealthReport | None:
+        """``health_report`` without probing (no database reached, so the event loop may ask):
+        None when the monitor's verdict is missing or too old and a probe is due."""
         last = self.health.last
         if last is None or (self.clock() - last.checked_at).total_seconds() > self.health_max_age:
-            last = self.health.probe()
+            return None
+        return self._overruled(last)
+
+    def _overruled(self, last: HealthReport) -> HealthReport:
+        """``last``, or DOWN with the reason when the collection loop has died."""
         stopped = self.collection_stopped()
         if stopped is None:
             return last

@@ -23,6 +23,9 @@ routes, so that the event loop (other requests, the collector's poll) never wait
 rendering. Access rules run before a route, so a request refused by them never reaches these
 bytes.
 
+``/api/status`` is not one view's answer; ``api/status_cache.py`` serves it with the same
+``Rendered`` answers, compared by their bytes.
+
 ``Cache-Control: public, max-age=0, must-revalidate``: the view changes at a moment the API
 does not know in advance (the poll's phase, the follower's lag), so any positive max-age would
 let a cache show a superseded snapshot for that long; revalidating costs a 304 of a few hundred

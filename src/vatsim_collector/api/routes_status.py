@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-import structlog
-from fastapi import APIRouter, Response, status
-from sqlalchemy.exc import SQLAlchemyError
+from fastapi import APIRouter, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from vatsim_collector.api.cluster_breakers import breaker_view
 from vatsim_collector.api.context import ApiContext, Context
+from vatsim_collector.api.live_cache import Rendered, render_json
 from vatsim_collector.api.models import (
     BreakerStateOut,
     ClusterOut,
@@ -22,9 +23,9 @@ from vatsim_collector.api.models import (
     StatusOut,
 )
 from vatsim_collector.api.models_errors import FeedHealthOut
-from vatsim_collector.store.cluster import read_leadership
-
-log = structlog.get_logger(__name__)
+from vatsim_collector.api.status_cache import Leadership
+from vatsim_collector.store.health import HealthReport
+from vatsim_collector.tracking.live import LiveView
 
 router = APIRouter(tags=["status"])
 
@@ -72,11 +73,56 @@ def _feed_health(ctx: ApiContext, freshness: Freshness) -> FeedHealthOut:
     response_model=StatusOut,
     summary="Latest snapshot, freshness, live counts, ingest counters and the cluster",
     description="The same snapshot and live counts from every node (a node that does not"
-    " ingest follows the database); `ingest`, `collection` and `feed` are this node's own.",
+    " ingest follows the database); `ingest`, `collection` and `feed` are this node's own."
+    " `age_seconds` is whole seconds; `cluster.leader` and `cluster.epoch` are read from the"
+    " database at most once a second (and whenever this node's role or the live view changes)."
+    " Served with an `ETag` (304 on `If-None-Match`) and gzip when accepted.",
 )
-def get_status(ctx: Context) -> StatusOut:
+async def get_status(ctx: Context, request: Request) -> Response:
+    return await status_answer(ctx, request)
+
+
+async def status_answer(ctx: ApiContext, request: Request) -> Response:
+    """``/api/status`` (the route's, and ``LiveFastPath``'s): built and compared with the held
+    bytes on the event loop when that reaches no database, else on the thread pool."""
+    rendered = held_status(ctx)
+    if rendered is None:
+        rendered = await run_in_threadpool(status_rendered, ctx)
+    if rendered.needs_gzip(request):
+        await run_in_threadpool(rendered.gzipped)
+    return rendered.response(request)
+
+
+def status_rendered(ctx: ApiContext) -> Rendered:
+    """The status answer as ``ctx`` stands now (``api/status_cache.py``): the held one when its
+    bytes are these. May read the database (the leadership, a health probe)."""
     view = ctx.collector.live
-    report = ctx.health_report()
+    leadership = ctx.status_cache.leadership.current(ctx.db, ctx.node, view)
+    return _kept(ctx, view, ctx.health_report(), leadership)
+
+
+def held_status(ctx: ApiContext) -> Rendered | None:
+    """``status_rendered`` if it needs no database (no leadership read or health probe due),
+    else None: what the event loop may do itself."""
+    view = ctx.collector.live
+    leadership = ctx.status_cache.leadership.held(ctx.node, view)
+    report = ctx.held_health_report()
+    if leadership is None or report is None:
+        return None
+    return _kept(ctx, view, report, leadership)
+
+
+def _kept(
+    ctx: ApiContext, view: LiveView, report: HealthReport, leadership: Leadership
+) -> Rendered:
+    return ctx.status_cache.keep(render_json(status_out(ctx, view, report, leadership)))
+
+
+def status_out(
+    ctx: ApiContext, view: LiveView, report: HealthReport, leadership: Leadership
+) -> StatusOut:
+    """The status of ``ctx`` with ``view`` published, ``report`` the health verdict and
+    ``leadership`` the cluster's leadership as last read."""
     age = ctx.age_seconds()
     freshness: Freshness = "none"
     if age is not None:
@@ -89,9 +135,11 @@ def get_status(ctx: Context) -> StatusOut:
         atis=len(view.atis),
         prefiles=view.prefiles,
     )
+    node = ctx.node
     return StatusOut(
         last_snapshot_at=view.snapshot_at,
-        age_seconds=None if age is None else round(age, 3),
+        # Whole seconds (rounded down): a finer age would make every answer a new one.
+        age_seconds=None if age is None else float(math.floor(age)),
         freshness=freshness,
         stale_after_seconds=ctx.stale_after,
         live=live,
@@ -99,22 +147,10 @@ def get_status(ctx: Context) -> StatusOut:
         feed=_feed_health(ctx, freshness),
         ingest=ctx.collector.stats.as_dict(),
         collection=collection_state(ctx),
-        cluster=cluster_state(ctx),
+        cluster=ClusterOut(
+            node=node.name, role=node.role.value, leader=leadership.leader, epoch=leadership.epoch
+        ),
     )
-
-
-def cluster_state(ctx: ApiContext) -> ClusterOut:
-    node = ctx.node
-    leader: str | None = None
-    epoch: int | None = None
-    try:
-        with ctx.db.read("api.leadership") as conn:
-            leadership = read_leadership(conn)
-        leader, epoch = leadership.leader_node, leadership.epoch
-    except SQLAlchemyError as exc:
-        # The status answers anyway: health says the database is down.
-        log.warning("leadership not read", error=type(exc).__name__)
-    return ClusterOut(node=node.name, role=node.role.value, leader=leader, epoch=epoch)
 
 
 def collection_state(ctx: ApiContext) -> CollectionOut:
