@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import pairwise
 
@@ -413,6 +414,47 @@ def test_coverage_is_a_fraction_and_matches_a_direct_check(
         assert summary.airborne_coverage is not None
         assert 0.0 <= summary.airborne_coverage <= 1.0
         assert summary.airborne_coverage == pytest.approx(covered_airborne / airborne)
+
+
+# Sessions of a flight flown at airliner speeds: every leg counts towards the distance.
+flown_sessions = st.lists(
+    st.lists(
+        st.tuples(st.floats(-0.02, 0.02), st.floats(-0.02, 0.02), st.integers(0, 480)),
+        min_size=2,
+        max_size=12,
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@given(bases, flown_sessions, windows, st.randoms(use_true_random=False))
+def test_a_flight_summary_does_not_depend_on_the_order_of_its_rows(
+    base: datetime,
+    raw_sessions: list[list[tuple[float, float, int]]],
+    raw_contacts: list[tuple[int, int]],
+    shuffle: random.Random,
+) -> None:
+    # The database returns a flight's rows in no set order (on PostgreSQL it changes with the
+    # table's history, e.g. after a rolled-back batch): every order must give the same row,
+    # to the last bit of every float.
+    positions: list[PositionSample] = []
+    clock = base
+    for session_id, moves in enumerate(raw_sessions):
+        lat, lon = 10.0 + session_id, 20.0
+        for dlat, dlon, gs in moves:
+            clock += timedelta(seconds=15)
+            lat, lon = lat + dlat, lon + dlon
+            positions.append(PositionSample(session_id, clock, lat, lon, 30000, gs))
+        clock += timedelta(minutes=20)
+    _, contacts = build_flight(base, [], raw_contacts)
+    visits = [SectorVisit(f"S{i % 2}", c.started_at, c.ended_at) for i, c in enumerate(contacts)]
+    expected = flight_summary(positions, contacts, visits)
+    for _ in range(3):
+        shuffle.shuffle(positions)
+        shuffle.shuffle(contacts)
+        shuffle.shuffle(visits)
+        assert flight_summary(positions, contacts, visits) == expected
 
 
 handled_spans = st.lists(

@@ -30,11 +30,11 @@ def sample(
 
 
 def flown(track: list[PositionSample]) -> float:
-    """Distance along a track, summed leg by leg as the summary does."""
-    total = 0.0
-    for a, b in pairwise(track):
-        total += great_circle_nm(a.latitude, a.longitude, b.latitude, b.longitude)
-    return total
+    """Distance along a track, leg by leg, summed exactly as the summary does (``fsum``)."""
+    return math.fsum(
+        great_circle_nm(a.latitude, a.longitude, b.latitude, b.longitude)
+        for a, b in pairwise(track)
+    )
 
 
 def parked(samples: int, alt: int = 83) -> list[PositionSample]:

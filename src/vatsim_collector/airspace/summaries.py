@@ -61,6 +61,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from math import fsum
 from typing import Any
 
 from vatsim_collector.tracking.geodesy import great_circle_nm
@@ -190,7 +191,9 @@ def flight_summary(
     for position in positions:
         by_session[position.session_id].append(position)
     pairs: list[tuple[datetime, datetime, bool]] = []
-    distance = 0.0
+    # Summed with fsum, so the total does not depend on the order the sessions come in (the
+    # database returns a flight's rows in no particular order).
+    legs: list[float] = []
     highest: int | None = None
     low, high = PLAUSIBLE_ALTITUDE_FT
     for samples in by_session.values():
@@ -198,8 +201,7 @@ def flight_summary(
         for a, b in pairwise(samples):
             pairs.append((a.at, b.at, a.groundspeed > AIRBORNE_ABOVE_KT))
         for segment in plausible_track(samples):
-            for leg in segment.legs_nm:
-                distance += leg
+            legs.extend(segment.legs_nm)
             for sample in segment.samples:
                 altitude = sample.altitude
                 if low <= altitude <= high and (highest is None or altitude > highest):
@@ -211,7 +213,7 @@ def flight_summary(
     return FlightSummary(
         online_minutes=_minutes(online),
         airborne_minutes=_minutes(airborne),
-        distance_nm=distance,
+        distance_nm=fsum(legs),
         max_altitude=highest,
         coverage=covered / online if online > _ZERO else None,
         airborne_coverage=covered_airborne / airborne if airborne > _ZERO else None,

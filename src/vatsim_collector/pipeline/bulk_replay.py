@@ -220,13 +220,14 @@ class BulkReplay:
             item.transceivers_path,
             limit=self.settings.max_document_bytes,
         )
-        result = _ingest_file(self.ingestor, replay_file, self.report)
-        if result is None or not result.events:
-            return
-        # Committed already: its log rows and summaries follow in a transaction of their own.
-        with self.ingestor.db.write("bulk.handlers") as conn:
-            self._handle_in(conn, result.events)
-        if publish is not None:
+        # Its event-log rows and summaries are written in the transaction that stores it: a
+        # run interrupted right after that commit has lost nothing a re-run would skip.
+        self.ingestor.in_transaction = self._handle_in
+        try:
+            result = _ingest_file(self.ingestor, replay_file, self.report)
+        finally:
+            self.ingestor.in_transaction = None
+        if result is not None and result.events and publish is not None:
             publish(result.events)
 
     # -- one shared transaction ----------------------------------------------------------------

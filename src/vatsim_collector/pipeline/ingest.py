@@ -251,6 +251,10 @@ class Ingestor:
         # With NATS: each snapshot's events are also written to the outbox in the snapshot's
         # own transaction, for the relay (brokers.nats.relay) to publish. None: the bus only.
         self.outbox: EventOutbox | None = None
+        # Also called in every transaction that stores a snapshot, after its events are made,
+        # with those events: the bulk replay's event log and summaries, so that a snapshot
+        # this path stores commits with them (an interruption loses neither). None: nothing.
+        self.in_transaction: Callable[[Connection, list[Event]], None] | None = None
         # Set when the in-memory state could not be rebuilt (database down): the next ingest
         # rebuilds it first, so nothing is ever applied on top of a state the database lacks.
         self._restore_needed = False
@@ -555,6 +559,8 @@ class Ingestor:
         ]
         if self.outbox is not None:
             self.outbox.write(conn, events, snapshot_id=snapshot_id)
+        if self.in_transaction is not None:
+            self.in_transaction(conn, events)
         return snapshot_id, events
 
     def _hold_records(
@@ -678,6 +684,8 @@ class Ingestor:
             )
             if self.outbox is not None:
                 self.outbox.write(conn, [received], snapshot_id=snapshot_id)
+            if self.in_transaction is not None:
+                self.in_transaction(conn, [received])
         self.stats.snapshots_quarantined += 1
         return IngestResult(
             Outcome.QUARANTINED, at, reason=reason, snapshot_id=snapshot_id, events=[received]

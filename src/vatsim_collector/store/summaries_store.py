@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Executable, and_, bindparam, select
+from sqlalchemy import BindParameter, Connection, Executable, and_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vatsim_collector.airspace.summaries import (
@@ -57,14 +57,15 @@ def _upsert_statement(
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     stmt = dialect.insert(table)
     update = {name: stmt.excluded[name] for name in columns if name != key}
-    return stmt.on_conflict_do_update(index_elements=[key], set_=update)
+    upsert: Executable = stmt.on_conflict_do_update(index_elements=[key], set_=update)
+    return upsert
 
 
 @cache
 def _flight_statements() -> tuple[Executable, Executable, Executable, Executable, Executable]:
     """The flight, its positions, its ended contacts, its sector visits and its latest plan,
     each for ``:flight_id``."""
-    flight_id = bindparam("flight_id")
+    flight_id: BindParameter[int] = bindparam("flight_id")
     ps, pos, snap = t.pilot_sessions, t.positions, t.snapshots
     flight = select(t.flights).where(t.flights.c.id == flight_id)
     positions = (
