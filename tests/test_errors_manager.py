@@ -6,6 +6,9 @@ import asyncio
 import errno
 import json
 import socket
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -263,6 +266,70 @@ def test_classifier_mapping_table(tmp_path: Path) -> None:
         if classify(exc) != expected
     ]
     assert wrong == []
+
+
+# Raised in a fresh interpreter that imports the classifier before httpx2 and psycopg: it must
+# recognise their exceptions without having imported the libraries itself (a replay on SQLite
+# never loads either), as the module docstring's table says.
+_LIBRARY_EXCEPTIONS = textwrap.dedent(
+    """
+    import json, sys
+    from vatsim_collector.errors.taxonomy import classify
+    loaded = sorted(m for m in ("httpx2", "psycopg") if m in sys.modules)
+    import httpx2, psycopg, psycopg.errors
+    request = httpx2.Request("GET", "https://feed.test/")
+    def status(code):
+        response = httpx2.Response(code, request=request)
+        return httpx2.HTTPStatusError(str(code), request=request, response=response)
+    cases = {
+        "ConnectTimeout": httpx2.ConnectTimeout("slow", request=request),
+        "ConnectError": httpx2.ConnectError("refused", request=request),
+        "HTTPStatusError 503": status(503),
+        "HTTPStatusError 404": status(404),
+        "DecodingError": httpx2.DecodingError("garbled", request=request),
+        "InvalidURL": httpx2.InvalidURL("no"),
+        "TooManyRedirects": httpx2.TooManyRedirects("loop", request=request),
+        "psycopg OperationalError": psycopg.OperationalError("gone"),
+        "psycopg InterfaceError": psycopg.InterfaceError("closed"),
+        "psycopg UniqueViolation": psycopg.errors.UniqueViolation("duplicate"),
+        "psycopg DataError": psycopg.DataError("bad"),
+    }
+    print(json.dumps({
+        "loaded_by_classifier": loaded,
+        "classified": {
+            name: [c.category, c.severity, c.transient]
+            for name, c in ((name, classify(e)) for name, e in cases.items())
+        },
+    }))
+    """
+)
+
+
+def test_library_exceptions_are_classified_without_the_classifier_importing_them() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _LIBRARY_EXCEPTIONS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    fresh = json.loads(done.stdout)
+    assert fresh["loaded_by_classifier"] == []
+    db_transient = ["database", "high", True]
+    db_permanent = ["database", "high", False]
+    assert fresh["classified"] == {
+        "ConnectTimeout": ["timeout", "medium", True],
+        "ConnectError": ["network", "medium", True],
+        "HTTPStatusError 503": ["http_status", "medium", True],
+        "HTTPStatusError 404": ["http_status", "high", False],
+        "DecodingError": ["decode", "medium", False],
+        "InvalidURL": ["configuration", "high", False],
+        "TooManyRedirects": ["http_status", "high", False],
+        "psycopg OperationalError": db_transient,
+        "psycopg InterfaceError": db_transient,
+        "psycopg UniqueViolation": db_permanent,
+        "psycopg DataError": db_permanent,
+    }
 
 
 def test_project_exceptions_share_one_base() -> None:

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Engine, inspect
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
-from vatsim_collector.store.migrate import alembic_config, current_revision, head_revision, upgrade
+from vatsim_collector.store.migrate import (
+    MIGRATIONS,
+    alembic_config,
+    current_revision,
+    declared_head,
+    declared_revisions,
+    head_revision,
+    stored_revisions,
+    upgrade,
+)
 from vatsim_collector.store.schema import metadata
 
 # Created by migrations 0004 and 0007 for analysts; not part of ``metadata`` (tests/test_views.py,
@@ -72,3 +86,76 @@ def test_the_views_go_with_a_downgrade_and_come_back(engine: Engine) -> None:
 def test_upgrade_twice_is_harmless(engine: Engine) -> None:
     upgrade(engine)
     assert set(inspect(engine).get_table_names()) >= {t.name for t in metadata.sorted_tables}
+
+
+# -- the check that spares a current database the import of Alembic ----------------------------
+
+
+def test_the_revisions_read_from_the_files_are_alembics() -> None:
+    scripts = ScriptDirectory.from_config(alembic_config())
+    assert declared_revisions() == {s.revision: s.down_revision for s in scripts.walk_revisions()}
+    assert declared_head() == head_revision()
+
+
+def _migration(folder: Path, name: str, declarations: str) -> None:
+    (folder / f"{name}.py").write_text(f'"""{name}"""\n\n{declarations}\n')
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {},
+        {
+            "a": 'revision = "a"\ndown_revision = None',
+            "b": 'revision = "b"\ndown_revision = "a"',
+            "c": 'revision = "c"\ndown_revision = "a"',
+        },  # two heads
+        {
+            "a": 'revision = "a"\ndown_revision = None',
+            "m": 'revision = "m"\ndown_revision = ("a", "x")',
+        },
+        {"a": 'revision = "a"\ndown_revision = "gone"'},  # follows a missing file
+        {"a": 'revision = "a"\ndown_revision = None', "b": 'revision = get()\ndown_revision = "a"'},
+    ],
+    ids=["no file", "branch", "merge", "gap", "computed"],
+)
+def test_files_that_do_not_say_plainly_leave_the_head_to_alembic(
+    tmp_path: Path, files: dict[str, str]
+) -> None:
+    for name, declarations in files.items():
+        _migration(tmp_path, name, declarations)
+    assert declared_head(tmp_path) is None
+
+
+def test_a_plain_chain_of_files_has_its_last_as_head(tmp_path: Path) -> None:
+    _migration(tmp_path, "0001_a", 'revision = "0001"\ndown_revision = None')
+    _migration(tmp_path, "0002_b", 'revision: str = "0002"\ndown_revision: str | None = "0001"')
+    assert declared_head(tmp_path) == "0002"
+    assert declared_head(MIGRATIONS / "versions") == head_revision()
+
+
+def test_the_stored_revision_is_read_without_alembic(engine: Engine, tmp_path: Path) -> None:
+    with engine.connect() as conn:
+        assert stored_revisions(conn) == (head_revision(),)
+    empty = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        with empty.connect() as conn:
+            assert stored_revisions(conn) == ()
+    finally:
+        empty.dispose()
+
+
+def test_a_database_behind_is_still_migrated(engine: Engine) -> None:
+    _downgrade(engine, "0006")
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        assert compare_metadata(_declared_for(conn), metadata) == []
+
+
+def test_a_revision_this_code_does_not_know_is_still_refused_by_alembic(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(CommandError, match="Can't locate revision identified by '9999'"):
+        upgrade(engine)
+    assert current_revision(engine) == "9999"

@@ -17,13 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
-
 from vatsim_collector.airports.reference import AirportReference
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     from scipy.spatial import cKDTree
+
+    FloatArray = npt.NDArray[np.float64]
+    IntArray = npt.NDArray[np.int64]
 
 __all__ = ["EARTH_RADIUS_NM", "AirportIndex", "Nearest", "haversine_nm"]
 
@@ -35,14 +37,13 @@ _SLACK_CHORD = 1e-9
 # Nearest airports asked of the tree per position: the nearest, and any near-ties.
 _CANDIDATES = 4
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-
 
 def haversine_nm(
     lat1: npt.ArrayLike, lon1: npt.ArrayLike, lat2: npt.ArrayLike, lon2: npt.ArrayLike
 ) -> FloatArray:
     """Great-circle distance in nautical miles, element-wise over broadcast arrays."""
+    import numpy as np  # on use: a command that never looks up an airport never loads numpy
+
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dp = p2 - p1
     dl = np.radians(np.asarray(lon2, dtype=float) - np.asarray(lon1, dtype=float))
@@ -99,6 +100,8 @@ class AirportIndex:
         first in the reference's order (by ICAO code)."""
         if not radius_nm > 0:
             raise ValueError("radius_nm must be positive")
+        import numpy as np  # on use: a command that never looks up an airport never loads numpy
+
         self._ready()
         lat_a = np.asarray(lat, dtype=float).ravel()
         lon_a = np.asarray(lon, dtype=float).ravel()
@@ -134,6 +137,8 @@ class AirportIndex:
 
 def _unit_vectors(lat: npt.ArrayLike, lon: npt.ArrayLike) -> FloatArray:
     """Points on the unit sphere, one row (x, y, z) per (lat, lon) in degrees."""
+    import numpy as np
+
     phi, lam = np.radians(lat), np.radians(lon)
     cos_phi = np.cos(phi)
     return np.column_stack([cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)])

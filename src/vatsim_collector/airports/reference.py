@@ -22,14 +22,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import airportsdata
-import numpy as np
-import numpy.typing as npt
 
 from vatsim_collector.errors.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "FILE_COLUMNS",
@@ -62,6 +64,8 @@ class AirportReference:
     numpy columns for vectorised work."""
 
     def __init__(self, airports: Iterable[Airport]) -> None:
+        import numpy as np  # on use: a command that never looks up an airport never loads numpy
+
         self.airports: tuple[Airport, ...] = tuple(sorted(airports, key=lambda a: a.icao))
         self._by_icao = {a.icao: i for i, a in enumerate(self.airports)}
         self.lat: npt.NDArray[np.float64] = np.array([a.lat for a in self.airports], dtype=float)

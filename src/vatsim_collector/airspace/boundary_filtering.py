@@ -7,11 +7,14 @@ feed failure. Transceivers are kept only for the stations that are kept.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from vatsim_collector.airspace.boundary import BoundaryFilter
 from vatsim_collector.feed.models import Snapshot, StationTransceivers
+
+if TYPE_CHECKING:  # a filter is built (and shapely imported) only when one is configured
+    from vatsim_collector.airspace.boundary import BoundaryFilter
 
 __all__ = ["Filtered", "within_boundary"]
 

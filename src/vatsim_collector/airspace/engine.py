@@ -27,9 +27,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import NamedTuple, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from vatsim_collector.airspace.contacts import (
     ContactRanges,
@@ -37,8 +35,10 @@ from vatsim_collector.airspace.contacts import (
     PilotRadio,
     match_contacts,
 )
-from vatsim_collector.airspace.sectors import SectorSet
 from vatsim_collector.tracking.state import Flight
+
+if TYPE_CHECKING:
+    from vatsim_collector.airspace.sectors import SectorSet
 
 __all__ = [
     "AirspaceChanges",
@@ -196,6 +196,8 @@ class AirspaceEngine:
     def _sectors(
         self, at: datetime, pilots: Sequence[PilotObservation], changes: AirspaceChanges
     ) -> None:
+        import numpy as np  # imported on use: a command with no pilot to place never pays for numpy
+
         assert self.sectors is not None
         lons = np.fromiter((p.point.longitude for p in pilots), float, len(pilots))
         lats = np.fromiter((p.point.latitude for p in pilots), float, len(pilots))
@@ -310,6 +312,8 @@ class AirspaceEngine:
         """The sector of each point, as :meth:`step` would decide it (for restoring)."""
         if self.sectors is None or not points:
             return [None] * len(points)
+        import numpy as np  # imported on use: a command with no pilot to place never pays for numpy
+
         found = self.sectors.assign(
             np.fromiter((p.longitude for p in points), float, len(points)),
             np.fromiter((p.latitude for p in points), float, len(points)),

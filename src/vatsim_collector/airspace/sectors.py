@@ -21,13 +21,17 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
-import shapely
-from numpy.typing import ArrayLike, NDArray
 
-from vatsim_collector.airspace.geometry import FeatureRejected, clean_geometry
 from vatsim_collector.errors.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import shapely
+    from numpy.typing import ArrayLike, NDArray
+
+# numpy, shapely and the geometry module (which needs shapely) are imported where a set is
+# built or used: a deferred set that is never used (a replay with no pilot) costs neither.
 
 DEFAULT_FILE = "vatspy-Boundaries.geojson"
 DEFAULT_NAME_PROPERTY = "id"
@@ -147,12 +151,16 @@ def _feet(properties: Mapping[str, Any], key: str | None) -> float | None:
         except ValueError:
             number = None
     if number is None or not math.isfinite(number):
+        from vatsim_collector.airspace.geometry import FeatureRejected
+
         raise FeatureRejected(f"{key} is not a finite number: {value!r}")
     return number
 
 
 def _weighted_area(geometry: shapely.Geometry) -> float:
     """Square degrees shrunk by cos(latitude): ordered like true area, without projecting."""
+    import shapely
+
     latitude = shapely.get_y(shapely.centroid(geometry))
     return float(shapely.area(geometry)) * math.cos(math.radians(latitude))
 
@@ -187,6 +195,9 @@ class SectorSet:
             return object.__getattribute__(self, name)
 
     def __init__(self, sectors: list[Sector], report: SectorReport) -> None:
+        import numpy as np
+        import shapely
+
         self.sectors = sectors
         self.report = report
         geometries = np.array([s.geometry for s in sectors], dtype=object)
@@ -242,6 +253,8 @@ class SectorSet:
         lower_property: str | None = "lower_ft",
         upper_property: str | None = "upper_ft",
     ) -> SectorSet:
+        from vatsim_collector.airspace.geometry import FeatureRejected, clean_geometry
+
         if not isinstance(data, Mapping):
             raise SectorLoadError(f"{source}: not GeoJSON (top level is not an object)")
         report = SectorReport()
@@ -309,6 +322,9 @@ class SectorSet:
 
         A point on a boundary counts as inside. A NaN altitude fits only sectors with no band.
         """
+        import numpy as np
+        import shapely
+
         x = np.asarray(lons, dtype=np.float64)
         y = np.asarray(lats, dtype=np.float64)
         z = np.asarray(alts, dtype=np.float64)

@@ -7,13 +7,16 @@ rather than running without the analytics someone configured.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from vatsim_collector.airspace.boundary import BoundaryFilter
 from vatsim_collector.airspace.contacts import ContactRanges
 from vatsim_collector.airspace.engine import AirspaceEngine
 from vatsim_collector.airspace.sectors import SectorLoadError, SectorSet
 from vatsim_collector.config import Settings
 from vatsim_collector.errors.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from vatsim_collector.airspace.boundary import BoundaryFilter
 
 __all__ = ["Airspace", "build_airspace", "load_sectors"]
 
@@ -51,6 +54,9 @@ def _boundary(settings: Settings, sectors: SectorSet) -> BoundaryFilter | None:
             " (VATSIM_BOUNDARY_FILE): give one or the other"
         )
     patterns = settings.boundary_controller_list
+    # Only here: the filter's geometry needs shapely, which a run without a boundary never loads.
+    from vatsim_collector.airspace.boundary import BoundaryFilter
+
     try:
         if path is not None:
             return BoundaryFilter.from_geojson(

@@ -34,6 +34,11 @@ MemoryError                                   resource        critical  no
 anything else                                 unknown         high      no
 ============================================  ==============  ========  =========
 
+The libraries' exceptions are recognised without importing the libraries: an exception of
+``httpx2`` or ``psycopg`` can only exist once its library is imported, so a library absent from
+``sys.modules`` has nothing to classify (a ``replay`` on SQLite imports neither, and this module
+is imported by everything that handles errors).
+
 One of our exceptions that is also an ``OSError`` (``SpoolWriteError``) is classified by its
 errno like any ``OSError``: the errno says more than the class. Wrappers (a bare
 ``CollectorError``, ``RuntimeError``, ``Exception``, anything not in the table, and a
@@ -48,11 +53,10 @@ import asyncio
 import errno
 import json
 import sqlite3
-from typing import TypeGuard
+import sys
+from typing import TYPE_CHECKING, TypeGuard
 
-import httpx2
 import msgspec
-import psycopg
 import pydantic
 from sqlalchemy import exc as sa_exc
 
@@ -64,6 +68,9 @@ from vatsim_collector.errors.exceptions import (
     HandlerFailed,
     Severity,
 )
+
+if TYPE_CHECKING:
+    import httpx2
 
 _MAX_CAUSE_DEPTH = 8
 
@@ -121,15 +128,21 @@ def _classify_one(exc: BaseException) -> Classification | None:
     """``exc``'s own classification, or ``None`` when its type says nothing (look deeper)."""
     if isinstance(exc, CollectorError):
         return _collector(exc)
-    if isinstance(exc, httpx2.HTTPError | httpx2.InvalidURL):
-        return _httpx(exc)
+    if "httpx2" in sys.modules:  # else no exception of it exists (module docstring)
+        import httpx2
+
+        if isinstance(exc, httpx2.HTTPError | httpx2.InvalidURL):
+            return _httpx(exc)
     if isinstance(exc, sa_exc.SQLAlchemyError):
         return _sqlalchemy(exc)
-    if isinstance(exc, sqlite3.Error | psycopg.Error):
-        transient = isinstance(
-            exc, sqlite3.OperationalError | psycopg.OperationalError | psycopg.InterfaceError
-        )
-        return _DB_TRANSIENT if transient else _DB_PERMANENT
+    if isinstance(exc, sqlite3.Error):
+        return _DB_TRANSIENT if isinstance(exc, sqlite3.OperationalError) else _DB_PERMANENT
+    if "psycopg" in sys.modules:
+        import psycopg
+
+        if isinstance(exc, psycopg.Error):
+            transient = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+            return _DB_TRANSIENT if transient else _DB_PERMANENT
     if isinstance(
         exc,
         msgspec.DecodeError | pydantic.ValidationError | json.JSONDecodeError | UnicodeDecodeError,
@@ -157,6 +170,8 @@ def _collector(exc: CollectorError) -> Classification:
 
 
 def _httpx(exc: httpx2.HTTPError | httpx2.InvalidURL) -> Classification:
+    import httpx2  # loaded: exc is one of its exceptions
+
     if isinstance(exc, httpx2.HTTPStatusError):
         return http_status(exc.response.status_code)
     if isinstance(exc, httpx2.TimeoutException):

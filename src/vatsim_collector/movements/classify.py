@@ -17,14 +17,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from vatsim_collector.airports.nearest import AirportIndex
 from vatsim_collector.movements.model import PilotSample
 from vatsim_collector.movements.rules import MovementRules
 from vatsim_collector.movements.state import AIR, ROLL, STOPPED, TAXI, Obs
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "NOT_QUIET",
@@ -90,6 +92,8 @@ def classify(
     airports: AirportIndex, rules: MovementRules, at: datetime, samples: Sequence[PilotSample]
 ) -> Columns:
     """Every sample's class, airport, height above it and coarse kind (``QUIET_*``)."""
+    import numpy as np  # on use: a command with no pilot to classify never loads numpy
+
     codes = airports.reference.codes
     n = len(samples)
     if n == 0:

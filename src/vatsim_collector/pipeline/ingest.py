@@ -12,13 +12,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from vatsim_collector.airspace.boundary import BoundaryFilter
 from vatsim_collector.airspace.boundary_filtering import within_boundary
 from vatsim_collector.airspace.engine import AirspaceEngine
 from vatsim_collector.airspace.live import LiveAirspace, LiveChanges
@@ -51,6 +50,9 @@ from vatsim_collector.tracking.changes import Changeset
 from vatsim_collector.tracking.live import LiveView
 from vatsim_collector.tracking.state import LiveState
 from vatsim_collector.tracking.tracker import Tracker
+
+if TYPE_CHECKING:  # built by airspace.setup only when configured (it needs shapely)
+    from vatsim_collector.airspace.boundary import BoundaryFilter
 
 log = structlog.get_logger(__name__)
 

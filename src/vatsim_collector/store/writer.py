@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from sqlalchemy import BigInteger, Connection, Table, any_, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
@@ -84,6 +83,8 @@ def _bulk_insert(
     quote = conn.dialect.identifier_preparer.quote
     target = f"{quote(table.name)} ({', '.join(quote(c) for c in columns)})"
     if conn.dialect.name == "postgresql":
+        import psycopg  # loaded with the dialect; not imported at all on SQLite
+
         raw = conn.connection.driver_connection
         assert isinstance(raw, psycopg.Connection)
         statement = f"COPY {target} FROM STDIN"

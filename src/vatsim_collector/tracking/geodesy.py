@@ -9,11 +9,13 @@ longitude differences through sines, so crossing the antimeridian needs no speci
 from __future__ import annotations
 
 import math
-
-import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from typing import TYPE_CHECKING
 
 from vatsim_collector.feed.models import StationTransceivers
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import ArrayLike, NDArray
 
 EARTH_RADIUS_NM = 3440.065
 
@@ -31,6 +33,8 @@ def great_circle_nm_array(
     lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike
 ) -> NDArray[np.float64]:
     """``great_circle_nm`` element-wise over broadcastable arrays (degrees in, nm out)."""
+    import numpy as np  # imported on use: a command with no pilot to place never pays for numpy
+
     phi1 = np.radians(np.asarray(lat1, dtype=np.float64))
     phi2 = np.radians(np.asarray(lat2, dtype=np.float64))
     half_dphi = (phi2 - phi1) / 2.0
