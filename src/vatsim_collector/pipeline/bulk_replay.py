@@ -281,6 +281,8 @@ class BulkReplay:
             with ingestor.db.timed("ingest.partitions"):
                 ingestor.partitions.ensure_for(ingestor.db, snapshot_id)
             with ingestor.db.write("bulk.snapshots") as conn:
+                # Sessions' last-seen times are written once for the batch (SnapshotWriter).
+                ingestor.writer.defer_last_seen()
                 while candidate is not None:
                     stored.append(self._store(conn, candidate))
                     pending.popleft()
@@ -294,7 +296,9 @@ class BulkReplay:
                 if self.event_log is not None:
                     # The whole batch's log rows at once: fewer, larger statements.
                     self.event_log.write_in(conn, [e for s in stored for e in s.events])
+                ingestor.writer.flush_last_seen(conn)
         except Exception:
+            ingestor.writer.discard_last_seen()
             # Rolled back: rebuild what the state and the gate remember, then let the one-by-one
             # path meet the failure as it would have (holding what the database refuses).
             ingestor.invalidate()

@@ -9,12 +9,22 @@ are excluded from ATC statistics.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, Executable, and_, bindparam, select
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    Connection,
+    Executable,
+    Row,
+    and_,
+    any_,
+    bindparam,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vatsim_collector.airspace.summaries import (
@@ -59,6 +69,33 @@ def _upsert_statement(
     update = {name: stmt.excluded[name] for name in columns if name != key}
     upsert: Executable = stmt.on_conflict_do_update(index_elements=[key], set_=update)
     return upsert
+
+
+@cache
+def _positions_by_session() -> tuple[Executable, Executable]:
+    """PostgreSQL's way to a flight's positions: its sessions' ids first, then the positions'
+    session index (``ix_positions_pilot_session_id``) with those ids as one array, from the
+    first session's day on. Planned from the flight's own session count, it never scans a day
+    of positions; the join of the other shape was planned as a sequential scan of the day's
+    partition while its statistics were young (a back-fill into a new database)."""
+    ps, pos, snap = t.pilot_sessions, t.positions, t.snapshots
+    sessions = select(ps.c.id, ps.c.first_seen_at).where(ps.c.flight_id == bindparam("flight_id"))
+    positions = (
+        select(
+            pos.c.pilot_session_id,
+            snap.c.update_timestamp,
+            pos.c.latitude,
+            pos.c.longitude,
+            pos.c.altitude,
+            pos.c.groundspeed,
+        )
+        .join(snap, snap.c.id == pos.c.snapshot_id)
+        .where(
+            pos.c.pilot_session_id == any_(bindparam("ids", type_=postgresql.ARRAY(BigInteger))),
+            pos.c.snapshot_id >= bindparam("from_id", type_=BigInteger),
+        )
+    )
+    return sessions, positions
 
 
 @cache
@@ -141,7 +178,7 @@ class SummaryWriter:
                 r.altitude,
                 r.groundspeed,
             )
-            for r in conn.execute(positions_of, key)
+            for r in self._positions(conn, flight_id, positions_of, key)
         ]
         contacts = [
             ContactSpan(
@@ -179,6 +216,24 @@ class SummaryWriter:
             },
         )
         return True
+
+    @staticmethod
+    def _positions(
+        conn: Connection, flight_id: int, positions_of: Executable, key: dict[str, int]
+    ) -> Iterable[Row[Any]]:
+        if conn.dialect.name != "postgresql":
+            # SQLite's positions are keyed by snapshot first: the statement walks each
+            # session's snapshots and looks up one key per snapshot.
+            return conn.execute(positions_of, key)
+        sessions_of, by_session = _positions_by_session()
+        sessions = conn.execute(sessions_of, key).all()
+        if not sessions:
+            return []
+        first = min(row.first_seen_at for row in sessions)
+        return conn.execute(
+            by_session,
+            {"ids": [row.id for row in sessions], "from_id": t.snapshot_id_for(first)},
+        )
 
     # -- controllers -------------------------------------------------------------------------
 
