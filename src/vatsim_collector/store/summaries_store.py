@@ -71,6 +71,17 @@ def _upsert_statement(
     return upsert
 
 
+# What a flight summary reads of each position (a ``PositionSample``), whichever way found.
+_POSITION_SAMPLE = (
+    t.positions.c.pilot_session_id,
+    t.snapshots.c.update_timestamp,
+    t.positions.c.latitude,
+    t.positions.c.longitude,
+    t.positions.c.altitude,
+    t.positions.c.groundspeed,
+)
+
+
 @cache
 def _positions_by_session() -> tuple[Executable, Executable]:
     """PostgreSQL's way to a flight's positions: its sessions' ids first, then the positions'
@@ -81,14 +92,7 @@ def _positions_by_session() -> tuple[Executable, Executable]:
     ps, pos, snap = t.pilot_sessions, t.positions, t.snapshots
     sessions = select(ps.c.id, ps.c.first_seen_at).where(ps.c.flight_id == bindparam("flight_id"))
     positions = (
-        select(
-            pos.c.pilot_session_id,
-            snap.c.update_timestamp,
-            pos.c.latitude,
-            pos.c.longitude,
-            pos.c.altitude,
-            pos.c.groundspeed,
-        )
+        select(*_POSITION_SAMPLE)
         .join(snap, snap.c.id == pos.c.snapshot_id)
         .where(
             pos.c.pilot_session_id == any_(bindparam("ids", type_=postgresql.ARRAY(BigInteger))),
@@ -106,14 +110,7 @@ def _flight_statements() -> tuple[Executable, Executable, Executable, Executable
     ps, pos, snap = t.pilot_sessions, t.positions, t.snapshots
     flight = select(t.flights).where(t.flights.c.id == flight_id)
     positions = (
-        select(
-            pos.c.pilot_session_id,
-            snap.c.update_timestamp,
-            pos.c.latitude,
-            pos.c.longitude,
-            pos.c.altitude,
-            pos.c.groundspeed,
-        )
+        select(*_POSITION_SAMPLE)
         # Positions are keyed by snapshot first: walk each session's snapshots and look up one
         # primary key per snapshot, never scan all traffic for one flight.
         .select_from(
