@@ -83,6 +83,38 @@ def test_the_views_go_with_a_downgrade_and_come_back(engine: Engine) -> None:
         assert compare_metadata(_declared_for(conn), metadata) == []
 
 
+def _fillfactors(engine: Engine) -> dict[str, str | None]:
+    """Each table's fillfactor as PostgreSQL stores it (None: the default, 100)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT relname, reloptions FROM pg_class"
+                " WHERE relname = ANY(:names) AND relkind = 'r'"
+            ),
+            {"names": list(SESSION_TABLES)},
+        ).all()
+    found: dict[str, str | None] = {name: None for name in SESSION_TABLES}
+    for name, options in rows:
+        for option in options or []:
+            key, _, value = option.partition("=")
+            if key == "fillfactor":
+                found[name] = value
+    return found
+
+
+SESSION_TABLES = ("pilot_sessions", "controller_sessions", "atis_sessions", "prefiles")
+
+
+def test_the_tables_updated_every_snapshot_leave_room_on_their_pages(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a storage parameter of PostgreSQL's; SQLite has no fillfactor")
+    assert _fillfactors(engine) == {name: "50" for name in SESSION_TABLES}
+    _downgrade(engine, "0007")
+    assert _fillfactors(engine) == {name: None for name in SESSION_TABLES}
+    upgrade(engine)
+    assert _fillfactors(engine) == {name: "50" for name in SESSION_TABLES}
+
+
 def test_upgrade_twice_is_harmless(engine: Engine) -> None:
     upgrade(engine)
     assert set(inspect(engine).get_table_names()) >= {t.name for t in metadata.sorted_tables}

@@ -150,6 +150,9 @@ flights = Table(
     Index("ix_flights_cid_callsign", "cid", "callsign"),
 )
 
+# pilot_sessions, controller_sessions, atis_sessions and prefiles: every snapshot updates
+# their online rows' last_seen_at, so on PostgreSQL they leave room on each page for that
+# update to stay on its page (fillfactor 50, set by migration 0008).
 pilot_sessions = Table(
     "pilot_sessions",
     metadata,
